@@ -1,0 +1,217 @@
+"""The ``feedbot`` command: thin wrappers over the library.
+
+Exit codes: 0 ok, 1 operational failure (a feed or a delivery failed),
+2 usage or config error.  Expected failures print one readable sentence on
+stderr, never a traceback.  Modules are imported by the command that needs
+them, so ``feedbot --help`` and ``feedbot check`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot import __version__
+from bot.errors import ConfigError, FeedbotError
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="feedbot",
+        description="Watch RSS/Atom feeds and post a daily digest to chat webhooks.",
+    )
+    p.add_argument("--config", metavar="PATH", help="config file (default: $FEEDBOT_CONFIG, else ./config.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every step (INFO) on stderr")
+    p.add_argument("--version", action="version", version=f"feedbot {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", help="the service: scheduled polls and daily digests")
+    poll = sub.add_parser("poll", help="poll every enabled feed (or one) once")
+    poll.add_argument("--feed", metavar="NAME", help="poll only the feed with this name")
+    digest = sub.add_parser("digest", help="build the digest of pending items now and deliver it")
+    digest.add_argument("--dry-run", action="store_true", help="print the digest; send and record nothing")
+    digest.add_argument("--date", metavar="YYYY-MM-DD", type=_date, help="digest date (the YYMMDD label)")
+    sub.add_parser("check", help="validate the config; exit 2 listing every problem")
+    sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
+    sub.add_parser("demo", help="an offline tour on loopback: sample feeds, a webhook, a digest")
+    return p
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def config_path(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("FEEDBOT_CONFIG") or "config.toml")
+
+
+def _load(arg: str | None) -> Config:
+    from bot.config import load_config
+
+    return load_config(config_path(arg))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from bot import logs
+
+    default_level = logging.INFO if args.command == "run" else logging.WARNING
+    logs.setup(logging.INFO if args.verbose else default_level)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"feedbot: invalid config {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except FeedbotError as exc:
+        print(f"feedbot: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(sys.stdout)
+    config = _load(args.config)
+    if command == "check":
+        return cmd_check(config)
+    if command == "run":
+        from bot.service import Service
+
+        return asyncio.run(Service(config).run())
+    if command == "poll":
+        return asyncio.run(cmd_poll(config, args.feed))
+    if command == "digest":
+        return asyncio.run(cmd_digest(config, args.dry_run, args.date))
+    if command == "status":
+        return cmd_status(config)
+    raise AssertionError(command)  # argparse only lets the commands above through
+
+
+def cmd_check(config: Config) -> int:
+    enabled = len(config.enabled_feeds)
+    print(
+        f"{config.path}: ok — {len(config.feeds)} feeds ({enabled} enabled), {len(config.topics)} topics, "
+        f"{len(config.labels)} label rules, {len(config.webhooks)} webhooks; state in {config.state_dir}"
+    )
+    for w in config.webhooks:
+        print(f"  webhook {w.name}: {w.kind} {w.url.redacted()}")
+    if not config.webhooks:
+        print("  no webhook: digests are written to stdout and archived in the state directory")
+    return EXIT_OK
+
+
+async def cmd_poll(config: Config, only: str | None) -> int:
+    from bot.fetch import make_client
+    from bot.poll import Poller
+    from bot.state import Store
+
+    feeds = config.enabled_feeds
+    if only is not None:
+        feed = config.feed_named(only)
+        if feed is None:
+            names = ", ".join(f.name for f in config.feeds) or "none"
+            print(f"feedbot: no feed named {only!r} (feeds: {names})", file=sys.stderr)
+            return EXIT_USAGE
+        feeds = (feed,)
+    store = Store.open(config.state_dir)
+    try:
+        async with make_client(config.poll) as client:
+            outcomes = await Poller(config, store, client, _now).poll_all(feeds)
+    finally:
+        store.close()
+    for o in outcomes:
+        print(o.line())
+    return EXIT_FAILURE if any(o.status == "error" for o in outcomes) else EXIT_OK
+
+
+async def cmd_digest(config: Config, dry_run: bool, day: date | None) -> int:
+    from bot.deliver import Deliverer
+    from bot.digest import Digester
+    from bot.fetch import make_client
+    from bot.state import Store
+
+    store = Store.open(config.state_dir)
+    try:
+        async with make_client(config.poll) as client:
+            digester = Digester(config, store, Deliverer(client, store, _now), _now, sys.stdout)
+            if dry_run:
+                rendered = digester.preview(day)
+                if rendered is None:
+                    print("feedbot: no pending items", file=sys.stderr)
+                else:
+                    print(rendered.text)
+                return EXIT_OK
+            result = await digester.run(day)
+    finally:
+        store.close()
+    if result.digest_id is None:
+        print("no new items: no digest built", file=sys.stderr)
+    for r in result.reports:
+        state = "ok" if r.error is None else f"failed: {r.error}"
+        print(f"webhook {r.webhook}: sent {r.sent} message(s), {r.pending} pending — {state}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def _when(value: datetime | None, config: Config) -> str:
+    return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M") if value else "never"
+
+
+def cmd_status(config: Config) -> int:
+    from bot.state import Store
+
+    store = Store.open(config.state_dir)
+    try:
+        states = store.all_feed_states()
+        print(f"feeds ({len(config.feeds)}):")
+        for feed in config.feeds:
+            s = states.get(feed.url)
+            if s is None or s.last_poll_at is None:
+                print(f"  {feed.name}: never polled" + ("" if feed.enabled else " (disabled)"))
+                continue
+            line = (
+                f"  {feed.name}: last poll {_when(s.last_poll_at, config)} {s.last_status}"
+                f", new {s.last_new}, items {s.items_taken}"
+            )
+            if s.error_count:
+                line += f", {s.error_count} error(s) since {_when(s.failing_since, config)}: {s.last_error}"
+            elif s.last_error:
+                line += f" (warning: {s.last_error})"
+            print(line + ("" if feed.enabled else " (disabled)"))
+        print(f"pending items: {store.pending_count()}")
+        names = {w.ident: f"{w.name} ({w.kind} {w.url.redacted()})" for w in config.webhooks}
+        backlog = store.backlog()
+        if not backlog:
+            print("deliveries: nothing pending")
+        for b in backlog:
+            who = names.get(b.webhook, f"webhook {b.webhook} (no longer configured)")
+            line = f"  {who}: {b.pending} message(s) pending"
+            if b.last_error:
+                line += f", last attempt {_when(b.last_attempt_at, config)} failed: {b.last_error}"
+            print(line)
+    finally:
+        store.close()
+    return EXIT_OK

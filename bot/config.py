@@ -1,0 +1,554 @@
+"""Reading ``config.toml`` into frozen objects.
+
+The config is parsed once (at start, or at reload) and every problem found is
+collected with its key path (``feeds[2].url: not an http(s) URL``) so that
+``feedbot check`` can list them all at once.  Defaults live here and nowhere
+else.  Unknown keys are problems too: a misspelt key silently ignored is a
+setting the user believes in but does not have.
+
+This module reads the config file and, for ``url_file`` and ``${VAR}``, the
+files and environment it names; it does no other I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError
+from bot.secrets import Secret
+
+DEFAULT_HEADLINE = "{title} {link}"
+HEADLINE_FIELDS = frozenset({"title", "link", "feed", "handle"})
+WEBHOOK_KINDS = ("discord", "slack", "json", "text")
+BODY_MODES = ("auto", "feed", "none")
+DEFAULT_USER_AGENT = "feedbot/{version} (+https://github.com/feedbot/feedbot; feed-to-digest bot)"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+T = TypeVar("T")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    url: str
+    handle: str | None = None
+    headline: str = DEFAULT_HEADLINE
+    body: str = "auto"  # "auto" | "feed" | "none" | a CSS selector
+    poll_every: timedelta | None = None  # None: the [schedule] default
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Topic:
+    tag: str
+    match: tuple[tuple[str, ...], ...]
+    exclude: tuple[str, ...] = ()
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    text: str
+    match: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    kind: str
+    url: Secret
+    name: str
+
+    @property
+    def ident(self) -> str:
+        """A stable identity for state that does not reveal the URL."""
+        return self.url.fingerprint(self.kind)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    poll_every: timedelta = timedelta(minutes=15)
+    digest_at: tuple[time, ...] = (time(7, 0),)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    first_poll: timedelta | None = timedelta(days=1)  # None: "all"
+    max_age: timedelta | None = timedelta(days=7)  # None: "none"
+    timeout: timedelta = timedelta(seconds=20)
+    concurrency: int = 8
+    user_agent: str = DEFAULT_USER_AGENT
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    default_topic: str = "ニュース"
+    lead: tuple[str, ...] = ()
+    headline_max: int = 140
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    timezone: ZoneInfo
+    state_dir: Path
+    schedule: Schedule = field(default_factory=Schedule)
+    poll: PollSettings = field(default_factory=PollSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    feeds: tuple[Feed, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    labels: tuple[LabelRule, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+
+    def feed_interval(self, feed: Feed) -> timedelta:
+        return feed.poll_every or self.schedule.poll_every
+
+    def feed_named(self, name: str) -> Feed | None:
+        return next((f for f in self.feeds if f.name == name), None)
+
+    @property
+    def enabled_feeds(self) -> tuple[Feed, ...]:
+        return tuple(f for f in self.feeds if f.enabled)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"`` → timedelta."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f'{text!r} is not a duration like "90s", "15m", "2h" or "7d"')
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    env = os.environ if environ is None else environ
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror})"], str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"], str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"], str(path)) from None
+    return _Reader(path, env).config(data)
+
+
+class _Reader:
+    """Walks the TOML data, converting values and collecting problems."""
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+        self.problems: list[str] = []
+
+    # -- helpers -------------------------------------------------------------
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def table(self, data: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.problem(key, "must be a table")
+            return {}
+        for unknown in sorted(set(data) - allowed):
+            self.problem(f"{key}.{unknown}" if key else unknown, "unknown key")
+        return data
+
+    def get(self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T], default: T) -> T:
+        if key not in data:
+            return default
+        try:
+            return convert(data[key])
+        except (ValueError, TypeError) as exc:
+            self.problem(path, str(exc))
+            return default
+
+    def required(self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T]) -> T | None:
+        if key not in data:
+            self.problem(path, "missing (required)")
+            return None
+        try:
+            return convert(data[key])
+        except (ValueError, TypeError) as exc:
+            self.problem(path, str(exc))
+            return None
+
+    # -- sections ------------------------------------------------------------
+
+    def config(self, data: dict[str, Any]) -> Config:
+        top = self.table(
+            data,
+            "",
+            {"timezone", "state_dir", "schedule", "poll", "digest", "feeds", "topics", "labels", "webhooks"},
+        )
+        tz = self.get(top, "timezone", "timezone", _zone, ZoneInfo("UTC"))
+        state_raw = self.get(top, "state_dir", "state_dir", _nonempty_str, "state")
+        state_dir = (
+            Path(self.env["STATE_DIRECTORY"].split(":")[0])
+            if self.env.get("STATE_DIRECTORY")
+            else (self.path.parent / Path(state_raw).expanduser())
+        )
+        schedule = self.schedule(top.get("schedule", {}))
+        poll = self.poll(top.get("poll", {}))
+        digest = self.digest(top.get("digest", {}))
+        feeds = self.feeds(top.get("feeds", []))
+        topics = self.topics(top.get("topics", []))
+        labels = self.labels(top.get("labels", []))
+        webhooks = self.webhooks(top.get("webhooks", []))
+        if self.problems:
+            raise ConfigError(self.problems, str(self.path))
+        return Config(
+            path=self.path,
+            timezone=tz,
+            state_dir=state_dir,
+            schedule=schedule,
+            poll=poll,
+            digest=digest,
+            feeds=feeds,
+            topics=topics,
+            labels=labels,
+            webhooks=webhooks,
+        )
+
+    def schedule(self, data: Any) -> Schedule:
+        t = self.table(data, "schedule", {"poll_every", "digest_at"})
+        d = Schedule()
+        poll_every = self.get(t, "poll_every", "schedule.poll_every", _interval, d.poll_every)
+        digest_at = self.get(t, "digest_at", "schedule.digest_at", _times, d.digest_at)
+        return Schedule(poll_every=poll_every, digest_at=digest_at)
+
+    def poll(self, data: Any) -> PollSettings:
+        t = self.table(data, "poll", {"first_poll", "max_age", "timeout", "concurrency", "user_agent"})
+        d = PollSettings()
+        return PollSettings(
+            first_poll=self.get(t, "first_poll", "poll.first_poll", _window("all"), d.first_poll),
+            max_age=self.get(t, "max_age", "poll.max_age", _window("none"), d.max_age),
+            timeout=self.get(t, "timeout", "poll.timeout", _positive_duration, d.timeout),
+            concurrency=self.get(t, "concurrency", "poll.concurrency", _int_between(1, 64), d.concurrency),
+            user_agent=self.get(t, "user_agent", "poll.user_agent", _nonempty_str, d.user_agent),
+        )
+
+    def digest(self, data: Any) -> DigestSettings:
+        t = self.table(data, "digest", {"default_topic", "lead", "headline_max"})
+        d = DigestSettings()
+        return DigestSettings(
+            default_topic=self.get(t, "default_topic", "digest.default_topic", _tag, d.default_topic),
+            lead=self.get(t, "lead", "digest.lead", _str_list, d.lead),
+            headline_max=self.get(t, "headline_max", "digest.headline_max", _int_between(10, 1000), d.headline_max),
+        )
+
+    def feeds(self, data: Any) -> tuple[Feed, ...]:
+        if not isinstance(data, list):
+            self.problem("feeds", "must be an array of tables ([[feeds]])")
+            return ()
+        out: list[Feed] = []
+        names: dict[str, int] = {}
+        urls: dict[str, int] = {}
+        allowed = {"name", "url", "handle", "headline", "body", "poll_every", "enabled"}
+        for i, raw in enumerate(data):
+            p = f"feeds[{i}]"
+            t = self.table(raw, p, allowed)
+            name = self.required(t, "name", f"{p}.name", _nonempty_str)
+            url = self.required(t, "url", f"{p}.url", _http_url)
+            feed = Feed(
+                name=name or "",
+                url=url or "",
+                handle=self.get(t, "handle", f"{p}.handle", _handle, None),
+                headline=self.get(t, "headline", f"{p}.headline", _headline, DEFAULT_HEADLINE),
+                body=self.get(t, "body", f"{p}.body", _body, "auto"),
+                poll_every=self.get(t, "poll_every", f"{p}.poll_every", _interval, None),
+                enabled=self.get(t, "enabled", f"{p}.enabled", _bool, True),
+            )
+            if name is not None:
+                if name in names:
+                    self.problem(f"{p}.name", f"{name!r} is already the name of feeds[{names[name]}]")
+                names.setdefault(name, i)
+            if url is not None:
+                if url in urls:
+                    self.problem(f"{p}.url", f"the same URL as feeds[{urls[url]}]")
+                urls.setdefault(url, i)
+            out.append(feed)
+        return tuple(out)
+
+    def topics(self, data: Any) -> tuple[Topic, ...]:
+        if not isinstance(data, list):
+            self.problem("topics", "must be an array of tables ([[topics]])")
+            return ()
+        out: list[Topic] = []
+        for i, raw in enumerate(data):
+            p = f"topics[{i}]"
+            t = self.table(raw, p, {"tag", "match", "exclude", "label"})
+            tag = self.required(t, "tag", f"{p}.tag", _tag)
+            match = self.required(t, "match", f"{p}.match", _match)
+            out.append(
+                Topic(
+                    tag=tag or "",
+                    match=match or (),
+                    exclude=self.get(t, "exclude", f"{p}.exclude", _str_list, ()),
+                    label=self.get(t, "label", f"{p}.label", _label, None),
+                )
+            )
+        return tuple(out)
+
+    def labels(self, data: Any) -> tuple[LabelRule, ...]:
+        if not isinstance(data, list):
+            self.problem("labels", "must be an array of tables ([[labels]])")
+            return ()
+        out: list[LabelRule] = []
+        for i, raw in enumerate(data):
+            p = f"labels[{i}]"
+            t = self.table(raw, p, {"text", "match"})
+            text = self.required(t, "text", f"{p}.text", _label)
+            match = self.required(t, "match", f"{p}.match", _match)
+            out.append(LabelRule(text=text or "", match=match or ()))
+        return tuple(out)
+
+    def webhooks(self, data: Any) -> tuple[Webhook, ...]:
+        if not isinstance(data, list):
+            self.problem("webhooks", "must be an array of tables ([[webhooks]])")
+            return ()
+        out: list[Webhook] = []
+        for i, raw in enumerate(data):
+            p = f"webhooks[{i}]"
+            t = self.table(raw, p, {"kind", "url", "url_file", "name"})
+            kind = self.required(t, "kind", f"{p}.kind", _kind)
+            url = self.webhook_url(t, p)
+            if kind is None or url is None:
+                continue
+            name = self.get(t, "name", f"{p}.name", _nonempty_str, f"{kind}#{i}")
+            out.append(Webhook(kind=kind, url=url, name=name))
+        idents = [w.ident for w in out]
+        for i, ident in enumerate(idents):
+            if ident in idents[:i]:
+                self.problem(f"webhooks[{i}].url", "the same kind and URL as an earlier webhook")
+        return tuple(out)
+
+    def webhook_url(self, t: dict[str, Any], p: str) -> Secret | None:
+        if ("url" in t) == ("url_file" in t):
+            self.problem(f"{p}.url", "give exactly one of url and url_file")
+            return None
+        if "url" in t:
+            raw = t["url"]
+            if not isinstance(raw, str):
+                self.problem(f"{p}.url", "must be a string")
+                return None
+            missing = [m.group(1) for m in _ENV_REF.finditer(raw) if m.group(1) not in self.env]
+            if missing:
+                self.problem(f"{p}.url", f"environment variable {missing[0]} is not set")
+                return None
+            value = _ENV_REF.sub(lambda m: self.env[m.group(1)], raw).strip()
+            where = f"{p}.url"
+        else:
+            file_raw = t["url_file"]
+            if not isinstance(file_raw, str) or not file_raw:
+                self.problem(f"{p}.url_file", "must be a path")
+                return None
+            file_path = self.path.parent / Path(_ENV_REF.sub(lambda m: self.env.get(m.group(1), ""), file_raw))
+            try:
+                value = file_path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                self.problem(f"{p}.url_file", f"cannot read {file_path} ({exc.strerror})")
+                return None
+            where = f"{p}.url_file"
+        try:
+            # The message must not echo the value: it is a secret.
+            _http_url(value, echo=False)
+        except ValueError as exc:
+            self.problem(where, str(exc))
+            return None
+        return Secret(value)
+
+
+# -- converters: raise ValueError/TypeError with a message for the user --------
+
+
+def _nonempty_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("must be a string")
+    if not v.strip():
+        raise ValueError("must not be empty")
+    return v.strip()
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError("must be true or false")
+    return v
+
+
+def _int_between(lo: int, hi: int) -> Callable[[Any], int]:
+    def convert(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError("must be an integer")
+        if not lo <= v <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return v
+
+    return convert
+
+
+def _zone(v: Any) -> ZoneInfo:
+    name = _nonempty_str(v)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f'{name!r} is not an IANA time zone name such as "Asia/Tokyo"') from None
+
+
+def _duration(v: Any) -> timedelta:
+    if not isinstance(v, str):
+        raise TypeError('must be a duration string such as "15m"')
+    return parse_duration(v)
+
+
+def _positive_duration(v: Any) -> timedelta:
+    d = _duration(v)
+    if d <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return d
+
+
+def _interval(v: Any) -> timedelta:
+    d = _duration(v)
+    if d < timedelta(seconds=30):
+        raise ValueError("must be at least 30s (be kind to the servers)")
+    return d
+
+
+def _window(unlimited: str) -> Callable[[Any], timedelta | None]:
+    """A duration, or the word meaning "no limit" (None), or "none" (zero)."""
+
+    def convert(v: Any) -> timedelta | None:
+        if v == unlimited:
+            return None
+        if v == "none":
+            return timedelta(0)
+        try:
+            return _duration(v)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f'must be "{unlimited}"' + (', "none"' if unlimited != "none" else "") + ' or a duration such as "1d"'
+            ) from None
+
+    return convert
+
+
+def _times(v: Any) -> tuple[time, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        raise TypeError('must be a list of times of day such as ["07:00"]')
+    out: list[time] = []
+    for item in v:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", item) if isinstance(item, str) else None
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(f"{item!r} is not a time of day HH:MM")
+        out.append(time(int(m.group(1)), int(m.group(2))))
+    return tuple(sorted(set(out)))
+
+
+def _str_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise TypeError("must be a list of non-empty strings")
+    return tuple(x.strip() for x in v)
+
+
+def _match(v: Any) -> tuple[tuple[str, ...], ...]:
+    """``["a", ["b", "c"]]``: all elements must hold; a list is alternatives."""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        raise TypeError("must be a non-empty list of strings or lists of alternatives")
+    out: list[tuple[str, ...]] = []
+    for element in v:
+        alternatives = [element] if isinstance(element, str) else element
+        if (
+            not isinstance(alternatives, list)
+            or not alternatives
+            or not all(isinstance(a, str) and a.strip() for a in alternatives)
+        ):
+            raise TypeError("each element must be a non-empty string or a non-empty list of strings")
+        out.append(tuple(a.strip() for a in alternatives))
+    return tuple(out)
+
+
+def _tag(v: Any) -> str:
+    s = _nonempty_str(v)
+    if any(c.isspace() for c in s) or any(c in s for c in "#()"):
+        raise ValueError(f"{s!r} must not contain spaces, '#' or parentheses")
+    return s
+
+
+def _label(v: Any) -> str:
+    s = _nonempty_str(v)
+    if any(c in s for c in "()\n"):
+        raise ValueError(f"{s!r} must not contain parentheses or newlines")
+    return s
+
+
+def _handle(v: Any) -> str:
+    s = _nonempty_str(v).removeprefix("@")
+    if any(c.isspace() for c in s):
+        raise ValueError("must not contain spaces")
+    return s
+
+
+def _headline(v: Any) -> str:
+    s = _nonempty_str(v)
+    try:
+        fields = {f for _, f, spec, conv in string.Formatter().parse(s) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
+    unknown = fields - HEADLINE_FIELDS
+    if unknown:
+        names = ", ".join("{" + u + "}" for u in sorted(unknown))
+        raise ValueError(f"unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}")
+    if "title" not in fields:
+        raise ValueError("must contain {title}")
+    return s
+
+
+def _body(v: Any) -> str:
+    s = _nonempty_str(v)
+    if s in BODY_MODES:
+        return s
+    import soupsieve  # CSS selectors are checked here, not at first use
+
+    try:
+        soupsieve.compile(s)
+    except (soupsieve.SelectorSyntaxError, ValueError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"is neither auto, feed, none nor a valid CSS selector ({first})") from None
+    return s
+
+
+def _kind(v: Any) -> str:
+    s = _nonempty_str(v)
+    if s not in WEBHOOK_KINDS:
+        raise ValueError(f"{s!r} is not one of {', '.join(WEBHOOK_KINDS)}")
+    return s
+
+
+def _http_url(v: Any, echo: bool = True) -> str:
+    s = _nonempty_str(v)
+    parts = urlsplit(s)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{s!r} is not an http(s) URL" if echo else "not an http(s) URL")
+    return s

@@ -1,0 +1,105 @@
+"""Building a digest and handing it to delivery.
+
+``compose`` is pure: items + config + day → Rendered.  ``Digester.run``
+binds the pending items to a new digest and records its messages for every
+webhook in one transaction (the outbox), then delivers every webhook's
+queue, oldest digest first.  With no webhook configured, the digest is
+written to stdout and archived under ``state_dir/digests``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TextIO
+
+from bot.config import Config
+from bot.deliver import Deliverer, DeliveryReport
+from bot.models import Item, Rendered
+from bot.payloads import PAYLOADS
+from bot.render import render
+from bot.state import Store
+from bot.topics import build_digest
+
+log = logging.getLogger("feedbot.digest")
+
+LAST_DIGEST_KEY = "last_digest_at"
+
+
+def compose(config: Config, items: Sequence[Item], day: date) -> Rendered:
+    digest = build_digest(items, day, config.topics, config.labels, config.digest)
+    return render(config, digest)
+
+
+@dataclass(frozen=True)
+class DigestResult:
+    digest_id: int | None  # the digest built now, if any
+    items: int
+    reports: tuple[DeliveryReport, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(r.error is None for r in self.reports)
+
+
+class Digester:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        deliverer: Deliverer,
+        clock: Callable[[], datetime],
+        out: TextIO,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.deliverer = deliverer
+        self.clock = clock
+        self.out = out
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.config.timezone).date()
+
+    def preview(self, day: date | None = None) -> Rendered | None:
+        items = self.store.unbound_items()
+        return compose(self.config, items, day or self.today()) if items else None
+
+    async def run(self, day: date | None = None) -> DigestResult:
+        now = self.clock()
+        webhooks = self.config.webhooks
+        dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)
+        if dropped:
+            log.warning("dropped %d undelivered message(s) of webhooks no longer configured", dropped)
+        items = self.store.unbound_items()
+        digest_id = None
+        if items:
+            rendered = compose(self.config, items, day or self.today())
+
+            def messages(did: int) -> dict[str, Sequence[tuple[str, bytes]]]:
+                return {
+                    w.ident: [(m.content_type, m.body) for m in PAYLOADS[w.kind](rendered, did, self.config.timezone)]
+                    for w in webhooks
+                }
+
+            digest_id = self.store.create_digest(
+                rendered.digest.date, now, [i.id for i in items], rendered.text, messages
+            )
+            log.info(
+                "digest=%d date=%s items=%d webhooks=%d", digest_id, rendered.digest.date, len(items), len(webhooks)
+            )
+            if not webhooks:
+                self._archive(digest_id, rendered)
+        self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
+        reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
+        return DigestResult(digest_id, len(items), tuple(reports))
+
+    def _archive(self, digest_id: int, rendered: Rendered) -> None:
+        """No webhook: stdout is the channel, and a copy stays in state_dir."""
+        folder = self.config.state_dir / "digests"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{rendered.digest.date}-{digest_id:06d}.txt"
+        path.write_text(rendered.text + "\n", encoding="utf-8")
+        self.out.write(rendered.text + "\n")
+        self.out.flush()

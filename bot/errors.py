@@ -1,0 +1,55 @@
+"""The one error hierarchy of feedbot.
+
+    FeedbotError
+    ├── ConfigError      the config file cannot be read or is invalid (exit 2)
+    ├── FetchError       an HTTP fetch failed (feed, article page)
+    ├── ParseError       a feed document could not be turned into entries
+    ├── StateError       the SQLite state cannot be opened or used
+    └── DeliveryError    a webhook did not accept a message
+
+Expected failures carry a one-sentence message meant for the user; the CLI
+prints it without a traceback.  Messages never contain a secret (webhook URLs
+are shown redacted, see ``bot.secrets``).
+"""
+
+from __future__ import annotations
+
+
+class FeedbotError(Exception):
+    """Base of every error feedbot raises on purpose."""
+
+
+class ConfigError(FeedbotError):
+    """The configuration is invalid; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        count = len(self.problems)
+        head = f"{source}: {count} problem{'s' if count != 1 else ''}"
+        super().__init__(head + "".join(f"\n  {p}" for p in self.problems))
+
+
+class FetchError(FeedbotError):
+    """An HTTP request failed: transport error, bad status, too large."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ParseError(FeedbotError):
+    """A feed document could not be parsed into entries."""
+
+
+class StateError(FeedbotError):
+    """The state database cannot be opened, is corrupt, or is locked."""
+
+
+class DeliveryError(FeedbotError):
+    """A webhook did not accept a message."""
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable

@@ -1,0 +1,364 @@
+"""Article body extraction: page bytes in, paragraphs out (pure).
+
+``extract_body(data, url, content_type, mode)`` decodes the page (HTTP
+charset, BOM, ``<meta charset>``, then detection; Shift_JIS read as CP932)
+and returns its body as a list of one-line paragraphs in document order.
+
+``mode`` is ``"auto"`` (find the main text) or a CSS selector (the text of
+the selected elements).  A page without an article body, such as an index
+or a live-updates page, gives ``[]``: link lists are not a body.
+
+The "auto" extractor scores text blocks in the spirit of Readability: a
+block is a run of inline text between block-level boundaries; blocks with
+enough text and few links vote for their parent and grandparent; the best
+container, plus siblings that score nearly as well, is the article.
+Boilerplate (navigation, share buttons, related links, captions, footers)
+is removed before scoring by tag and by class/id words.
+
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bs4 import BeautifulSoup, Tag
+from bs4.element import Comment, NavigableString
+
+from bot.text import BLOCK_TAGS, INVISIBLE_TAGS, clean, collapse
+
+# Elements that are never article text.
+_BOILERPLATE_TAGS = frozenset(
+    ["nav", "header", "footer", "aside", "form", "button", "select", "figure", "figcaption", "dialog", "menu"]
+)
+# class/id words that mark boilerplate containers.  Matched as whole words
+# (split on - _ and space) to avoid hitting "shadow" for "ad".
+_BOILERPLATE_WORDS = frozenset(
+    [
+        "share",
+        "sharing",
+        "social",
+        "sns",
+        "related",
+        "recommend",
+        "recommended",
+        "ranking",
+        "rank",
+        "popular",
+        "breadcrumb",
+        "breadcrumbs",
+        "comment",
+        "comments",
+        "footer",
+        "header",
+        "nav",
+        "navi",
+        "navigation",
+        "menu",
+        "sidebar",
+        "ad",
+        "ads",
+        "advert",
+        "advertisement",
+        "banner",
+        "promo",
+        "newsletter",
+        "signup",
+        "subscribe",
+        "caption",
+        "credit",
+        "copyright",
+        "tags",
+        "tag",
+        "pagination",
+        "pager",
+        "byline",
+        "author",
+        "toolbar",
+        "modal",
+        "cookie",
+        "consent",
+        "widget",
+        "sponsor",
+        "pr",
+        "relatedarticles",
+        "trending",
+    ]
+)
+_BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search", "dialog"})
+_WORD_SPLIT = re.compile(r"[\s_\-]+|(?<=[a-z])(?=[A-Z])")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
+
+MIN_BLOCK_CHARS = 20  # shorter blocks do not vote (CJK text is dense: 20 chars is a sentence)
+MIN_BODY_CHARS = 60  # a "body" shorter than this is not an article
+MAX_LINK_DENSITY = 0.35
+DESCEND_SHARE = 0.85
+
+
+@dataclass
+class _Block:
+    text: str
+    element: Tag  # nearest block-level ancestor
+    link_chars: int
+
+    @property
+    def link_density(self) -> float:
+        return self.link_chars / max(len(self.text), 1)
+
+
+# -- decoding ---------------------------------------------------------------
+
+
+def charset_from_content_type(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", content_type, re.I)
+    return m.group(1) if m else None
+
+
+def normalise_codec(name: str) -> str | None:
+    """Map a declared charset to the Python codec that really decodes it."""
+    try:
+        codec = codecs.lookup(name.strip().lower()).name
+    except LookupError:
+        return None
+    # Japanese pages labelled Shift_JIS are written by Windows tools: CP932
+    # is the superset (NEC/IBM extensions, ① and friends).
+    if codec in ("shift_jis", "shift_jis_2004", "shift_jisx0213"):
+        return "cp932"
+    if codec == "euc_jp":
+        return "euc_jis_2004"
+    if codec in ("latin-1", "iso8859-1", "ascii"):
+        return "cp1252"  # what browsers do (WHATWG encoding standard)
+    return codec
+
+
+def _try(data: bytes, codec: str | None) -> str | None:
+    if codec is None:
+        return None
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def decode_html(data: bytes, content_type: str | None = None) -> str:
+    """Decode a page: a declared charset that does not decode is not trusted."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            text = _try(data, codec)
+            if text is not None:
+                return text
+    declared = charset_from_content_type(content_type)
+    if declared:
+        text = _try(data, normalise_codec(declared))
+        if text is not None:
+            return text
+    m = _META_CHARSET.search(data[:8192])
+    if m:
+        text = _try(data, normalise_codec(m.group(1).decode("ascii", "replace")))
+        if text is not None:
+            return text
+    text = _try(data, "utf-8")
+    if text is not None:
+        return text
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    if best is not None and best.encoding:
+        text = _try(data, normalise_codec(best.encoding))
+        if text is not None:
+            return text
+    return data.decode("utf-8", errors="replace")
+
+
+# -- parsing and blocks -----------------------------------------------------
+
+
+def soup_of(markup: str) -> BeautifulSoup:
+    soup = BeautifulSoup(markup, "lxml")
+    for tag in soup.find_all(INVISIBLE_TAGS):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        comment.extract()
+    return soup
+
+
+def _iter_blocks(root: Tag) -> Iterator[_Block]:
+    """Runs of inline text between block boundaries, in document order."""
+    parts: list[str] = []
+    link_chars = 0
+    owner: Tag = root
+
+    def flush() -> _Block | None:
+        nonlocal parts, link_chars
+        text = collapse("".join(parts))
+        block = _Block(text, owner, min(link_chars, len(text))) if text else None
+        parts, link_chars = [], 0
+        return block
+
+    def walk(node: Tag, in_link: bool) -> Iterator[_Block]:
+        nonlocal owner, link_chars
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                s = str(child)
+                parts.append(s)
+                if in_link:
+                    link_chars += len(collapse(s))
+            elif isinstance(child, Tag):
+                if child.name == "br":
+                    block = flush()
+                    if block:
+                        yield block
+                    continue
+                if child.name in BLOCK_TAGS:
+                    block = flush()
+                    if block:
+                        yield block
+                    saved = owner
+                    owner = child
+                    yield from walk(child, in_link)
+                    block = flush()
+                    if block:
+                        yield block
+                    owner = saved
+                else:
+                    yield from walk(child, in_link or child.name == "a")
+
+    yield from walk(root, False)
+    last = flush()
+    if last:
+        yield last
+
+
+def block_texts(soup: BeautifulSoup | Tag) -> list[str]:
+    """Every non-empty text block of a fragment, one line each."""
+    return [b.text for b in _iter_blocks(soup)]
+
+
+# -- auto extraction --------------------------------------------------------
+
+
+def _is_boilerplate(tag: Tag) -> bool:
+    if tag.name in _BOILERPLATE_TAGS:
+        return True
+    attrs = tag.attrs or {}
+    if attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true":
+        return True
+    if str(attrs.get("role", "")).lower() in _BOILERPLATE_ROLES:
+        return True
+    words: set[str] = set()
+    for key in ("class", "id"):
+        value = attrs.get(key)
+        if value:
+            joined = " ".join(value) if isinstance(value, list) else str(value)
+            words.update(w.lower() for w in _WORD_SPLIT.split(joined) if w)
+    return bool(words & _BOILERPLATE_WORDS)
+
+
+def _strip_boilerplate(root: Tag) -> None:
+    doomed = [t for t in root.find_all(True) if _is_boilerplate(t)]
+    for tag in doomed:
+        if not tag.decomposed:
+            tag.decompose()
+
+
+def _good(block: _Block) -> bool:
+    return (
+        len(block.text) >= MIN_BLOCK_CHARS
+        and block.link_density <= MAX_LINK_DENSITY
+        and block.element.name not in _HEADINGS
+    )
+
+
+def _auto(soup: BeautifulSoup) -> list[str]:
+    root = soup.body or soup
+    _strip_boilerplate(root)
+    blocks = list(_iter_blocks(root))
+    # Each element scores the text of its good blocks minus its link text;
+    # the article is found by descending from the root while one child
+    # holds most of the score (DESCEND_SHARE), so a lead paragraph kept
+    # apart from the rest of the body stays in.
+    scores: dict[int, float] = {}
+    for block in blocks:
+        value = (len(block.text) if _good(block) else 0) - block.link_chars
+        node: Tag | None = block.element
+        while node is not None:
+            scores[id(node)] = scores.get(id(node), 0.0) + value
+            node = node.parent if node is not root else None
+    if scores.get(id(root), 0.0) <= 0:
+        return []
+    top = root
+    while True:
+        children = [c for c in top.find_all(True, recursive=False) if id(c) in scores]
+        best = max(children, key=lambda c: scores[id(c)], default=None)
+        if best is None or scores[id(best)] < DESCEND_SHARE * scores[id(top)]:
+            break
+        top = best
+
+    def inside(el: Tag) -> bool:
+        return el is top or any(p is top for p in el.parents)
+
+    body = [
+        b.text
+        for b in blocks
+        if inside(b.element)
+        and b.element.name not in _HEADINGS
+        and b.link_density <= MAX_LINK_DENSITY
+        and (len(b.text) >= MIN_BLOCK_CHARS or b.element.name == "p" or _sentence_end(b.text))
+    ]
+    if sum(len(t) for t in body) < MIN_BODY_CHARS:
+        return []
+    return body
+
+
+def _sentence_end(text: str) -> bool:
+    """A short block that ends like a sentence is a paragraph, not a label."""
+    return text.endswith(("。", ".", "!", "?", "！", "？", "」", "”", '"'))
+
+
+def _selected(soup: BeautifulSoup, selector: str) -> list[str]:
+    out: list[str] = []
+    for element in soup.select(selector):
+        out.extend(b.text for b in _iter_blocks(element))
+    return out
+
+
+def looks_like_markup(text: str) -> bool:
+    return "<" in text and re.search(r"</?[a-zA-Z][^>]*>", text) is not None
+
+
+def html_paragraphs(fragment: str) -> list[str]:
+    """Paragraphs of an HTML fragment (feed content), one line each."""
+    if not looks_like_markup(fragment):
+        decoded = html.unescape(fragment)
+        return [p for p in (collapse(x) for x in re.split(r"\n\s*\n", decoded)) if p]
+    return block_texts(soup_of(fragment))
+
+
+def plain(fragment: str) -> str:
+    """A fragment as one line of plain text (titles, post texts)."""
+    return " ".join(html_paragraphs(fragment))
+
+
+def extract_body(data: bytes, url: str, content_type: str | None, mode: str) -> list[str]:
+    """The article body of a fetched page as one-line paragraphs.
+
+    ``url`` names the page in errors and is kept for rules that depend on
+    the site; ``mode`` is ``"auto"`` or a CSS selector.
+    """
+    del url  # reserved for site-specific rules; the generic path needs none
+    if content_type and not re.search(r"html|xml", content_type, re.I):
+        return []
+    soup = soup_of(decode_html(data, content_type))
+    paragraphs = _auto(soup) if mode == "auto" else _selected(soup, mode)
+    return [clean(p) for p in paragraphs if p]

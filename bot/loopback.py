@@ -1,0 +1,162 @@
+"""Small HTTP servers on 127.0.0.1, for ``feedbot demo`` and the tests.
+
+``Server`` runs a handler function in a background thread.  ``SiteHandler``
+serves a folder of feeds and pages with ``{{BASE}}`` replaced by the
+server's own address, answering conditional GETs with 304 like a real feed
+server.  ``Receiver`` is a webhook that records what it is sent and can be
+told to fail.  Nothing here listens beyond loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+LAST_MODIFIED = "Tue, 21 Jan 2025 12:00:00 GMT"
+_TYPES = {
+    ".xml": "application/rss+xml; charset=utf-8",
+    ".rdf": "application/rdf+xml; charset=utf-8",
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+Handler = Callable[[Request], Reply]
+
+
+class Server:
+    """A threaded HTTP server on 127.0.0.1 calling ``handler`` per request."""
+
+    def __init__(self, handler: Handler) -> None:
+        outer = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                reply = outer.handler(req)
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(reply.body)
+
+            do_GET = do_POST = do_HEAD = do_PUT = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: the tests and the demo print what matters
+
+        self.handler = handler
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class SiteHandler:
+    """Serves ``root``: ``{{BASE}}`` in files becomes the server's address."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.base = ""
+        self.hits: dict[str, int] = {}
+        self.overrides: dict[str, Reply] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, req: Request) -> Reply:
+        path = req.path.split("?", 1)[0]
+        with self._lock:
+            self.hits[path] = self.hits.get(path, 0) + 1
+            override = self.overrides.get(path)
+        if override is not None:
+            return override
+        target = (self.root / path.lstrip("/")).resolve()
+        if not target.is_relative_to(self.root):
+            return Reply(404)
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            return Reply(404, {"Content-Type": "text/plain"}, b"not found")
+        body = target.read_bytes().replace(b"{{BASE}}", self.base.encode())
+        etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+        headers = {"ETag": etag, "Last-Modified": LAST_MODIFIED}
+        if req.headers.get("if-none-match") == etag:
+            return Reply(304, headers)
+        headers["Content-Type"] = _TYPES.get(target.suffix, "application/octet-stream")
+        return Reply(200, headers, body)
+
+
+class Receiver:
+    """A webhook receiver: records every request; ``fail`` queues bad answers."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._answers: deque[Reply] = deque()
+        self._cond = threading.Condition()
+
+    def fail(self, count: int, status: int = 500, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        with self._cond:
+            self._answers.extend(Reply(status, dict(headers or {}), body) for _ in range(count))
+
+    def __call__(self, req: Request) -> Reply:
+        with self._cond:
+            answer = self._answers.popleft() if self._answers else None
+            if answer is None:
+                self.requests.append(req)
+                self._cond.notify_all()
+        if answer is not None:
+            return answer
+        return Reply(200, {"Content-Type": "application/json"}, json.dumps({"id": str(len(self.requests))}).encode())
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Block until ``count`` requests were accepted (an event, not a sleep)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.requests) >= count, timeout)
+
+    @property
+    def accepted(self) -> list[Request]:
+        with self._cond:
+            return list(self.requests)

@@ -1,0 +1,107 @@
+"""Typed records that travel between the pipeline's stages.
+
+Past the parser nothing is a dict: entries, items, groups and digests are
+frozen dataclasses.  Times are timezone-aware UTC datetimes; conversion to
+the configured zone happens only when rendering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.keys import Key
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed entry, normalised to plain text."""
+
+    keys: tuple[Key, ...]
+    title: str  # plain one-line text; "" for a title-less post
+    link: str  # absolute URL, or "" when the entry has none
+    published: datetime | None
+    content: tuple[str, ...] = ()  # the feed's own text (content:encoded, else summary) as paragraphs
+
+    @property
+    def titleless(self) -> bool:
+        return not self.title
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    entries: tuple[Entry, ...]
+    warning: str | None = None  # a survivable problem feedparser reported (bozo)
+
+
+@dataclass(frozen=True)
+class Item:
+    """An entry taken for a digest, as stored in the state database."""
+
+    id: int
+    feed: str  # the feed's name (attribution)
+    feed_url: str
+    title: str  # "" for a title-less post
+    link: str
+    published: datetime | None
+    first_seen: datetime
+    body: tuple[str, ...]
+
+    @property
+    def when(self) -> datetime:
+        """The item's date for attribution and ordering."""
+        return self.published or self.first_seen
+
+    @property
+    def titleless(self) -> bool:
+        return not self.title
+
+
+@dataclass(frozen=True)
+class Group:
+    tag: str
+    label: str
+    items: tuple[Item, ...]
+
+    @property
+    def tagline(self) -> str:
+        return f"#{self.tag}({self.label})"
+
+
+@dataclass(frozen=True)
+class Digest:
+    date: str  # YYYY-MM-DD, the digest date in the configured zone
+    lead: tuple[Item, ...]
+    groups: tuple[Group, ...]
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return self.lead + tuple(i for g in self.groups for i in g.items)
+
+
+@dataclass(frozen=True)
+class Block:
+    """The lines of one item, plus its group's tag line if it closes one.
+
+    Blocks are the units a digest is cut into messages by: a message never
+    splits a block, so a tag line always stays with its group's last item.
+    """
+
+    lines: tuple[str, ...]
+    item_id: int
+    tagline: str | None = None
+
+    @property
+    def all_lines(self) -> tuple[str, ...]:
+        return self.lines + ((self.tagline,) if self.tagline else ())
+
+
+@dataclass(frozen=True)
+class Rendered:
+    digest: Digest
+    blocks: tuple[Block, ...] = field(default=())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line for b in self.blocks for line in b.all_lines)

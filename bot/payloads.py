@@ -1,0 +1,128 @@
+"""What each kind of webhook is sent (pure): a registry, not a chain of ifs.
+
+``PAYLOADS[kind](rendered, digest_id)`` returns the messages, in order, that
+deliver one digest to a webhook of that kind.  Each kind owns its size limit
+and its escaping, so the same digest is cut differently for Discord (2,000
+characters) and Slack (4,000), and feed text can never ping anybody.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from bot.models import Block, Item, Rendered
+from bot.render import split, utf16_len
+
+DISCORD_LIMIT = 2000
+SLACK_LIMIT = 4000
+JSON_SCHEMA = "feedbot.digest/1"
+
+_ZWSP = "\u200b"
+_DISCORD_MENTION = re.compile(r"@(everyone|here)|<(@[!&]?|#)(?=\d)", re.I)
+
+
+@dataclass(frozen=True)
+class Message:
+    body: bytes
+    content_type: str
+    text: str  # what people will read, for logs and tests
+
+
+Builder = Callable[[Rendered, int, tzinfo], list[Message]]
+
+
+def _map_blocks(rendered: Rendered, fn: Callable[[str], str]) -> list[Block]:
+    return [
+        Block(tuple(fn(x) for x in b.lines), b.item_id, fn(b.tagline) if b.tagline else None) for b in rendered.blocks
+    ]
+
+
+def neutralise_discord(line: str) -> str:
+    """``@everyone`` and ``<@123>`` shown as text, never as a ping."""
+    return _DISCORD_MENTION.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], line)
+
+
+def escape_slack(line: str) -> str:
+    """Slack's required escaping: ``<!channel>`` in feed text stays text."""
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _json_message(payload: object, text: str) -> Message:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Message(body, "application/json", text)
+
+
+def discord(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
+    blocks = _map_blocks(rendered, neutralise_discord)
+    return [
+        _json_message({"content": text, "allowed_mentions": {"parse": []}}, text)
+        for text in split(blocks, DISCORD_LIMIT, utf16_len)
+    ]
+
+
+def slack(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
+    blocks = _map_blocks(rendered, escape_slack)
+    return [
+        _json_message({"text": text, "unfurl_links": False, "unfurl_media": False}, text)
+        for text in split(blocks, SLACK_LIMIT, utf16_len)
+    ]
+
+
+def text(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
+    body = rendered.text
+    return [Message(body.encode("utf-8"), "text/plain; charset=utf-8", body)]
+
+
+def _item_json(item: Item, lines: tuple[str, ...], zone: tzinfo) -> dict[str, object]:
+    return {
+        "id": item.id,
+        "feed": item.feed,
+        "feed_url": item.feed_url,
+        "title": item.title,
+        "link": item.link,
+        "published": item.published.isoformat() if item.published else None,
+        "first_seen": item.first_seen.isoformat(),
+        "date": item.when.astimezone(zone).date().isoformat(),
+        "headline": lines[0],
+        "attribution": lines[1],
+        "body": list(lines[2:]),
+    }
+
+
+def structured(rendered: Rendered, digest_id: int, zone: tzinfo) -> dict[str, object]:
+    lines = {b.item_id: b.lines for b in rendered.blocks}
+    d = rendered.digest
+    return {
+        "schema": JSON_SCHEMA,
+        "digest_id": digest_id,
+        "date": d.date,
+        "text": rendered.text,
+        "lead": [_item_json(i, lines[i.id], zone) for i in d.lead],
+        "groups": [
+            {
+                "tag": g.tag,
+                "label": g.label,
+                "tagline": g.tagline,
+                "items": [_item_json(i, lines[i.id], zone) for i in g.items],
+            }
+            for g in d.groups
+        ],
+    }
+
+
+def json_kind(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
+    return [_json_message(structured(rendered, digest_id, zone), rendered.text)]
+
+
+PAYLOADS: dict[str, Builder] = {"discord": discord, "slack": slack, "json": json_kind, "text": text}
+
+
+def target_url(kind: str, url: str) -> str:
+    """Discord answers 204 and drops errors silently unless asked to wait."""
+    if kind == "discord" and "wait=" not in url:
+        return url + ("&" if "?" in url else "?") + "wait=true"
+    return url

@@ -1,0 +1,147 @@
+"""Polling a feed: fetch → parse → choose → fetch bodies → store.
+
+``choose`` is the pure decider: given the parsed entries, the keys already
+seen and the clock, it says which entries to take and which to record as
+seen without taking (old entries on a feed's first poll, entries past
+``max_age``).  The rest of this module is the I/O around it.
+
+A feed's failure is recorded on the feed (status, error, count) and never
+stops the other feeds.  One structured log line per feed per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from bot.config import Config, Feed, PollSettings
+from bot.errors import FetchError, ParseError
+from bot.extract import extract_body
+from bot.fetch import HostLimiter, fetch_feed
+from bot.keys import Key
+from bot.models import Entry
+from bot.parse import parse_feed
+from bot.state import NewItem, Store
+
+log = logging.getLogger("feedbot.poll")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Choice:
+    take: tuple[Entry, ...]
+    mark_seen: tuple[Key, ...]  # keys of entries recorded as seen but not taken
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    feed: str
+    status: str  # "ok" | "not-modified" | "error"
+    new: int = 0
+    error: str | None = None
+    ms: int = 0
+
+    def line(self) -> str:
+        text = f"feed={self.feed} status={self.status} new={self.new} ms={self.ms}"
+        return text + (f" error={self.error!r}" if self.error else "")
+
+
+def choose(entries: Sequence[Entry], seen: set[Key], first_poll: bool, now: datetime, settings: PollSettings) -> Choice:
+    """Which entries are new, and which of the unseen ones are too old to take."""
+    take: list[Entry] = []
+    mark: list[Key] = []
+    known = set(seen)
+    for entry in entries:
+        if known.intersection(entry.keys):
+            continue
+        known.update(entry.keys)
+        age = now - entry.published if entry.published else None
+        too_old = age is not None and settings.max_age is not None and age > settings.max_age
+        if first_poll and settings.first_poll is not None:
+            # A feed added to a running installation must not flood the next
+            # digest with its back catalogue; undated entries count as old.
+            too_old = too_old or age is None or age > settings.first_poll
+        if too_old:
+            mark.extend(entry.keys)
+        else:
+            take.append(entry)
+    return Choice(tuple(take), tuple(mark))
+
+
+class Poller:
+    """Polls feeds with one HTTP client, one store and one clock."""
+
+    def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.pages = HostLimiter(config.poll.concurrency)
+        self.deadline = config.poll.timeout.total_seconds() * 2
+
+    async def poll_all(self, feeds: Sequence[Feed]) -> list[PollOutcome]:
+        bound = asyncio.Semaphore(self.config.poll.concurrency)
+
+        async def one(feed: Feed) -> PollOutcome:
+            async with bound:
+                return await self.poll(feed)
+
+        return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+    async def poll(self, feed: Feed) -> PollOutcome:
+        started = time.monotonic()
+        state = self.store.feed_state(feed.url)
+
+        def done(status: str, new: int = 0, error: str | None = None) -> PollOutcome:
+            outcome = PollOutcome(feed.name, status, new, error, int((time.monotonic() - started) * 1000))
+            (log.warning if error else log.info)("%s", outcome.line())
+            return outcome
+
+        try:
+            response = await fetch_feed(self.client, feed.url, state.etag, state.last_modified, self.deadline)
+            if response.status == 304:
+                self.store.record_not_modified(feed.url, feed.name, self.clock())
+                return done("not-modified")
+            parsed = parse_feed(response.content, feed.url, response.headers)
+        except (FetchError, ParseError) as exc:
+            self.store.record_failure(feed.url, feed.name, self.clock(), "error", str(exc))
+            return done("error", error=str(exc))
+        now = self.clock()
+        seen = self.store.seen_keys(k for e in parsed.entries for k in e.keys)
+        choice = choose(parsed.entries, seen, state.first_ok_at is None, now, self.config.poll)
+        bodies = await asyncio.gather(*(self.body(feed, e) for e in choice.take))
+        ids = self.store.record_poll(
+            feed.url,
+            feed.name,
+            now,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            take=[NewItem(e, b) for e, b in zip(choice.take, bodies, strict=True)],
+            mark_seen=choice.mark_seen,
+            warning=parsed.warning,
+        )
+        return done("ok", new=len(ids))
+
+    async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
+        """The body stored with the item: fetched once, at poll time."""
+        if entry.titleless or feed.body == "feed":
+            return entry.content
+        if feed.body == "none" or not entry.link:
+            return ()
+        try:
+            page = await self.pages.fetch_page(self.client, entry.link, self.deadline)
+        except FetchError as exc:
+            # The feed's own text is better than nothing; say so once.
+            log.warning(
+                "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, str(exc)
+            )
+            return entry.content
+        # Extraction is CPU-bound (a parse of the page): keep it off the loop.
+        return tuple(await asyncio.to_thread(extract_body, page.content, page.url, page.content_type, feed.body))

@@ -1,0 +1,148 @@
+"""Rendering a digest to text and cutting it into messages (pure).
+
+The format is ``shared/DIGEST_FORMAT.md``: per item a headline built from the
+feed's template, an attribution line ``— NAME (@HANDLE) January 20, 2025``
+in the configured time zone, the body lines; each group closed by its tag
+line.  ``split`` cuts the result into messages only between items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import tzinfo
+
+from bot.config import DEFAULT_HEADLINE, Config, Feed
+from bot.models import Block, Digest, Item, Rendered
+from bot.text import collapse, truncate
+
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+ELLIPSIS = "…"
+
+Measure = Callable[[str], int]
+
+
+def attribution(name: str, handle: str | None, item: Item, zone: tzinfo) -> str:
+    local = item.when.astimezone(zone)
+    who = f"{name} (@{handle})" if handle else name
+    return f"\u2014 {who} {MONTHS[local.month - 1]} {local.day}, {local.year}"
+
+
+def headline_and_body(item: Item, feed: Feed, headline_max: int) -> tuple[str, tuple[str, ...]]:
+    """A titled item uses its title; a title-less post its text, cut if long."""
+    if item.titleless:
+        full = collapse(" ".join(item.body))
+        title = truncate(full, headline_max, ELLIPSIS)
+        body = item.body if title != full else ()
+    else:
+        title, body = item.title, item.body
+    line = feed.headline.format_map({"title": title, "link": item.link, "feed": feed.name, "handle": feed.handle or ""})
+    return collapse(line), tuple(b for b in (collapse(x) for x in body) if b)
+
+
+def _feed_for(config: Config, item: Item) -> Feed:
+    # A feed removed from the config still has pending items: render them
+    # under the name they were taken with and the default template.
+    return config.feed_named(item.feed) or Feed(name=item.feed, url=item.feed_url, headline=DEFAULT_HEADLINE)
+
+
+def item_lines(config: Config, item: Item) -> tuple[str, ...]:
+    feed = _feed_for(config, item)
+    head, body = headline_and_body(item, feed, config.digest.headline_max)
+    return (head, attribution(feed.name, feed.handle, item, config.timezone), *body)
+
+
+def render(config: Config, digest: Digest) -> Rendered:
+    blocks = [Block(item_lines(config, i), i.id) for i in digest.lead]
+    for group in digest.groups:
+        for n, item in enumerate(group.items):
+            last = n == len(group.items) - 1
+            blocks.append(Block(item_lines(config, item), item.id, group.tagline if last else None))
+    return Rendered(digest=digest, blocks=tuple(blocks))
+
+
+def utf16_len(text: str) -> int:
+    """Length as JavaScript counts it: chat services limit messages this way."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _fit(text: str, room: int, measure: Measure) -> str:
+    """The longest prefix of ``text`` plus "…" that measures at most ``room``."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if measure(text[:mid].rstrip() + ELLIPSIS) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + ELLIPSIS if lo else ""
+
+
+def shrink(block: Block, limit: int, measure: Measure = len) -> tuple[str, ...]:
+    """Cut one block to ``limit``: body lines go from the end first.
+
+    The headline and attribution are kept whole unless they alone exceed
+    the limit, and the tag line is always kept; the last kept line ends with
+    "…" (a body line may be kept in part).
+    """
+    if measure("\n".join(block.all_lines)) <= limit:
+        return block.all_lines
+    kept = list(block.lines[:2])
+    body = block.lines[2:]
+    tail = [block.tagline] if block.tagline else []
+
+    def size(extra: Sequence[str]) -> int:
+        return measure("\n".join([*kept, *extra, *tail]))
+
+    if size([]) > limit:
+        # Even headline + attribution do not fit: cut the headline itself.
+        room = limit - measure("\n".join([*kept[1:], *tail])) - 1
+        kept[0] = _fit(kept[0], max(room, 1), measure) or kept[0][:1]
+        return tuple([*kept, *tail])
+    taken: list[str] = []
+    for line in body:
+        if size([*taken, line + ELLIPSIS]) <= limit:
+            taken.append(line)
+            continue
+        room = limit - size([*taken, ""])
+        partial = _fit(line, room, measure) if room > 10 else ""
+        if partial:
+            taken.append(partial)
+        elif taken:
+            taken[-1] += ELLIPSIS
+        break
+    return tuple([*kept, *taken, *tail])
+
+
+def split(blocks: Sequence[Block], limit: int, measure: Measure = len) -> list[str]:
+    """Pack blocks into messages of at most ``limit`` (as ``measure`` counts).
+
+    Messages are cut only between blocks; a block too long for one message
+    is shrunk.  Joining the messages with "\\n" gives back the digest text
+    whenever no block had to be shrunk.
+    """
+    messages: list[str] = []
+    current = ""
+    for block in blocks:
+        text = "\n".join(shrink(block, limit, measure))
+        if current and measure(current + "\n" + text) <= limit:
+            current += "\n" + text
+        else:
+            if current:
+                messages.append(current)
+            current = text
+    if current:
+        messages.append(current)
+    return messages

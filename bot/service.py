@@ -1,0 +1,175 @@
+"""``feedbot run``: the scheduler loop (APScheduler 3.x on asyncio).
+
+One poll job per enabled feed (its interval, first run when it is due by the
+state's last poll) and one digest job per ``digest_at`` time in the
+configured zone.  A digest slot missed while the service was down is caught
+up at start-up, after the first round of polls.  SIGTERM and SIGINT stop the
+loop between steps: running jobs get a grace period to finish their
+transaction; every step is one transaction, so even a kill loses nothing.
+
+APScheduler only calls pipeline functions; it holds no state of its own
+that matters (its job store is in memory and rebuilt from the config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from bot.config import Config, Feed
+from bot.deliver import Deliverer
+from bot.digest import LAST_DIGEST_KEY, Digester
+from bot.fetch import make_client
+from bot.poll import Poller
+from bot.state import Store
+
+log = logging.getLogger("feedbot.service")
+
+FIRST_START_KEY = "first_started_at"
+STOP_GRACE_SECONDS = 30.0
+
+
+def latest_slot(now: datetime, times: Sequence[time], zone: tzinfo) -> datetime | None:
+    """The most recent scheduled digest time at or before ``now``."""
+    local = now.astimezone(zone)
+    slots = [datetime.combine(local.date() - timedelta(days=back), t, tzinfo=zone) for back in (0, 1) for t in times]
+    past = [s for s in slots if s <= local]
+    return max(past) if past else None
+
+
+def missed_digest(now: datetime, times: Sequence[time], zone: tzinfo, last_run: datetime | None) -> bool:
+    slot = latest_slot(now, times, zone)
+    return slot is not None and last_run is not None and last_run < slot
+
+
+def first_due(now: datetime, last_poll: datetime | None, interval: timedelta) -> datetime:
+    """When a feed's next poll is due, from its last poll (at once if never)."""
+    if last_poll is None:
+        return now
+    return max(now, last_poll + interval)
+
+
+class Service:
+    def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.stop = asyncio.Event()
+        self.running: set[asyncio.Task[Any]] = set()
+
+    def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+        """Wrap a job so shutdown can wait for it, and so it never kills the loop."""
+
+        async def job(*args: Any) -> None:
+            if self.stop.is_set():
+                return
+            task = asyncio.current_task()
+            if task is not None:
+                self.running.add(task)
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("job %s failed", getattr(fn, "__name__", fn))
+            finally:
+                if task is not None:
+                    self.running.discard(task)
+
+        return job
+
+    async def run(self) -> int:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        config = self.config
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        store = Store.open(config.state_dir)
+        now = self.clock()
+        if store.get_meta(FIRST_START_KEY) is None:
+            store.set_meta(FIRST_START_KEY, now.isoformat())
+        async with make_client(config.poll) as client:
+            poller = Poller(config, store, client, self.clock)
+            digester = Digester(config, store, Deliverer(client, store, self.clock), self.clock, _stdout())
+
+            async def poll(feed: Feed) -> None:
+                await poller.poll(feed)
+
+            async def digest() -> None:
+                result = await digester.run()
+                for r in result.reports:
+                    if r.error:
+                        log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
+
+            scheduler = AsyncIOScheduler(timezone=config.timezone)
+            states = store.all_feed_states()
+            due_now: list[Feed] = []
+            for feed in config.enabled_feeds:
+                interval = config.feed_interval(feed)
+                state = states.get(feed.url)
+                first = first_due(now, state.last_poll_at if state else None, interval)
+                if first <= now:
+                    due_now.append(feed)
+                    first = now + interval
+                scheduler.add_job(
+                    self._tracked(poll),
+                    IntervalTrigger(seconds=interval.total_seconds()),
+                    args=[feed],
+                    id=f"poll:{feed.url}",
+                    next_run_time=first,
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                )
+            for t in config.schedule.digest_at:
+                scheduler.add_job(
+                    self._tracked(digest),
+                    CronTrigger(hour=t.hour, minute=t.minute, timezone=config.timezone),
+                    id=f"digest:{t.isoformat('minutes')}",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=3600,
+                )
+            scheduler.start()
+            log.info(
+                "started: %d feeds (%d due now), digests at %s %s",
+                len(config.enabled_feeds),
+                len(due_now),
+                ", ".join(t.isoformat("minutes") for t in config.schedule.digest_at),
+                config.timezone,
+            )
+            # The first round, then a digest missed while we were down.
+            await self._tracked(poller.poll_all)(due_now)
+            last = store.get_meta(LAST_DIGEST_KEY) or store.get_meta(FIRST_START_KEY)
+            last_run = datetime.fromisoformat(last) if last else None
+            if not self.stop.is_set() and missed_digest(
+                self.clock(), config.schedule.digest_at, config.timezone, last_run
+            ):
+                log.info("catching up a digest missed while the service was down")
+                await self._tracked(digest)()
+            await self.stop.wait()
+            log.info("stopping")
+            scheduler.shutdown(wait=False)
+            await self._drain()
+        store.close()
+        return 0
+
+    async def _drain(self) -> None:
+        pending = [t for t in self.running if t is not asyncio.current_task()]
+        if not pending:
+            return
+        _done, still = await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still)
+
+
+def _stdout() -> Any:
+    import sys
+
+    return sys.stdout

@@ -1,0 +1,430 @@
+"""The SQLite state under ``state_dir``: only SQL lives here.
+
+Tables:
+
+* ``feeds``: per feed URL, the HTTP validators and the record of every poll
+  (last poll, result, error and counts): errors are data on the feed.
+* ``seen``: dedupe keys (20-byte BLOBs, ``WITHOUT ROWID``).
+* ``items``: entries taken for a digest; ``digest_id`` is NULL until a
+  digest binds them.
+* ``digests`` and ``outbox``: a digest and, per webhook, the messages it was
+  cut into.  A message is marked delivered only after its webhook accepted
+  it; an item stays pending until every message of its digest is delivered.
+
+Every poll is one transaction, and so is building a digest with its
+messages: a crash leaves either all of it or none.  WAL with
+``synchronous=NORMAL`` keeps a commit under a millisecond.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.errors import StateError
+from bot.keys import Key
+from bot.models import Entry, Item
+
+DB_NAME = "feedbot.sqlite3"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    first_ok_at INTEGER,
+    last_poll_at INTEGER,
+    last_ok_at INTEGER,
+    last_status TEXT,
+    last_error TEXT,
+    last_new INTEGER NOT NULL DEFAULT 0,
+    error_count INTEGER NOT NULL DEFAULT 0,
+    failing_since INTEGER,
+    items_taken INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, first_seen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digests (
+    id INTEGER PRIMARY KEY,
+    date TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    feed_url TEXT NOT NULL,
+    feed_name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT NOT NULL,
+    published INTEGER,
+    first_seen INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    digest_id INTEGER REFERENCES digests(id)
+);
+CREATE INDEX IF NOT EXISTS items_digest ON items(digest_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    digest_id INTEGER NOT NULL REFERENCES digests(id),
+    webhook TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    delivered_at INTEGER,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_attempt_at INTEGER,
+    PRIMARY KEY (digest_id, webhook, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
+"""
+
+
+def _ts(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    url: str
+    name: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    first_ok_at: datetime | None = None
+    last_poll_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    last_new: int = 0
+    error_count: int = 0
+    failing_since: datetime | None = None
+    items_taken: int = 0
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An entry chosen at poll time, with the body fetched for it."""
+
+    entry: Entry
+    body: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    digest_id: int
+    webhook: str
+    seq: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookBacklog:
+    webhook: str
+    pending: int
+    attempts: int
+    last_error: str | None
+    last_attempt_at: datetime | None
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path = state_dir / DB_NAME
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StateError(f"state database {path} is from a newer feedbot (schema {row[0]})")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state database {state_dir / DB_NAME} cannot be used: {exc}") from exc
+        except OSError as exc:
+            raise StateError(f"state directory {state_dir} cannot be used: {exc.strerror}") from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"state database {self.path} is busy or locked: {exc}") from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # -- meta ------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
+        )
+
+    # -- feeds -----------------------------------------------------------
+
+    def feed_state(self, url: str) -> FeedState:
+        row = self.conn.execute(
+            "SELECT url, name, etag, last_modified, first_ok_at, last_poll_at, last_ok_at, last_status, last_error,"
+            " last_new, error_count, failing_since, items_taken FROM feeds WHERE url=?",
+            (url,),
+        ).fetchone()
+        if row is None:
+            return FeedState(url=url)
+        return FeedState(
+            url=row[0],
+            name=row[1],
+            etag=row[2],
+            last_modified=row[3],
+            first_ok_at=_dt(row[4]),
+            last_poll_at=_dt(row[5]),
+            last_ok_at=_dt(row[6]),
+            last_status=row[7],
+            last_error=row[8],
+            last_new=row[9],
+            error_count=row[10],
+            failing_since=_dt(row[11]),
+            items_taken=row[12],
+        )
+
+    def all_feed_states(self) -> dict[str, FeedState]:
+        urls = [r[0] for r in self.conn.execute("SELECT url FROM feeds")]
+        return {u: self.feed_state(u) for u in urls}
+
+    def _ensure_feed(self, url: str, name: str) -> None:
+        self.conn.execute(
+            "INSERT INTO feeds(url, name) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET name=excluded.name", (url, name)
+        )
+
+    def record_failure(self, url: str, name: str, now: datetime, status: str, error: str) -> None:
+        with self.transaction():
+            self._ensure_feed(url, name)
+            self.conn.execute(
+                "UPDATE feeds SET last_poll_at=?, last_status=?, last_error=?, last_new=0,"
+                " error_count=error_count+1, failing_since=COALESCE(failing_since, ?) WHERE url=?",
+                (_ts(now), status, error, _ts(now), url),
+            )
+
+    def record_not_modified(self, url: str, name: str, now: datetime) -> None:
+        with self.transaction():
+            self._ensure_feed(url, name)
+            self.conn.execute(
+                "UPDATE feeds SET last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
+                " last_new=0, error_count=0, failing_since=NULL WHERE url=?",
+                (_ts(now), _ts(now), url),
+            )
+
+    def seen_keys(self, keys: Iterable[Key]) -> set[Key]:
+        wanted = list(set(keys))
+        found: set[Key] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(bytes(r[0]) for r in self.conn.execute(f"SELECT key FROM seen WHERE key IN ({marks})", chunk))
+        return found
+
+    def record_poll(
+        self,
+        url: str,
+        name: str,
+        now: datetime,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        take: Sequence[NewItem],
+        mark_seen: Iterable[Key],
+        warning: str | None = None,
+    ) -> list[int]:
+        """Store one successful poll atomically; returns the new item ids.
+
+        An item whose keys were seen meanwhile (another feed polled at the
+        same time carried the same article) is not stored: keys are checked
+        again inside the transaction.
+        """
+        ids: list[int] = []
+        stamp = _ts(now)
+        with self.transaction() as db:
+            self._ensure_feed(url, name)
+            for new in take:
+                keys = new.entry.keys
+                if self.seen_keys(keys):
+                    db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(k, stamp) for k in keys])
+                    continue
+                db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(k, stamp) for k in keys])
+                e = new.entry
+                cur = db.execute(
+                    "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        url,
+                        name,
+                        e.title,
+                        e.link,
+                        _ts(e.published) if e.published else None,
+                        stamp,
+                        json.dumps(list(new.body), ensure_ascii=False),
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(k, stamp) for k in mark_seen])
+            db.execute(
+                "UPDATE feeds SET etag=?, last_modified=?, first_ok_at=COALESCE(first_ok_at, ?), last_poll_at=?,"
+                " last_ok_at=?, last_status=?, last_error=?, last_new=?, error_count=0, failing_since=NULL,"
+                " items_taken=items_taken+? WHERE url=?",
+                (
+                    etag,
+                    last_modified,
+                    stamp,
+                    stamp,
+                    stamp,
+                    "ok" if warning is None else "ok-with-warning",
+                    warning,
+                    len(ids),
+                    len(ids),
+                    url,
+                ),
+            )
+        return ids
+
+    # -- items and digests -------------------------------------------------
+
+    def _items(self, where: str, args: Sequence[object] = ()) -> list[Item]:
+        rows = self.conn.execute(
+            "SELECT id, feed_name, feed_url, title, link, published, first_seen, body FROM items WHERE "
+            + where
+            + " ORDER BY id",
+            args,
+        )
+        return [
+            Item(
+                id=r[0],
+                feed=r[1],
+                feed_url=r[2],
+                title=r[3],
+                link=r[4],
+                published=_dt(r[5]),
+                first_seen=_dt(r[6]) or datetime.fromtimestamp(0, UTC),
+                body=tuple(json.loads(r[7])),
+            )
+            for r in rows
+        ]
+
+    def unbound_items(self) -> list[Item]:
+        """Items taken but not yet part of any digest."""
+        return self._items("digest_id IS NULL")
+
+    def pending_count(self) -> int:
+        """Items not yet accepted by every webhook of their digest."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM items WHERE digest_id IS NULL OR digest_id IN"
+            " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)"
+        ).fetchone()
+        return int(row[0])
+
+    def create_digest(
+        self,
+        date: str,
+        now: datetime,
+        item_ids: Sequence[int],
+        text: str,
+        messages: Callable[[int], dict[str, Sequence[tuple[str, bytes]]]],
+    ) -> int:
+        """Bind items to a new digest and record its messages, atomically.
+
+        ``messages(digest_id)`` returns, per webhook id, the (content type,
+        body) of each message in order.
+        """
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO digests(date, created_at, text) VALUES (?, ?, ?)", (date, _ts(now), text))
+            digest_id = int(cur.lastrowid or 0)
+            marks = ",".join("?" * len(item_ids))
+            bound = db.execute(
+                f"UPDATE items SET digest_id=? WHERE digest_id IS NULL AND id IN ({marks})", (digest_id, *item_ids)
+            ).rowcount
+            if bound != len(item_ids):
+                # Another process bound some of them first: build nothing.
+                raise StateError("items changed while the digest was being built; try again")
+            for webhook, msgs in messages(digest_id).items():
+                db.executemany(
+                    "INSERT INTO outbox(digest_id, webhook, seq, content_type, body) VALUES (?, ?, ?, ?, ?)",
+                    [(digest_id, webhook, seq, ctype, body) for seq, (ctype, body) in enumerate(msgs)],
+                )
+        return digest_id
+
+    def undelivered(self, webhook: str) -> list[OutMessage]:
+        rows = self.conn.execute(
+            "SELECT digest_id, webhook, seq, content_type, body FROM outbox"
+            " WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq",
+            (webhook,),
+        )
+        return [OutMessage(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    def mark_delivered(self, msg: OutMessage, now: datetime) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL"
+            " WHERE digest_id=? AND webhook=? AND seq=?",
+            (_ts(now), _ts(now), msg.digest_id, msg.webhook, msg.seq),
+        )
+
+    def mark_failed(self, msg: OutMessage, now: datetime, error: str) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET attempts=attempts+1, last_attempt_at=?, last_error=?"
+            " WHERE digest_id=? AND webhook=? AND seq=?",
+            (_ts(now), error, msg.digest_id, msg.webhook, msg.seq),
+        )
+
+    def drop_webhooks_except(self, active: Iterable[str]) -> int:
+        """Messages for webhooks no longer configured will never be sent."""
+        keep = list(active)
+        marks = ",".join("?" * len(keep)) or "''"
+        return self.conn.execute(
+            f"UPDATE outbox SET dropped=1 WHERE delivered_at IS NULL AND dropped=0 AND webhook NOT IN ({marks})", keep
+        ).rowcount
+
+    def backlog(self) -> list[WebhookBacklog]:
+        rows = self.conn.execute(
+            "SELECT webhook, COUNT(*), MAX(attempts), MAX(last_attempt_at) FROM outbox"
+            " WHERE delivered_at IS NULL AND dropped=0 GROUP BY webhook ORDER BY webhook"
+        ).fetchall()
+        out = []
+        for webhook, count, attempts, last in rows:
+            err = self.conn.execute(
+                "SELECT last_error FROM outbox WHERE webhook=? AND delivered_at IS NULL AND dropped=0"
+                " AND last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1",
+                (webhook,),
+            ).fetchone()
+            out.append(WebhookBacklog(webhook, int(count), int(attempts or 0), err[0] if err else None, _dt(last)))
+        return out
+
+    def digest_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM digests").fetchone()[0])

@@ -1,0 +1,95 @@
+"""Plain text from feed and page fragments (pure).
+
+Everything that reaches a digest line goes through here: markup removed,
+entities decoded, whitespace (newlines included) collapsed to single spaces.
+Characters that can disguise text (controls, bidi overrides, zero-width
+joiners used outside emoji) are removed; emoji and flags are kept.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Block-level elements: their boundaries separate paragraphs.
+BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+# Never text: their content is code, styling, or furigana readings.
+INVISIBLE_TAGS = frozenset(
+    ["script", "style", "noscript", "template", "rt", "rp", "head", "title", "svg", "math", "iframe", "object"]
+)
+
+_SPACE = re.compile(r"\s+")
+# C0/C1 controls (but not whitespace, handled by collapsing), bidi embeddings,
+# overrides and isolates, and invisible format characters that have no
+# business in a headline.  U+200D (ZWJ) is kept only between emoji.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200c\u200e\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]"
+)
+_ZWJ = "\u200d"
+
+
+def collapse(text: str) -> str:
+    """Collapse whitespace runs to one space and strip the ends."""
+    return _SPACE.sub(" ", clean(text)).strip()
+
+
+def clean(text: str) -> str:
+    """Remove characters that can hide or disguise text; keep emoji intact."""
+    text = _UNSAFE.sub("", text)
+    if _ZWJ in text:
+        text = "".join(
+            c
+            for i, c in enumerate(text)
+            if c != _ZWJ or (0 < i < len(text) - 1 and _is_emoji(text[i - 1]) and _is_emoji(text[i + 1]))
+        )
+    return text
+
+
+def _is_emoji(c: str) -> bool:
+    return unicodedata.category(c) == "So" or 0x1F000 <= ord(c) <= 0x1FAFF or c == "\ufe0f"
+
+
+def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Cut ``text`` to ``limit`` characters and append ``ellipsis`` if cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rstrip() + ellipsis
