@@ -31,7 +31,7 @@ DEFAULT_HEADLINE = "{title} {link}"
 HEADLINE_FIELDS = frozenset({"title", "link", "feed", "handle"})
 WEBHOOK_KINDS = ("discord", "slack", "json", "text")
 BODY_MODES = ("auto", "feed", "none")
-DEFAULT_USER_AGENT = "feedbot/{version} (+https://github.com/feedbot/feedbot; feed-to-digest bot)"
+DEFAULT_USER_AGENT = "feedbot/{version} (feed-to-digest bot)"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

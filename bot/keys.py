@@ -1,19 +1,27 @@
 """Dedupe identity of feed entries (pure).
 
-An entry is known by one or more 20-byte keys (SHA-1 digests, stored as
-BLOBs: compact and fast, see PERF_NOTES).  An entry has been seen when any
-of its keys has:
+An entry is known by one or two 20-byte keys (SHA-1 digests, stored as
+BLOBs: compact and fast, see PERF_NOTES); it has been seen when any of its
+keys has.  Its identity, in order of preference:
 
-* its GUID/id: when the GUID is a URL it is canonicalised (below) and
-  global, so the same article through two feeds, or a GUID that moves from
-  http to https, is one item; an opaque GUID ("tag:…", "12345") is scoped to
-  its feed, since two feeds may both number their posts from 1;
-* its canonical link (global), unless several entries of the same document
-  share the link (a feed that links every entry to its home page);
-* only when it has neither: a hash of its title and date, scoped to its feed.
+* its GUID/id: a GUID that is a URL is canonicalised (below, fragment
+  kept: a GUID with a fragment names one entry on purpose) and global, so
+  the same article through two feeds, or a GUID moving from http to https,
+  is one item; an opaque GUID ("tag:…", "12345") is scoped to its feed,
+  since two feeds may both number their posts from 1;
+* otherwise its canonical link (global), fragment dropped, unless that
+  would merge several entries of the same document (Scripting News links
+  every post of a day to one page, told apart only by the fragment);
+* otherwise a hash of its title and date, scoped to its feed.
 
-Editing an entry's title or date does not change its GUID or link, so an
-edited entry is not taken again.
+A GUID repeated for different entries of one document is a publisher bug;
+the repeats are keyed by GUID, date and title so that no post is lost.
+
+An entry with a GUID also gets its link as a second key, so the same
+article is one item even when one feed gives it an opaque GUID; not when
+several entries of the document share that link (a feed that links every
+entry to its home page).  Editing an entry's title or date changes neither
+GUID nor link, so an edited entry is not taken again.
 
 Canonical URL: scheme and host lower-cased, default port and fragment
 dropped, tracking parameters (``utm_*``, ``fbclid``, ``gclid``…) removed;
@@ -23,6 +31,7 @@ for the *key*, http and https are treated as one.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 TRACKING_PARAMS = frozenset(
@@ -63,12 +72,15 @@ def is_url(value: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
-def canonical_url(url: str) -> str:
+def canonical_url(url: str, keep_fragment: bool = False) -> str:
     """The URL people would call "the same page", for dedupe and display."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
-    port = parts.port
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: keep the netloc as given
+        port, host = None, parts.netloc.lower()
     netloc = host
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         netloc = f"{host}:{port}"
@@ -78,27 +90,42 @@ def canonical_url(url: str) -> str:
         if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
     ]
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
+    fragment = parts.fragment if keep_fragment else ""
+    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), fragment))
 
 
-def _url_key(url: str) -> Key:
-    canon = canonical_url(url)
+def _url_key(url: str, keep_fragment: bool) -> Key:
+    canon = canonical_url(url, keep_fragment)
     # http and https are one page for identity.
     return _digest("url", canon.split("://", 1)[1])
 
 
+@dataclass(frozen=True)
+class Sharing:
+    """How an entry's link relates to the other entries of its document."""
+
+    page_shared: bool = False  # another entry links the same page (fragments aside)
+    link_shared: bool = False  # another entry has exactly the same link
+    guid_repeated: bool = False  # an earlier entry of the document has the same GUID
+
+
 def entry_keys(
-    feed_url: str, guid: str | None, link: str | None, title: str, date: str | None, link_shared: bool = False
+    feed_url: str, guid: str | None, link: str | None, title: str, date: str | None, sharing: Sharing = Sharing()
 ) -> tuple[Key, ...]:
-    """The keys of one entry; ``link_shared``: other entries have the same link."""
-    keys: list[Key] = []
-    if guid and guid.strip():
-        g = guid.strip()
-        keys.append(_url_key(g) if is_url(g) else _digest("guid", f"{feed_url}\0{g}"))
-    if link and is_url(link) and not link_shared:
-        k = _url_key(link)
-        if k not in keys:
-            keys.append(k)
-    if not keys:
-        keys.append(_digest("title", f"{feed_url}\0{title}\0{date or ''}"))
-    return tuple(keys)
+    """The keys of one entry, its identity first."""
+    g = (guid or "").strip()
+    has_link = bool(link) and is_url(link or "")
+    if g and sharing.guid_repeated:
+        # A publisher bug (Scripting News reuses a GUID for two posts): the
+        # first keeps the GUID, the others are told apart by date and title.
+        return (_digest("guid-repeat", f"{feed_url}\0{g}\0{date or ''}\0{title}"),)
+    if g:
+        first = _url_key(g, keep_fragment=True) if is_url(g) else _digest("guid", f"{feed_url}\0{g}")
+        if has_link and link and not sharing.link_shared:
+            second = _url_key(link, keep_fragment=True)
+            if second != first:
+                return (first, second)
+        return (first,)
+    if has_link and link and not sharing.link_shared:
+        return (_url_key(link, keep_fragment=sharing.page_shared),)
+    return (_digest("title", f"{feed_url}\0{title}\0{date or ''}"),)

@@ -23,8 +23,14 @@ import feedparser
 
 from bot.errors import ParseError
 from bot.extract import html_paragraphs, plain
-from bot.keys import canonical_url, entry_keys, is_url
+from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.models import Entry, ParsedFeed
+
+
+# feedparser's notes that are not problems: a feed served as text/plain, or
+# a charset header that disagrees with the document (it then uses the right
+# one).
+_BENIGN = frozenset({"NonXMLContentType", "CharacterEncodingOverride"})
 
 
 def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
@@ -41,24 +47,34 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None) 
     except Exception as exc:  # feedparser is meant not to raise; if it does, it is this feed's error
         raise ParseError(f"feed {url}: parser failed: {type(exc).__name__}: {exc}") from exc
     raw_entries = list(result.get("entries") or [])
-    warning = None
-    if result.get("bozo"):
-        problem = result.get("bozo_exception")
-        detail = f"{type(problem).__name__}: {problem}" if problem else "malformed document"
-        if not raw_entries and not result.get("feed"):
-            raise ParseError(f"feed {url}: not a feed ({detail})")
-        warning = detail
-    elif not raw_entries and not result.get("version"):
-        raise ParseError(f"feed {url}: not a feed (no RSS, Atom or JSON feed found)")
+    problem = result.get("bozo_exception")
+    detail = f"{type(problem).__name__}: {problem}" if result.get("bozo") and problem else None
+    if not raw_entries and not result.get("version"):
+        raise ParseError(f"feed {url}: not a feed ({detail or 'no RSS, Atom or JSON feed found'})")
+    warning = detail if detail and type(problem).__name__ not in _BENIGN else None
 
     links = [_link(e, url) for e in raw_entries]
-    shared = Counter(canonical_url(x) for x in links if x)
-    entries = tuple(
-        _entry(e, url, link, shared[canonical_url(link)] > 1 if link else False)
-        for e, link in zip(raw_entries, links, strict=True)
-    )
+    pages = Counter(canonical_url(x) for x in links if x)
+    exact = Counter(canonical_url(x, keep_fragment=True) for x in links if x)
+    guids: set[str] = set()
+    entries: list[Entry] = []
+    for raw, link in zip(raw_entries, links, strict=True):
+        guid = str(raw.get("id") or "").strip()
+        sharing = _sharing(link, pages, exact, repeated=guid in guids)
+        guids.add(guid)
+        entries.append(_entry(raw, url, link, sharing))
     title = plain(str(result.get("feed", {}).get("title", "")))
-    return ParsedFeed(title=title, entries=entries, warning=warning)
+    return ParsedFeed(title=title, entries=tuple(entries), warning=warning)
+
+
+def _sharing(link: str, pages: Counter[str], exact: Counter[str], repeated: bool) -> Sharing:
+    if not link:
+        return Sharing(guid_repeated=repeated)
+    return Sharing(
+        guid_repeated=repeated,
+        page_shared=pages[canonical_url(link)] > 1,
+        link_shared=exact[canonical_url(link, keep_fragment=True)] > 1,
+    )
 
 
 def _link(raw: Any, feed_url: str) -> str:
@@ -91,7 +107,7 @@ def _content(raw: Any) -> tuple[str, ...]:
     return tuple(html_paragraphs(best)) if best else ()
 
 
-def _entry(raw: Any, feed_url: str, link: str, link_shared: bool) -> Entry:
+def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
     title_detail = raw.get("title_detail") or {}
     raw_title = str(raw.get("title") or "")
     title = plain(raw_title) if title_detail.get("type", "text/html") != "text/plain" else " ".join(raw_title.split())
@@ -103,6 +119,6 @@ def _entry(raw: Any, feed_url: str, link: str, link_shared: bool) -> Entry:
         link or None,
         title,
         published.isoformat() if published else None,
-        link_shared=link_shared,
+        sharing,
     )
     return Entry(keys=keys, title=title, link=link, published=published, content=_content(raw))

@@ -25,7 +25,7 @@ DEMO_DATE = date(2025, 1, 21)
 def write_config(folder: Path, base: str, webhook: str | None) -> Path:
     """The demo config for servers at ``base`` (and ``webhook``, or none)."""
     text = CONFIG_TEMPLATE.read_text(encoding="utf-8").replace("{{BASE}}", base)
-    text = text[:text.index("[[webhooks]]")] if webhook is None else text.replace("{{WEBHOOK}}", webhook)
+    text = text[: text.index("[[webhooks]]")] if webhook is None else text.replace("{{WEBHOOK}}", webhook)
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path

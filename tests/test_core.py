@@ -1,0 +1,216 @@
+"""Pure core: dedupe keys, the poll decider, topic matching, labels, payloads."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.config import DigestSettings, LabelRule, PollSettings, Topic
+from bot.keys import Sharing, canonical_url, entry_keys
+from bot.models import Block, Digest, Entry, Group, Item, Rendered
+from bot.payloads import PAYLOADS, escape_slack, neutralise_discord, target_url
+from bot.poll import choose
+from bot.topics import build_digest, choose_label, fold, matches, topic_of
+
+NOW = datetime(2025, 1, 21, 12, 0, tzinfo=UTC)
+
+# -- keys -------------------------------------------------------------------
+
+
+def test_canonical_url_drops_tracking_fragment_and_default_port() -> None:
+    assert canonical_url("HTTPS://Example.ORG:443/a/b?utm_source=x&id=3&fbclid=y&gclid=z#frag") == (
+        "https://example.org/a/b?id=3"
+    )
+    assert canonical_url("http://example.org:8080") == "http://example.org:8080/"
+
+
+def test_same_article_through_two_feeds_is_one_key() -> None:
+    a = entry_keys("https://a/feed", None, "https://news.example/x?utm_medium=rss", "T", None)
+    b = entry_keys("https://b/feed", "https://news.example/x", None, "Other title", None)
+    assert set(a) & set(b)
+
+
+def test_guid_moving_between_http_and_https_is_the_same_entry() -> None:
+    a = entry_keys("f", "http://example.org/post/1", None, "t", None)
+    b = entry_keys("f", "https://example.org/post/1", None, "t", None)
+    assert a == b
+
+
+def test_opaque_guids_are_scoped_to_their_feed() -> None:
+    assert entry_keys("https://a/feed", "42", None, "t", None) != entry_keys("https://b/feed", "42", None, "t", None)
+
+
+def test_edited_title_or_date_keeps_identity_when_guid_or_link_exists() -> None:
+    a = entry_keys("f", "tag:x,2025:1", "https://e/1", "Old title", "2025-01-01")
+    b = entry_keys("f", "tag:x,2025:1", "https://e/1", "New title", "2025-01-02")
+    assert a == b
+
+
+def test_shared_link_is_not_used_as_identity() -> None:
+    shared = Sharing(page_shared=True, link_shared=True)
+    a = entry_keys("f", "1", "https://e/", "t1", None, shared)
+    b = entry_keys("f", "2", "https://e/", "t2", None, shared)
+    assert not set(a) & set(b)
+    c = entry_keys("f", None, "https://e/", "t1", None, shared)
+    d = entry_keys("f", None, "https://e/", "t2", None, shared)
+    assert not set(c) & set(d)
+
+
+def test_posts_on_one_page_keep_their_fragment_only_when_needed() -> None:
+    alone = entry_keys("f", None, "https://e/day.html#a1", "t", None)
+    assert alone == entry_keys("g", None, "https://e/day.html", "other", None)
+    together = Sharing(page_shared=True)
+    a = entry_keys("f", None, "https://e/day.html#a1", "t", None, together)
+    b = entry_keys("f", None, "https://e/day.html#a2", "t", None, together)
+    assert a != b
+
+
+def test_repeated_guid_in_one_document_keeps_both_posts() -> None:
+    a = entry_keys("f", "g1", None, "first", "2025-01-01")
+    b = entry_keys("f", "g1", None, "second", "2025-01-02", Sharing(guid_repeated=True))
+    assert not set(a) & set(b)
+
+
+def test_no_guid_no_link_falls_back_to_title_and_date() -> None:
+    a = entry_keys("f", None, None, "t", "2025-01-01")
+    assert a == entry_keys("f", None, None, "t", "2025-01-01")
+    assert a != entry_keys("f", None, None, "t", "2025-01-02")
+
+
+# -- choose -----------------------------------------------------------------
+
+
+def _entry(n: int, age: timedelta | None) -> Entry:
+    return Entry(keys=(bytes([n]) * 20,), title=f"t{n}", link=f"https://e/{n}", published=NOW - age if age else None)
+
+
+def test_first_poll_takes_the_window_and_marks_the_rest_seen() -> None:
+    entries = [_entry(1, timedelta(hours=2)), _entry(2, timedelta(days=3)), _entry(3, None)]
+    choice = choose(entries, set(), True, NOW, PollSettings(first_poll=timedelta(days=1)))
+    assert [e.title for e in choice.take] == ["t1"]
+    assert set(choice.mark_seen) == {bytes([2]) * 20, bytes([3]) * 20}
+
+
+def test_first_poll_all_and_none() -> None:
+    entries = [_entry(1, timedelta(hours=2)), _entry(2, timedelta(days=3)), _entry(3, None)]
+    everything = choose(entries, set(), True, NOW, PollSettings(first_poll=None, max_age=None))
+    assert len(everything.take) == 3
+    nothing = choose(entries, set(), True, NOW, PollSettings(first_poll=timedelta(0)))
+    assert nothing.take == () and len(nothing.mark_seen) == 3
+
+
+def test_later_polls_take_new_entries_but_never_past_max_age() -> None:
+    entries = [_entry(1, timedelta(days=2)), _entry(2, timedelta(days=8)), _entry(3, None)]
+    choice = choose(entries, set(), False, NOW, PollSettings(max_age=timedelta(days=7)))
+    assert [e.title for e in choice.take] == ["t1", "t3"]
+    assert choice.mark_seen == (bytes([2]) * 20,)
+
+
+def test_seen_entries_and_duplicates_in_one_document_are_skipped() -> None:
+    entries = [_entry(1, timedelta(hours=1)), _entry(2, timedelta(hours=1)), _entry(2, timedelta(hours=1))]
+    choice = choose(entries, {bytes([1]) * 20}, False, NOW, PollSettings())
+    assert [e.title for e in choice.take] == ["t2"]
+
+
+# -- topics -----------------------------------------------------------------
+
+
+def _item(n: int, title: str, body: tuple[str, ...] = (), hours: int = 0) -> Item:
+    return Item(n, "F", "u", title, f"https://e/{n}", NOW + timedelta(hours=hours), NOW, body)
+
+
+def test_matching_is_nfkc_and_casefolded() -> None:
+    assert matches((("usa",),), fold("ＵＳＡと日本"))
+    assert matches((("ﾛｼｱ",),), fold("ロシア"))
+    assert not matches((("中国",), ("ロシア",)), fold("中国だけ"))
+    assert matches((("中国", "習近平"), ("ロシア",)), fold("習近平とロシア"))
+
+
+def test_first_matching_topic_wins_and_exclude_rejects() -> None:
+    topics = [
+        Topic("米露", (("ロシア",), ("トランプ",)), exclude=("習近平",)),
+        Topic("中露", (("ロシア",),)),
+    ]
+    assert topic_of(topics, fold("ロシアとトランプ")) == 0
+    assert topic_of(topics, fold("ロシアとトランプと習近平")) == 1
+    assert topic_of(topics, fold("天気")) is None
+
+
+def test_label_is_the_rule_matched_by_most_items_ties_to_the_first() -> None:
+    rules = [LabelRule("A", (("a",),)), LabelRule("B", (("b",),))]
+    assert choose_label(rules, ["a b", "b"], "250121") == "B"
+    assert choose_label(rules, ["a", "b"], "250121") == "A"
+    assert choose_label(rules, ["c"], "250121") == "250121"
+
+
+def test_grouping_order_lead_fixed_label_and_fallback() -> None:
+    topics = [Topic("X", (("x",),), label="固定"), Topic("Y", (("y",),))]
+    items = [
+        _item(1, "y news", hours=3),
+        _item(2, "x news", hours=2),
+        _item(3, "【随時更新】x live", hours=1),
+        _item(4, "other", hours=0),
+        _item(5, "y again", hours=-1),
+    ]
+    d = build_digest(
+        items, date(2025, 1, 21), topics, (), DigestSettings(default_topic="ロシア", lead=("【随時更新】",))
+    )
+    assert [i.id for i in d.lead] == [3]
+    assert [(g.tagline, [i.id for i in g.items]) for g in d.groups] == [
+        ("#X(固定)", [2]),
+        ("#Y(250121)", [5, 1]),
+        ("#ロシア(250121)", [4]),
+    ]
+
+
+# -- payloads ---------------------------------------------------------------
+
+
+def _rendered(lines: tuple[str, ...]) -> Rendered:
+    item = Item(1, "F", "u", "t", "l", NOW, NOW, ())
+    return Rendered(Digest("2025-01-21", (), (Group("T", "L", (item,)),)), (Block(lines, 1, "#T(L)"),))
+
+
+def test_discord_payload_never_pings() -> None:
+    rendered = _rendered(("@everyone look <@123> <@&456> <#789> @here", "— F January 21, 2025"))
+    (msg,) = PAYLOADS["discord"](rendered, 7, ZoneInfo("UTC"))
+    payload = json.loads(msg.body)
+    assert payload["allowed_mentions"] == {"parse": []}
+    for ping in ("@everyone", "@here", "<@123>", "<@&456>", "<#789>"):
+        assert ping not in payload["content"]
+    assert neutralise_discord("(@nhk_news)") == "(@nhk_news)"
+
+
+def test_slack_payload_escapes_control_sequences() -> None:
+    rendered = _rendered(("<!channel> & <@U123> <https://evil|click>", "— F"))
+    (msg,) = PAYLOADS["slack"](rendered, 7, ZoneInfo("UTC"))
+    text = json.loads(msg.body)["text"]
+    assert "<" not in text and ">" not in text
+    assert text.startswith("&lt;!channel&gt; &amp; &lt;@U123&gt;")
+    assert json.loads(msg.body)["unfurl_links"] is False
+    assert escape_slack("a&b") == "a&amp;b"
+
+
+def test_json_payload_carries_the_structured_digest() -> None:
+    rendered = _rendered(("head", "— F January 21, 2025", "body"))
+    (msg,) = PAYLOADS["json"](rendered, 7, ZoneInfo("Asia/Tokyo"))
+    data = json.loads(msg.body)
+    assert data["digest_id"] == 7 and data["date"] == "2025-01-21"
+    assert data["text"] == "head\n— F January 21, 2025\nbody\n#T(L)"
+    group = data["groups"][0]
+    assert (group["tag"], group["label"]) == ("T", "L")
+    item = group["items"][0]
+    assert item["headline"] == "head" and item["body"] == ["body"] and item["link"] == "l"
+
+
+def test_text_payload_is_plain_utf8() -> None:
+    (msg,) = PAYLOADS["text"](_rendered(("ロシア", "— F")), 1, ZoneInfo("UTC"))
+    assert msg.content_type == "text/plain; charset=utf-8"
+    assert msg.body.decode("utf-8") == "ロシア\n— F\n#T(L)"
+
+
+def test_discord_url_waits_for_acceptance() -> None:
+    assert target_url("discord", "https://d/api/webhooks/1/x") == "https://d/api/webhooks/1/x?wait=true"
+    assert target_url("discord", "https://d/x?thread_id=3") == "https://d/x?thread_id=3&wait=true"
+    assert target_url("slack", "https://s/x") == "https://s/x"
