@@ -95,7 +95,7 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.
 _HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
 
 MIN_BLOCK_CHARS = 20  # shorter blocks do not vote (CJK text is dense: 20 chars is a sentence)
-MIN_BODY_CHARS = 60  # a "body" shorter than this is not an article
+MIN_BODY_CHARS = 30  # a "body" shorter than this is not an article (a 速報 flash can be this short)
 MAX_LINK_DENSITY = 0.35
 DESCEND_SHARE = 0.85
 

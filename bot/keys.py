@@ -122,7 +122,7 @@ def entry_keys(
     if g:
         first = _url_key(g, keep_fragment=True) if is_url(g) else _digest("guid", f"{feed_url}\0{g}")
         if has_link and link and not sharing.link_shared:
-            second = _url_key(link, keep_fragment=True)
+            second = _url_key(link, keep_fragment=sharing.page_shared)
             if second != first:
                 return (first, second)
         return (first,)

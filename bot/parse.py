@@ -26,7 +26,6 @@ from bot.extract import html_paragraphs, plain
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.models import Entry, ParsedFeed
 
-
 # feedparser's notes that are not problems: a feed served as text/plain, or
 # a charset header that disagrees with the document (it then uses the right
 # one).

@@ -1,0 +1,327 @@
+"""Integration: real feed server and webhook receiver on 127.0.0.1, real SQLite.
+
+The pipeline runs in-process so the clock can be injected; the CLI tests
+(test_cli.py) run the same paths through subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, load_config
+from bot.deliver import Deliverer
+from bot.digest import Digester, DigestResult
+from bot.fetch import make_client
+from bot.loopback import Receiver, Server
+from bot.poll import Poller, PollOutcome
+from bot.state import Store
+from tests.conftest import Clock, DynamicFeeds, FeedItem, write_toml
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Server, Receiver]]:
+    rec = Receiver()
+    with Server(rec) as server:
+        yield server, rec
+
+
+def make_config(tmp_path: Path, feeds: DynamicFeeds, names: list[str], hooks: list[str], extra: str = "") -> Config:
+    text = f"""
+timezone = "Asia/Tokyo"
+[poll]
+first_poll = "1d"
+max_age = "7d"
+timeout = "5s"
+{extra}
+[digest]
+default_topic = "ニュース"
+"""
+    for name in names:
+        text += f'[[feeds]]\nname = "{name}"\nurl = "{feeds.feed_url(name)}"\nbody = "auto"\n'
+    for n, hook in enumerate(hooks):
+        text += f'[[webhooks]]\nkind = "discord"\nname = "hook{n}"\nurl = "{hook}"\n'
+    return load_config(write_toml(tmp_path, text), {})
+
+
+async def _poll(config: Config, clock: Clock, names: list[str] | None = None) -> list[PollOutcome]:
+    store = Store.open(config.state_dir)
+    try:
+        async with make_client(config.poll) as client:
+            feeds = [f for f in config.feeds if names is None or f.name in names]
+            return await Poller(config, store, client, clock).poll_all(feeds)
+    finally:
+        store.close()
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+async def _digest(config: Config, clock: Clock) -> DigestResult:
+    store = Store.open(config.state_dir)
+    try:
+        async with make_client(config.poll) as client:
+            deliverer = Deliverer(client, store, clock, sleep=_no_sleep)
+            return await Digester(config, store, deliverer, clock, _Sink()).run()
+    finally:
+        store.close()
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def poll(config: Config, clock: Clock, names: list[str] | None = None) -> list[PollOutcome]:
+    return asyncio.run(_poll(config, clock, names))
+
+
+def digest(config: Config, clock: Clock) -> DigestResult:
+    return asyncio.run(_digest(config, clock))
+
+
+def delivered_text(rec: Receiver) -> str:
+    return "\n".join(r.json()["content"] for r in rec.accepted)
+
+
+def add(feeds: DynamicFeeds, name: str, n: int, when: datetime, body: str | None = None) -> FeedItem:
+    link = feeds.article(f"/{name}/a{n}", [body or f"記事{n}の本文です。" + "詳しい内容がここに続きます。" * 3])
+    item = FeedItem(guid=f"{name}-{n}", title=f"{name} 見出し{n}", link=link, published=when)
+    feeds.feeds.setdefault(name, []).insert(0, item)
+    return item
+
+
+def test_poll_digest_deliver_then_nothing_new(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    server, rec = receiver
+    for n in range(3):
+        add(feeds, "nhk", n, clock.now - timedelta(hours=n + 1))
+    config = make_config(tmp_path, feeds, ["nhk"], [server.base + "/hook"])
+    (outcome,) = poll(config, clock)
+    assert (outcome.status, outcome.new) == ("ok", 3)
+    result = digest(config, clock)
+    assert result.ok and result.items == 3
+    text = delivered_text(rec)
+    assert [line for line in text.split("\n") if line.startswith("nhk 見出し")] == [
+        f"nhk 見出し{n} {feeds.base}/nhk/a{n}"
+        for n in (2, 1, 0)  # oldest first
+    ]
+    assert "記事0の本文です。" in text and "Copyright" not in text and "Home" not in text
+    assert text.endswith("#ニュース(250121)")
+    assert all(r.path.endswith("?wait=true") for r in rec.accepted)
+
+    # A second poll takes nothing (304 or all seen) and a second digest sends nothing.
+    clock.advance(minutes=15)
+    (again,) = poll(config, clock)
+    assert again.new == 0 and again.status == "not-modified"
+    assert any(r.headers.get("if-none-match") for r in feeds.requests)
+    count = len(rec.accepted)
+    assert digest(config, clock).items == 0
+    assert len(rec.accepted) == count
+
+
+def test_feed_added_later_respects_first_poll(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    server, rec = receiver
+    add(feeds, "old", 1, clock.now - timedelta(hours=1))
+    config = make_config(tmp_path, feeds, ["old"], [server.base + "/hook"])
+    poll(config, clock)
+    # A new feed with a back catalogue: 2 fresh entries and 20 old ones.
+    for n in range(20):
+        add(feeds, "new", n, clock.now - timedelta(days=2 + n))
+    add(feeds, "new", 100, clock.now - timedelta(hours=3))
+    add(feeds, "new", 101, clock.now - timedelta(hours=20))
+    config = make_config(tmp_path, feeds, ["old", "new"], [server.base + "/hook"])
+    outcomes = {o.feed: o for o in poll(config, clock)}
+    assert outcomes["new"].new == 2
+    # The old entries were recorded as seen: moving the clock does not bring them back.
+    clock.advance(hours=1)
+    feeds.feeds["new"].append(FeedItem("new-x", "new x", None, clock.now))  # changes the ETag
+    outcomes = {o.feed: o for o in poll(config, clock)}
+    assert outcomes["new"].new == 1
+    result = digest(config, clock)
+    titles = [line for line in delivered_text(rec).split("\n") if line.startswith(("new ", "old "))]
+    assert sorted(t.split(" ")[1] for t in titles) == sorted(["見出し1", "見出し100", "見出し101", "x"])
+    assert result.items == 4
+
+
+def test_max_age_never_takes_old_entries(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
+    add(feeds, "f", 1, clock.now - timedelta(hours=1))
+    config = make_config(tmp_path, feeds, ["f"], [])
+    poll(config, clock)
+    add(feeds, "f", 2, clock.now - timedelta(days=8))  # appears late, already too old
+    add(feeds, "f", 3, clock.now - timedelta(days=6))
+    (outcome,) = poll(config, clock)
+    assert outcome.new == 1
+
+
+def test_two_feeds_sharing_an_article_yield_one_item(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    server, rec = receiver
+    link = feeds.article("/shared/story", ["共有された記事の本文です。" * 3])
+    when = clock.now - timedelta(hours=1)
+    feeds.feeds["a"] = [FeedItem(link, "共有記事", link + "?utm_source=rss", when)]
+    feeds.feeds["b"] = [FeedItem("tag:b,2025:9", "共有記事(別題)", link.replace("http://", "HTTP://") + "#top", when)]
+    config = make_config(tmp_path, feeds, ["a", "b"], [server.base + "/hook"])
+    outcomes = poll(config, clock)
+    assert sum(o.new for o in outcomes) == 1
+    digest(config, clock)
+    assert delivered_text(rec).count("共有された記事の本文です。") == 3  # one item, body of 3 sentences
+
+
+def test_failing_webhook_keeps_items_and_next_digest_delivers_once(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    server, rec = receiver
+    good = Receiver()
+    with Server(good) as good_server:
+        add(feeds, "f", 1, clock.now - timedelta(hours=1))
+        config = make_config(tmp_path, feeds, ["f"], [server.base + "/bad", good_server.base + "/good"])
+        poll(config, clock)
+        rec.fail(100, 500)
+        result = digest(config, clock)
+        assert not result.ok
+        reports = {r.webhook: r for r in result.reports}
+        assert reports["hook0"].error == "hook0: HTTP 500" and reports["hook0"].pending == 1
+        assert reports["hook1"].error is None and reports["hook1"].sent == 1  # one outage blocks no other
+        store = Store.open(config.state_dir)
+        assert store.pending_count() == 1
+        store.close()
+
+        # The webhook comes back; a new item arrived meanwhile.
+        rec.fail(0)
+        rec._answers.clear()
+        clock.advance(hours=1)
+        add(feeds, "f", 2, clock.now - timedelta(minutes=5))
+        poll(config, clock)
+        result = digest(config, clock)
+        assert result.ok and result.items == 1
+        bad_text = delivered_text(rec)
+        good_text = delivered_text(good)
+        for text in (bad_text, good_text):
+            assert text.count("f 見出し1") == 1 and text.count("f 見出し2") == 1
+        # Delivered in order: the older digest first.
+        assert bad_text.index("見出し1") < bad_text.index("見出し2")
+        store = Store.open(config.state_dir)
+        assert store.pending_count() == 0
+        store.close()
+
+
+def test_retry_after_is_honoured_then_delivered(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    server, rec = receiver
+    add(feeds, "f", 1, clock.now - timedelta(hours=1))
+    config = make_config(tmp_path, feeds, ["f"], [server.base + "/hook"])
+    poll(config, clock)
+    rec.fail(1, 429, {"Retry-After": "3", "Content-Type": "application/json"}, b'{"retry_after": 3}')
+    waits: list[float] = []
+
+    async def run() -> DigestResult:
+        store = Store.open(config.state_dir)
+        try:
+            async with make_client(config.poll) as client:
+
+                async def sleep(s: float) -> None:
+                    waits.append(s)
+
+                return await Digester(config, store, Deliverer(client, store, clock, sleep), clock, _Sink()).run()
+        finally:
+            store.close()
+
+    assert asyncio.run(run()).ok
+    assert waits == [3.0]
+    assert len(rec.accepted) == 1
+
+
+def test_client_error_is_not_retried_and_stays_pending(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    server, rec = receiver
+    add(feeds, "f", 1, clock.now - timedelta(hours=1))
+    config = make_config(tmp_path, feeds, ["f"], [server.base + "/api/webhooks/1/SECRET"])
+    poll(config, clock)
+    rec.fail(1, 404, {"Content-Type": "application/json"}, b'{"message": "Unknown Webhook"}')
+    result = digest(config, clock)
+    assert result.reports[0].error == "hook0: HTTP 404 (Unknown Webhook)"
+    assert "SECRET" not in str(result.reports)
+    store = Store.open(config.state_dir)
+    (backlog,) = store.backlog()
+    assert backlog.pending == 1 and backlog.attempts == 1 and "404" in (backlog.last_error or "")
+    store.close()
+
+
+def test_broken_feed_is_recorded_and_others_go_on(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
+    add(feeds, "good", 1, clock.now - timedelta(hours=1))
+    feeds.pages["/feed/html"] = "<html><body>not a feed</body></html>"
+    text = f"""
+[poll]
+timeout = "5s"
+[[feeds]]
+name = "good"
+url = "{feeds.feed_url("good")}"
+[[feeds]]
+name = "html"
+url = "{feeds.base}/feed/html"
+[[feeds]]
+name = "gone"
+url = "{feeds.base}/feed/gone"
+[[feeds]]
+name = "refused"
+url = "http://127.0.0.1:9/feed"
+"""
+    config = load_config(write_toml(tmp_path, text), {})
+    outcomes = {o.feed: o for o in poll(config, clock)}
+    assert outcomes["good"].new == 1 and outcomes["good"].status == "ok"
+    assert outcomes["html"].status == "error" and "not a feed" in (outcomes["html"].error or "")
+    assert outcomes["gone"].error == "HTTP 404 Not Found"
+    assert outcomes["refused"].status == "error"
+    poll(config, clock)
+    store = Store.open(config.state_dir)
+    state = store.feed_state(f"{feeds.base}/feed/gone")
+    assert state.error_count == 2 and state.last_error == "HTTP 404 Not Found" and state.failing_since is not None
+    store.close()
+
+
+def test_restarts_never_lose_or_duplicate_items(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    """Many poll/digest rounds, each in a fresh process-like state, with outages."""
+    server, rec = receiver
+    config = make_config(tmp_path, feeds, ["a", "b"], [server.base + "/hook"])
+    taken: list[str] = []
+    for round_ in range(12):
+        for name in ("a", "b"):
+            add(feeds, name, round_, clock.now - timedelta(minutes=10))
+            taken.append(f"{name} 見出し{round_} ")
+        # The same article appears in both feeds every third round.
+        if round_ % 3 == 0:
+            feeds.feeds["b"].insert(0, feeds.feeds["a"][0])
+        poll(config, clock)
+        if round_ % 4 == 1:
+            rec.fail(10, 503)
+        digest(config, clock)
+        rec._answers.clear()
+        clock.advance(hours=2)
+    digest(config, clock)
+    text = delivered_text(rec)
+    for title in taken:
+        assert text.count(title) == 1, title
+    store = Store.open(config.state_dir)
+    assert store.pending_count() == 0
+    store.close()
