@@ -1,0 +1,83 @@
+"""``feedbot run``: schedule arithmetic (pure) and the real service in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.config import load_config
+from bot.digest import LAST_DIGEST_KEY
+from bot.loopback import Receiver, Server
+from bot.service import first_due, latest_slot, missed_digest
+from bot.state import Store
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+def test_latest_slot_in_the_configured_zone() -> None:
+    now = datetime(2025, 1, 20, 23, 30, tzinfo=UTC)  # 08:30 on the 21st in Tokyo
+    assert latest_slot(now, (time(7, 0), time(19, 0)), TOKYO) == datetime(2025, 1, 21, 7, 0, tzinfo=TOKYO)
+    early = datetime(2025, 1, 20, 21, 0, tzinfo=UTC)  # 06:00 on the 21st
+    assert latest_slot(early, (time(7, 0), time(19, 0)), TOKYO) == datetime(2025, 1, 20, 19, 0, tzinfo=TOKYO)
+
+
+def test_missed_digest_only_when_a_slot_passed_since_the_last_run() -> None:
+    now = datetime(2025, 1, 20, 23, 30, tzinfo=UTC)
+    slots = (time(7, 0),)
+    assert missed_digest(now, slots, TOKYO, now - timedelta(hours=3))  # last run before 07:00 JST
+    assert not missed_digest(now, slots, TOKYO, now - timedelta(hours=1))  # ran at 07:30 JST
+    assert not missed_digest(now, slots, TOKYO, None)
+
+
+def test_first_poll_due_from_the_last_poll() -> None:
+    now = datetime(2025, 1, 21, tzinfo=UTC)
+    assert first_due(now, None, timedelta(minutes=15)) == now
+    assert first_due(now, now - timedelta(minutes=5), timedelta(minutes=15)) == now + timedelta(minutes=10)
+    assert first_due(now, now - timedelta(hours=5), timedelta(minutes=15)) == now
+
+
+def test_run_catches_up_a_missed_digest_and_stops_on_sigterm(demo_config: Callable[[str | None], Path]) -> None:
+    rec = Receiver()
+    with Server(rec) as hook:
+        path = demo_config(hook.base + "/api/webhooks/1/x")
+        config = load_config(path)
+        store = Store.open(config.state_dir)
+        store.set_meta(LAST_DIGEST_KEY, (datetime.now(UTC) - timedelta(days=3)).isoformat())
+        store.close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
+        days = {_today(config.timezone)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(path), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            # An event (the receiver's condition), not a sleep.
+            assert rec.wait_for(2, timeout=60), "the missed digest was not delivered"
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        days.add(_today(config.timezone))  # the digest date, even across midnight
+        assert proc.returncode == 0, err
+        assert "catching up a digest missed while the service was down" in err
+        assert "stopping" in err and "Traceback" not in err
+        texts = [r.json()["content"] for r in rec.accepted]
+        assert len(texts) == 2
+        assert texts[-1].endswith(tuple(f"#ロシア({d})" for d in days))
+        store = Store.open(config.state_dir)
+        assert store.pending_count() == 0 and store.digest_count() == 1
+        store.close()
+
+
+def _today(zone: ZoneInfo) -> str:
+    return datetime.now(zone).strftime("%y%m%d")
