@@ -1,6 +1,6 @@
 """Reading ``config.toml`` into frozen objects.
 
-The config is parsed once (at start, or at reload) and every problem found is
+The config is parsed once, when a command starts, and every problem found is
 collected with its key path (``feeds[2].url: not an http(s) URL``) so that
 ``feedbot check`` can list them all at once.  Defaults live here and nowhere
 else.  Unknown keys are problems too: a misspelt key silently ignored is a
@@ -48,6 +48,8 @@ class Feed:
     body: str = "auto"  # "auto" | "feed" | "none" | a CSS selector
     poll_every: timedelta | None = None  # None: the [schedule] default
     enabled: bool = True
+    include: tuple[tuple[str, ...], ...] = ()  # entries must match this (title + feed text); () = all
+    exclude: tuple[str, ...] = ()  # entries containing any of these are never taken
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ class _Reader:
             max_age=self.get(t, "max_age", "poll.max_age", _window("none"), d.max_age),
             timeout=self.get(t, "timeout", "poll.timeout", _positive_duration, d.timeout),
             concurrency=self.get(t, "concurrency", "poll.concurrency", _int_between(1, 64), d.concurrency),
-            user_agent=self.get(t, "user_agent", "poll.user_agent", _nonempty_str, d.user_agent),
+            user_agent=self.get(t, "user_agent", "poll.user_agent", _user_agent, d.user_agent),
         )
 
     def digest(self, data: Any) -> DigestSettings:
@@ -259,7 +261,7 @@ class _Reader:
         out: list[Feed] = []
         names: dict[str, int] = {}
         urls: dict[str, int] = {}
-        allowed = {"name", "url", "handle", "headline", "body", "poll_every", "enabled"}
+        allowed = {"name", "url", "handle", "headline", "body", "poll_every", "enabled", "include", "exclude"}
         for i, raw in enumerate(data):
             p = f"feeds[{i}]"
             t = self.table(raw, p, allowed)
@@ -273,6 +275,8 @@ class _Reader:
                 body=self.get(t, "body", f"{p}.body", _body, "auto"),
                 poll_every=self.get(t, "poll_every", f"{p}.poll_every", _interval, None),
                 enabled=self.get(t, "enabled", f"{p}.enabled", _bool, True),
+                include=self.get(t, "include", f"{p}.include", _match, ()),
+                exclude=self.get(t, "exclude", f"{p}.exclude", _str_list, ()),
             )
             if name is not None:
                 if name in names:
@@ -358,7 +362,11 @@ class _Reader:
             if not isinstance(file_raw, str) or not file_raw:
                 self.problem(f"{p}.url_file", "must be a path")
                 return None
-            file_path = self.path.parent / Path(_ENV_REF.sub(lambda m: self.env.get(m.group(1), ""), file_raw))
+            unset = [m.group(1) for m in _ENV_REF.finditer(file_raw) if m.group(1) not in self.env]
+            if unset:
+                self.problem(f"{p}.url_file", f"environment variable {unset[0]} is not set")
+                return None
+            file_path = self.path.parent / Path(_ENV_REF.sub(lambda m: self.env[m.group(1)], file_raw))
             try:
                 value = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
@@ -507,6 +515,15 @@ def _handle(v: Any) -> str:
     s = _nonempty_str(v).removeprefix("@")
     if any(c.isspace() for c in s):
         raise ValueError("must not contain spaces")
+    return s
+
+
+def _user_agent(v: Any) -> str:
+    s = _nonempty_str(v)
+    try:
+        s.format(version="0")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError("may contain only the placeholder {version}; write {{ and }} for literal braces") from None
     return s
 
 

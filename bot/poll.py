@@ -28,6 +28,7 @@ from bot.keys import Key
 from bot.models import Entry
 from bot.parse import parse_feed
 from bot.state import NewItem, Store
+from bot.topics import excluded, fold, matches
 
 log = logging.getLogger("feedbot.poll")
 
@@ -53,8 +54,27 @@ class PollOutcome:
         return text + (f" error={self.error!r}" if self.error else "")
 
 
-def choose(entries: Sequence[Entry], seen: set[Key], first_poll: bool, now: datetime, settings: PollSettings) -> Choice:
-    """Which entries are new, and which of the unseen ones are too old to take."""
+def wanted(feed: Feed, entry: Entry) -> bool:
+    """The feed's own filter, on the entry's title and the feed's text."""
+    if not feed.include and not feed.exclude:
+        return True
+    text = fold("\n".join((entry.title, *entry.content)))
+    return (not feed.include or matches(feed.include, text)) and not excluded(feed.exclude, text)
+
+
+def choose(
+    entries: Sequence[Entry],
+    seen: set[Key],
+    first_poll: bool,
+    now: datetime,
+    settings: PollSettings,
+    keep: Callable[[Entry], bool] = lambda e: True,
+) -> Choice:
+    """Which entries are new; which unseen ones are too old or filtered out.
+
+    Entries not taken are recorded as seen, so a later poll does not take
+    them either (a filter edit applies to entries that appear after it).
+    """
     take: list[Entry] = []
     mark: list[Key] = []
     known = set(seen)
@@ -68,7 +88,7 @@ def choose(entries: Sequence[Entry], seen: set[Key], first_poll: bool, now: date
             # A feed added to a running installation must not flood the next
             # digest with its back catalogue; undated entries count as old.
             too_old = too_old or age is None or age > settings.first_poll
-        if too_old:
+        if too_old or not keep(entry):
             mark.extend(entry.keys)
         else:
             take.append(entry)
@@ -115,7 +135,9 @@ class Poller:
             return done("error", error=str(exc))
         now = self.clock()
         seen = self.store.seen_keys(k for e in parsed.entries for k in e.keys)
-        choice = choose(parsed.entries, seen, state.first_ok_at is None, now, self.config.poll)
+        choice = choose(
+            parsed.entries, seen, state.first_ok_at is None, now, self.config.poll, lambda e: wanted(feed, e)
+        )
         bodies = await asyncio.gather(*(self.body(feed, e) for e in choice.take))
         ids = self.store.record_poll(
             feed.url,

@@ -181,3 +181,28 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_user_agent_placeholders_are_checked(tmp_path: Path) -> None:
+    found = problems(tmp_path, MINIMAL + '[poll]\nuser_agent = "bot {foo}"\n')
+    assert found == ["poll.user_agent: may contain only the placeholder {version}; write {{ and }} for literal braces"]
+    ok = load_config(write_toml(tmp_path, MINIMAL + '[poll]\nuser_agent = "bot/{version} {{x}}"\n'), {})
+    assert ok.poll.user_agent == "bot/{version} {{x}}"
+
+
+def test_url_file_names_an_unset_variable(tmp_path: Path) -> None:
+    text = MINIMAL + '[[webhooks]]\nkind = "discord"\nurl_file = "${CREDENTIALS_DIRECTORY}/hook"\n'
+    assert problems(tmp_path, text) == ["webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set"]
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "hook").write_text("https://discord.example/api/webhooks/1/t")
+    config = load_config(write_toml(tmp_path, text), {"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")})
+    assert config.webhooks[0].url.reveal().endswith("/1/t")
+
+
+def test_feed_filters(tmp_path: Path) -> None:
+    text = MINIMAL + 'include = [["ロシア", "ウクライナ"]]\nexclude = ["天気"]\n'
+    feed = load_config(write_toml(tmp_path, text), {}).feeds[0]
+    assert feed.include == (("ロシア", "ウクライナ"),) and feed.exclude == ("天気",)
+    assert problems(tmp_path, MINIMAL + "include = 3\n") == [
+        "feeds[0].include: must be a non-empty list of strings or lists of alternatives"
+    ]

@@ -214,3 +214,18 @@ def test_discord_url_waits_for_acceptance() -> None:
     assert target_url("discord", "https://d/api/webhooks/1/x") == "https://d/api/webhooks/1/x?wait=true"
     assert target_url("discord", "https://d/x?thread_id=3") == "https://d/x?thread_id=3&wait=true"
     assert target_url("slack", "https://s/x") == "https://s/x"
+
+
+def test_feed_filter_on_title_and_feed_text() -> None:
+    from bot.config import Feed
+    from bot.poll import wanted
+
+    feed = Feed("F", "u", include=(("ロシア", "ウクライナ"),), exclude=("天気",))
+    ok = Entry((b"1" * 20,), "ロシア外相が会見", "l", NOW)
+    via_text = Entry((b"2" * 20,), "外相会見", "l", NOW, content=("ウクライナ情勢について",))
+    other = Entry((b"3" * 20,), "国内の話題", "l", NOW)
+    blocked = Entry((b"4" * 20,), "ロシアの天気", "l", NOW)
+    assert [wanted(feed, e) for e in (ok, via_text, other, blocked)] == [True, True, False, False]
+    choice = choose([ok, other], set(), False, NOW, PollSettings(), lambda e: wanted(feed, e))
+    assert choice.take == (ok,) and choice.mark_seen == other.keys
+    assert wanted(Feed("G", "u"), other)
