@@ -67,6 +67,10 @@ class Digester:
         return compose(self.config, items, day or self.today()) if items else None
 
     async def run(self, day: date | None = None) -> DigestResult:
+        async with self.store.exclusive("digest"):
+            return await self._run(day)
+
+    async def _run(self, day: date | None) -> DigestResult:
         now = self.clock()
         webhooks = self.config.webhooks
         dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)

@@ -18,10 +18,13 @@ messages: a crash leaves either all of it or none.  WAL with
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
+import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,6 +182,21 @@ class Store:
             raise
         else:
             self.conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Hold the lock ``name`` of this state directory, across processes.
+
+        Building and delivering digests happens under it, so ``feedbot
+        digest`` run by hand while the service delivers cannot send a
+        message twice.
+        """
+        fd = os.open(self.path.parent / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     # -- meta ------------------------------------------------------------
 

@@ -325,3 +325,22 @@ def test_restarts_never_lose_or_duplicate_items(
     store = Store.open(config.state_dir)
     assert store.pending_count() == 0
     store.close()
+
+
+def test_concurrent_digest_runs_deliver_once(
+    tmp_path: Path, feeds: DynamicFeeds, receiver: tuple[Server, Receiver], clock: Clock
+) -> None:
+    """`feedbot digest` by hand while the service delivers: nothing twice."""
+    server, rec = receiver
+    for n in range(5):
+        add(feeds, "f", n, clock.now - timedelta(hours=1))
+    config = make_config(tmp_path, feeds, ["f"], [server.base + "/hook"])
+    poll(config, clock)
+
+    async def both() -> list[DigestResult]:
+        return list(await asyncio.gather(_digest(config, clock), _digest(config, clock)))
+
+    results = asyncio.run(both())
+    assert sorted(r.items for r in results) == [0, 5]
+    assert len(rec.accepted) == 1
+    assert delivered_text(rec).count("f 見出し3") == 1
