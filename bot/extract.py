@@ -38,66 +38,25 @@ _BOILERPLATE_TAGS = frozenset(
 # class/id words that mark boilerplate containers.  Matched as whole words
 # (split on - _ and space) to avoid hitting "shadow" for "ad".
 _BOILERPLATE_WORDS = frozenset(
-    [
-        "share",
-        "sharing",
-        "social",
-        "sns",
-        "related",
-        "recommend",
-        "recommended",
-        "ranking",
-        "rank",
-        "popular",
-        "breadcrumb",
-        "breadcrumbs",
-        "comment",
-        "comments",
-        "footer",
-        "header",
-        "nav",
-        "navi",
-        "navigation",
-        "menu",
-        "sidebar",
-        "ad",
-        "ads",
-        "advert",
-        "advertisement",
-        "banner",
-        "promo",
-        "newsletter",
-        "signup",
-        "subscribe",
-        "caption",
-        "credit",
-        "copyright",
-        "tags",
-        "tag",
-        "pagination",
-        "pager",
-        "byline",
-        "author",
-        "toolbar",
-        "modal",
-        "cookie",
-        "consent",
-        "widget",
-        "sponsor",
-        "pr",
-        "relatedarticles",
-        "trending",
-    ]
+    """share sharing social sns related recommend recommended ranking rank popular breadcrumb breadcrumbs
+    comment comments footer header nav navi navigation menu sidebar ad ads advert advertisement banner promo
+    newsletter signup subscribe caption credit copyright tags tag pagination pager byline author toolbar
+    modal cookie consent widget sponsor pr relatedarticles trending gallery slideshow carousel about
+    tool tools pulldown dropdown login regist register paywall""".split()
 )
+_CONTENT_WORDS = frozenset(["article", "content", "main", "story", "body", "entry", "post"])
+_NEVER_BOILERPLATE = frozenset(["html", "body", "main", "article"])
 _BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search", "dialog"})
 _WORD_SPLIT = re.compile(r"[\s_\-]+|(?<=[a-z])(?=[A-Z])")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
+_LISTS = frozenset(["ul", "ol"])
 
 MIN_BLOCK_CHARS = 20  # shorter blocks do not vote (CJK text is dense: 20 chars is a sentence)
 MIN_BODY_CHARS = 30  # a "body" shorter than this is not an article (a 速報 flash can be this short)
-MAX_LINK_DENSITY = 0.35
-DESCEND_SHARE = 0.85
+MAX_LINK_DENSITY = 0.35  # a block with more link text than this does not vote
+MAX_BODY_LINK_DENSITY = 0.5  # inside the article, a paragraph may link more
+LINKY_PART = 0.5  # a part of the article with more link text than this is a link module
 
 
 @dataclass
@@ -251,18 +210,34 @@ def block_texts(soup: BeautifulSoup | Tag) -> list[str]:
 def _is_boilerplate(tag: Tag) -> bool:
     if tag.name in _BOILERPLATE_TAGS:
         return True
+    if tag.name in _NEVER_BOILERPLATE:
+        return False
     attrs = tag.attrs or {}
     if attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true":
         return True
     if str(attrs.get("role", "")).lower() in _BOILERPLATE_ROLES:
         return True
-    words: set[str] = set()
+    tokens: list[str] = []
     for key in ("class", "id"):
         value = attrs.get(key)
         if value:
-            joined = " ".join(value) if isinstance(value, list) else str(value)
-            words.update(w.lower() for w in _WORD_SPLIT.split(joined) if w)
-    return bool(words & _BOILERPLATE_WORDS)
+            tokens.extend(value if isinstance(value, list) else str(value).split())
+    return any(_boilerplate_token(t) for t in tokens)
+
+
+def _boilerplate_token(token: str) -> bool:
+    """One class or id: ``article-share`` and ``ArticleBody-related-coverage``
+    are boilerplate, ``share-content`` is not.  Class names read from the
+    general to the particular (BEM), so the last of the telling words wins.
+    """
+    verdict = False
+    for word in _WORD_SPLIT.split(token):
+        w = word.lower()
+        if w in _BOILERPLATE_WORDS:
+            verdict = True
+        elif w in _CONTENT_WORDS:
+            verdict = False
+    return verdict
 
 
 def _strip_boilerplate(root: Tag) -> None:
@@ -284,41 +259,71 @@ def _auto(soup: BeautifulSoup) -> list[str]:
     root = soup.body or soup
     _strip_boilerplate(root)
     blocks = list(_iter_blocks(root))
-    # Each element scores the text of its good blocks minus its link text;
-    # the article is found by descending from the root while one child
-    # holds most of the score (DESCEND_SHARE), so a lead paragraph kept
-    # apart from the rest of the body stays in.
+    # Each element scores the text of its good blocks minus all link text
+    # inside it.  The article is the best-scoring element, the deepest one on
+    # ties: growing a container pays only when it adds text without links
+    # (a lead paragraph kept apart from the rest), and costs when it adds
+    # link lists (related stories, rankings).
     scores: dict[int, float] = {}
+    text_chars: dict[int, int] = {}
+    link_chars: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    nodes: dict[int, Tag] = {}
+    chains: list[list[int]] = []  # per block: its elements, innermost first
     for block in blocks:
         value = (len(block.text) if _good(block) else 0) - block.link_chars
+        chain: list[Tag] = []
         node: Tag | None = block.element
         while node is not None:
-            scores[id(node)] = scores.get(id(node), 0.0) + value
+            chain.append(node)
             node = node.parent if node is not root else None
-    if scores.get(id(root), 0.0) <= 0:
+        chains.append([id(t) for t in chain])
+        for level, tag in enumerate(reversed(chain)):
+            key = id(tag)
+            scores[key] = scores.get(key, 0.0) + value
+            text_chars[key] = text_chars.get(key, 0) + len(block.text)
+            link_chars[key] = link_chars.get(key, 0) + block.link_chars
+            depth[key] = level
+            nodes[key] = tag
+    if not scores:
         return []
-    top = root
-    while True:
-        children = [c for c in top.find_all(True, recursive=False) if id(c) in scores]
-        best = max(children, key=lambda c: scores[id(c)], default=None)
-        if best is None or scores[id(best)] < DESCEND_SHARE * scores[id(top)]:
-            break
-        top = best
-
-    def inside(el: Tag) -> bool:
-        return el is top or any(p is top for p in el.parents)
-
-    body = [
-        b.text
-        for b in blocks
-        if inside(b.element)
-        and b.element.name not in _HEADINGS
-        and b.link_density <= MAX_LINK_DENSITY
-        and (len(b.text) >= MIN_BLOCK_CHARS or b.element.name == "p" or _sentence_end(b.text))
-    ]
+    best = max(scores, key=lambda k: (scores[k], depth[k]))
+    if scores[best] <= 0:
+        return []
+    top = nodes[best]
+    # Inside the article, a part that is mostly links (a "related" module,
+    # a list of headlines) is not body, even when each line has some text.
+    linky = {id(lst) for lst in _link_lists(top)} | {
+        k for k in scores if text_chars[k] >= 40 and link_chars[k] > LINKY_PART * text_chars[k]
+    }
+    body: list[str] = []
+    for block, ids in zip(blocks, chains, strict=True):
+        if best not in ids:
+            continue
+        inner = ids[: ids.index(best)]
+        if any(k in linky for k in inner) or block.element.name == "h1":  # h1: the title, already the headline
+            continue
+        if block.link_density > MAX_BODY_LINK_DENSITY:
+            continue
+        if (
+            len(block.text) >= MIN_BLOCK_CHARS
+            or block.element.name in ("p", "h2", "h3", "h4")
+            or _sentence_end(block.text)
+        ):
+            body.append(block.text)
     if sum(len(t) for t in body) < MIN_BODY_CHARS:
         return []
     return body
+
+
+def _link_lists(top: Tag) -> list[Tag]:
+    """Lists inside the article whose items are mostly links ("Full Article")."""
+    found: list[Tag] = []
+    for lst in top.find_all(_LISTS):
+        items = lst.find_all("li", recursive=False)
+        if len(items) >= 2 and sum(1 for li in items if li.find("a")) * 2 >= len(items):
+            found.append(lst)
+    return found
 
 
 def _sentence_end(text: str) -> bool:

@@ -1,0 +1,1 @@
+"""Benchmarks and corpus comparisons (not part of the installed package)."""
