@@ -139,8 +139,8 @@ async def cmd_poll(config: Config, only: str | None) -> int:
         feeds = (feed,)
     store = Store.open(config.state_dir)
     try:
-        async with make_client(config.poll) as client:
-            outcomes = await Poller(config, store, client, _now).poll_all(feeds)
+        async with make_client(config.poll) as client, Poller(config, store, client, _now) as poller:
+            outcomes = await poller.poll_all(feeds)
     finally:
         store.close()
     for o in outcomes:

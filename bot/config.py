@@ -50,6 +50,8 @@ class Feed:
     enabled: bool = True
     include: tuple[tuple[str, ...], ...] = ()  # entries must match this (title + feed text); () = all
     exclude: tuple[str, ...] = ()  # entries containing any of these are never taken
+    max_paragraphs: int | None = None  # body lines kept at most
+    max_body_chars: int | None = None  # body characters kept at most
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class PollSettings:
     timeout: timedelta = timedelta(seconds=20)
     concurrency: int = 8
     user_agent: str = DEFAULT_USER_AGENT
+    allow_private_addresses: bool = False  # article links may reach loopback/private addresses
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,11 @@ class _Reader:
         return Schedule(poll_every=poll_every, digest_at=digest_at)
 
     def poll(self, data: Any) -> PollSettings:
-        t = self.table(data, "poll", {"first_poll", "max_age", "timeout", "concurrency", "user_agent"})
+        t = self.table(
+            data,
+            "poll",
+            {"first_poll", "max_age", "timeout", "concurrency", "user_agent", "allow_private_addresses"},
+        )
         d = PollSettings()
         return PollSettings(
             first_poll=self.get(t, "first_poll", "poll.first_poll", _window("all"), d.first_poll),
@@ -243,6 +250,9 @@ class _Reader:
             timeout=self.get(t, "timeout", "poll.timeout", _positive_duration, d.timeout),
             concurrency=self.get(t, "concurrency", "poll.concurrency", _int_between(1, 64), d.concurrency),
             user_agent=self.get(t, "user_agent", "poll.user_agent", _user_agent, d.user_agent),
+            allow_private_addresses=self.get(
+                t, "allow_private_addresses", "poll.allow_private_addresses", _bool, d.allow_private_addresses
+            ),
         )
 
     def digest(self, data: Any) -> DigestSettings:
@@ -261,7 +271,19 @@ class _Reader:
         out: list[Feed] = []
         names: dict[str, int] = {}
         urls: dict[str, int] = {}
-        allowed = {"name", "url", "handle", "headline", "body", "poll_every", "enabled", "include", "exclude"}
+        allowed = {
+            "name",
+            "url",
+            "handle",
+            "headline",
+            "body",
+            "poll_every",
+            "enabled",
+            "include",
+            "exclude",
+            "max_paragraphs",
+            "max_body_chars",
+        }
         for i, raw in enumerate(data):
             p = f"feeds[{i}]"
             t = self.table(raw, p, allowed)
@@ -277,6 +299,8 @@ class _Reader:
                 enabled=self.get(t, "enabled", f"{p}.enabled", _bool, True),
                 include=self.get(t, "include", f"{p}.include", _match, ()),
                 exclude=self.get(t, "exclude", f"{p}.exclude", _str_list, ()),
+                max_paragraphs=self.get(t, "max_paragraphs", f"{p}.max_paragraphs", _int_between(1, 1000), None),
+                max_body_chars=self.get(t, "max_body_chars", f"{p}.max_body_chars", _int_between(20, 100_000), None),
             )
             if name is not None:
                 if name in names:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, Tag
@@ -353,6 +353,33 @@ def html_paragraphs(fragment: str) -> list[str]:
 def plain(fragment: str) -> str:
     """A fragment as one line of plain text (titles, post texts)."""
     return " ".join(html_paragraphs(fragment))
+
+
+def limit_body(
+    paragraphs: Sequence[str], max_paragraphs: int | None, max_chars: int | None, ellipsis: str = "…"
+) -> tuple[str, ...]:
+    """Keep at most ``max_paragraphs`` lines and ``max_chars`` characters.
+
+    A cut body ends its last kept line with "…".
+    """
+    kept: list[str] = []
+    used = 0
+    cut = False
+    for n, line in enumerate(paragraphs):
+        if max_paragraphs is not None and n >= max_paragraphs:
+            cut = True
+            break
+        if max_chars is not None and used + len(line) > max_chars:
+            room = max_chars - used
+            if room > 10 or not kept:
+                kept.append(line[: max(room, 1)].rstrip())
+            cut = True
+            break
+        kept.append(line)
+        used += len(line)
+    if cut and kept:
+        kept[-1] += ellipsis
+    return tuple(kept)
 
 
 def extract_body(data: bytes, url: str, content_type: str | None, mode: str) -> list[str]:

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
-from bot import __version__
+from bot import __version__, guard
 from bot.config import PollSettings
 from bot.errors import FetchError
+from bot.guard import AddressRefused, GuardedBackend, IsPublic, Policy, Resolver, is_public, resolve
 
 FEED_MAX_BYTES = 10 * 1024 * 1024
 PAGE_MAX_BYTES = 5 * 1024 * 1024
@@ -45,11 +49,13 @@ class Response:
         return self.headers.get("content-type")
 
 
-def make_client(settings: PollSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def make_client(
+    settings: PollSettings, transport: httpx.AsyncBaseTransport | None = None, follow_redirects: bool = True
+) -> httpx.AsyncClient:
     seconds = settings.timeout.total_seconds()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(seconds, connect=min(seconds, 10.0)),
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": settings.user_agent.format(version=__version__)},
         limits=httpx.Limits(max_connections=settings.concurrency * 2, max_keepalive_connections=settings.concurrency),
@@ -57,33 +63,26 @@ def make_client(settings: PollSettings, transport: httpx.AsyncBaseTransport | No
     )
 
 
-async def get(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    headers: dict[str, str],
-    max_bytes: int,
-    deadline: float,
-) -> Response:
-    """GET ``url``: the whole body up to ``max_bytes``, within ``deadline`` seconds."""
+async def _read(r: httpx.Response, max_bytes: int) -> bytes:
+    """The body, but never more than ``max_bytes``: the rest is not read."""
+    declared = r.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(f"response too large ({int(declared)} bytes, limit {max_bytes})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in r.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(f"response too large (over {max_bytes} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@contextmanager
+def _errors(deadline: float) -> Iterator[None]:
+    """httpx's exceptions as one-sentence FetchErrors."""
     try:
-        async with asyncio.timeout(deadline):
-            async with client.stream("GET", url, headers=headers) as r:
-                if r.status_code == 304:
-                    return Response(str(r.url), 304, dict(r.headers), b"")
-                if r.status_code >= 400:
-                    raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), status=r.status_code)
-                declared = r.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(f"response too large ({int(declared)} bytes, limit {max_bytes})")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise FetchError(f"response too large (over {max_bytes} bytes)")
-                    chunks.append(chunk)
-                return Response(str(r.url), r.status_code, dict(r.headers), b"".join(chunks))
+        yield
     except TimeoutError:
         raise FetchError(f"no complete response within {deadline:g}s") from None
     except httpx.TimeoutException:
@@ -96,6 +95,24 @@ async def get(
         raise FetchError("response body could not be decoded (bad compression)") from None
     except httpx.HTTPError as exc:
         raise FetchError(f"request failed: {_describe(exc)}") from None
+
+
+async def get(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: dict[str, str],
+    max_bytes: int,
+    deadline: float,
+) -> Response:
+    """GET ``url``: the whole body up to ``max_bytes``, within ``deadline`` seconds."""
+    with _errors(deadline):
+        async with asyncio.timeout(deadline), client.stream("GET", url, headers=headers) as r:
+            if r.status_code == 304:
+                return Response(str(r.url), 304, dict(r.headers), b"")
+            if r.status_code >= 400:
+                raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), status=r.status_code)
+            return Response(str(r.url), r.status_code, dict(r.headers), await _read(r, max_bytes))
 
 
 def _describe(exc: httpx.HTTPError) -> str:
@@ -115,14 +132,82 @@ async def fetch_feed(
     return await get(client, url, headers=headers, max_bytes=FEED_MAX_BYTES, deadline=deadline)
 
 
-class HostLimiter:
-    """At most ``PER_HOST`` concurrent requests to one host, ``total`` overall."""
+class PageFetcher:
+    """Article pages: polite (at most ``PER_HOST`` at a time per host and
+    ``concurrency`` overall) and safe (public addresses only, see
+    ``bot.guard``; http(s) only; at most ``MAX_REDIRECTS`` redirects, each
+    hop checked; ``PAGE_MAX_BYTES``; a total deadline per page).
 
-    def __init__(self, total: int) -> None:
-        self._total = asyncio.Semaphore(total)
+    It has its own client, so that no connection opened for a feed is
+    reused for an article link.
+    """
+
+    def __init__(
+        self,
+        settings: PollSettings,
+        resolver: Resolver = resolve,
+        public: IsPublic = is_public,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.public = public
+        self.client = make_client(settings, _guarded_transport(settings, resolver), follow_redirects=False)
+        self._total = asyncio.Semaphore(settings.concurrency)
         self._hosts: defaultdict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(PER_HOST))
 
-    async def fetch_page(self, client: httpx.AsyncClient, url: str, deadline: float) -> Response:
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def fetch(self, url: str, feed_url: str, deadline: float) -> Response:
         host = (urlsplit(url).hostname or "").lower()
-        async with self._total, self._hosts[host]:
-            return await get(client, url, headers={"Accept": PAGE_ACCEPT}, max_bytes=PAGE_MAX_BYTES, deadline=deadline)
+        policy = Policy(
+            allow_private=self.settings.allow_private_addresses,
+            own_hosts=frozenset({(urlsplit(feed_url).hostname or "").lower()}),
+            public=self.public,
+        )
+        token = guard.current.set(policy)
+        try:
+            async with self._total, self._hosts[host]:
+                with _errors(deadline):
+                    async with asyncio.timeout(deadline):
+                        return await self._follow(url, policy)
+        finally:
+            guard.current.reset(token)
+
+    async def _follow(self, url: str, policy: Policy) -> Response:
+        for _hop in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise FetchError("redirected to a URL that is not http(s)")
+            try:
+                policy.check(parts.hostname, await self.resolver(parts.hostname, parts.port or 443))
+            except AddressRefused as exc:
+                raise FetchError(f"refused: {exc}") from None
+            except OSError as exc:
+                raise FetchError(f"request failed: cannot resolve {parts.hostname} ({exc.strerror or exc})") from None
+            request = self.client.build_request("GET", url, headers={"Accept": PAGE_ACCEPT})
+            r = await self.client.send(request, stream=True)
+            try:
+                if r.is_redirect and "location" in r.headers:
+                    url = urljoin(url, r.headers["location"])
+                    continue
+                if r.status_code >= 400:
+                    raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), status=r.status_code)
+                return Response(str(r.url), r.status_code, dict(r.headers), await _read(r, PAGE_MAX_BYTES))
+            finally:
+                await r.aclose()
+        raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _guarded_transport(settings: PollSettings, resolver: Resolver) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(retries=0)
+    # httpx has no public hook for the network backend; the pool it builds is
+    # replaced by the same pool on the guarded backend (httpx is pinned <0.29).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=settings.concurrency * 2,
+        max_keepalive_connections=settings.concurrency,
+        keepalive_expiry=5.0,
+        network_backend=GuardedBackend(resolver),
+    )
+    return transport

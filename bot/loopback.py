@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +45,10 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    # A body sent chunk by chunk (flushed each time) instead of ``body``: for
+    # huge or never-ending answers.  Without a Content-Length header in
+    # ``headers``, the connection is closed at its end.
+    stream: Callable[[], Iterator[bytes]] | None = None
 
 
 Handler = Callable[[Request], Reply]
@@ -53,7 +57,9 @@ Handler = Callable[[Request], Reply]
 class Server:
     """A threaded HTTP server on 127.0.0.1 calling ``handler`` per request."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+        if not host.startswith("127."):
+            raise ValueError("loopback servers listen on 127.0.0.0/8 only")
         outer = self
 
         class _H(BaseHTTPRequestHandler):
@@ -67,10 +73,23 @@ class Server:
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(reply.body)))
+                if reply.stream is None:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                elif "Content-Length" not in reply.headers:
+                    self.close_connection = True
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if reply.stream is None:
                     self.wfile.write(reply.body)
+                    return
+                try:
+                    for chunk in reply.stream():
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up: what we test
 
             do_GET = do_POST = do_HEAD = do_PUT = _serve
 
@@ -78,7 +97,7 @@ class Server:
                 pass  # quiet: the tests and the demo print what matters
 
         self.handler = handler
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _H)
+        self.httpd = ThreadingHTTPServer((host, 0), _H)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 

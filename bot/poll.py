@@ -22,8 +22,8 @@ import httpx
 
 from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError
-from bot.extract import extract_body
-from bot.fetch import HostLimiter, fetch_feed
+from bot.extract import extract_body, limit_body
+from bot.fetch import PageFetcher, fetch_feed
 from bot.keys import Key
 from bot.models import Entry
 from bot.parse import parse_feed
@@ -96,15 +96,34 @@ def choose(
 
 
 class Poller:
-    """Polls feeds with one HTTP client, one store and one clock."""
+    """Polls feeds with one HTTP client, one store and one clock.
 
-    def __init__(self, config: Config, store: Store, client: httpx.AsyncClient, clock: Clock) -> None:
+    Use as ``async with Poller(...) as poller``: it closes the page fetcher
+    it made (tests pass their own, with a simulated resolver).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: httpx.AsyncClient,
+        clock: Clock,
+        pages: PageFetcher | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.client = client
         self.clock = clock
-        self.pages = HostLimiter(config.poll.concurrency)
+        self._own_pages = pages is None
+        self.pages = pages or PageFetcher(config.poll)
         self.deadline = config.poll.timeout.total_seconds() * 2
+
+    async def __aenter__(self) -> Poller:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._own_pages:
+            await self.pages.aclose()
 
     async def poll_all(self, feeds: Sequence[Feed]) -> list[PollOutcome]:
         bound = asyncio.Semaphore(self.config.poll.concurrency)
@@ -153,12 +172,17 @@ class Poller:
 
     async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
         """The body stored with the item: fetched once, at poll time."""
-        if entry.titleless or feed.body == "feed":
+        if entry.titleless:
+            return entry.content  # a post's text is its body (cut in rendering only)
+        return limit_body(await self._body(feed, entry), feed.max_paragraphs, feed.max_body_chars)
+
+    async def _body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
+        if feed.body == "feed":
             return entry.content
         if feed.body == "none" or not entry.link:
             return ()
         try:
-            page = await self.pages.fetch_page(self.client, entry.link, self.deadline)
+            page = await self.pages.fetch(entry.link, feed.url, self.deadline)
         except FetchError as exc:
             # The feed's own text is better than nothing; say so once.
             log.warning(

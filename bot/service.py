@@ -92,8 +92,7 @@ class Service:
         now = self.clock()
         if store.get_meta(FIRST_START_KEY) is None:
             store.set_meta(FIRST_START_KEY, now.isoformat())
-        async with make_client(config.poll) as client:
-            poller = Poller(config, store, client, self.clock)
+        async with make_client(config.poll) as client, Poller(config, store, client, self.clock) as poller:
             digester = Digester(config, store, Deliverer(client, store, self.clock), self.clock, _stdout())
 
             async def poll(feed: Feed) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import pytest
-
 from bench.articles import Case, cases, char_f1, snippets_ok
 from bot.extract import decode_html, extract_body
 

@@ -53,7 +53,8 @@ async def _poll(config: Config, clock: Clock, names: list[str] | None = None) ->
     try:
         async with make_client(config.poll) as client:
             feeds = [f for f in config.feeds if names is None or f.name in names]
-            return await Poller(config, store, client, clock).poll_all(feeds)
+            async with Poller(config, store, client, clock) as poller:
+                return await poller.poll_all(feeds)
     finally:
         store.close()
 

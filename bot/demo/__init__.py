@@ -53,8 +53,9 @@ def run_demo(out: TextIO) -> int:
             store = Store.open(config.state_dir)
             try:
                 async with make_client(config.poll) as client:
-                    for o in await Poller(config, store, client, now).poll_all(config.enabled_feeds):
-                        out.write(f"poll: {o.line()}\n")
+                    async with Poller(config, store, client, now) as poller:
+                        for o in await poller.poll_all(config.enabled_feeds):
+                            out.write(f"poll: {o.line()}\n")
                     digester = Digester(config, store, Deliverer(client, store, now), now, out)
                     result = await digester.run(DEMO_DATE)
                     again = await digester.run(DEMO_DATE)
