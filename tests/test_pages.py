@@ -243,7 +243,7 @@ def test_failures_are_logged_once_with_a_reason(
 def test_private_addresses_allowed_by_config(
     tmp_path: Path, feeds: DynamicFeeds, servers: tuple[Site, Server, list[Request]], clock: Clock
 ) -> None:
-    site, intranet, internal_hits = servers
+    _site, intranet, internal_hits = servers
     link = intranet.base.replace("127.0.0.3", "intranet.example") + "/doc"
     feeds.feeds["site"] = [FeedItem("g", "intranet", link, clock.now, FEED_SUMMARY)]
     bodies = run_poll(config_for(tmp_path, feeds, allow_private=True), clock)
