@@ -229,3 +229,30 @@ def test_feed_filter_on_title_and_feed_text() -> None:
     choice = choose([ok, other], set(), False, NOW, PollSettings(), lambda e: wanted(feed, e))
     assert choice.take == (ok,) and choice.mark_seen == other.keys
     assert wanted(Feed("G", "u"), other)
+
+
+def test_public_addresses() -> None:
+    from bot.guard import Policy, is_public
+
+    for private in (
+        "127.0.0.1",
+        "10.0.0.5",
+        "192.168.1.1",
+        "172.16.0.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "0.0.0.0",
+        "100.64.0.1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+        "not-an-ip",
+    ):
+        assert not is_public(private), private
+    for public in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
+        assert is_public(public), public
+    policy = Policy(own_hosts=frozenset({"intranet.local"}))
+    assert policy.allows("intranet.local", "10.0.0.5")
+    assert not policy.allows("evil.example", "10.0.0.5")
+    assert Policy(allow_private=True).allows("evil.example", "127.0.0.1")
