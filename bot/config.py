@@ -73,11 +73,11 @@ class Webhook:
     kind: str
     url: Secret
     name: str
-
-    @property
-    def ident(self) -> str:
-        """A stable identity for state that does not reveal the URL."""
-        return self.url.fingerprint(self.kind)
+    # The webhook's identity in the outbox, never derived from the URL: a
+    # fixed or rotated URL keeps the pending digests.  "name:<name>" when
+    # the config names it, else its kind and position ("discord#0").
+    ident: str = ""
+    secret: Secret | None = None  # HMAC key for json/text webhooks
 
 
 @dataclass(frozen=True)
@@ -353,55 +353,66 @@ class _Reader:
         out: list[Webhook] = []
         for i, raw in enumerate(data):
             p = f"webhooks[{i}]"
-            t = self.table(raw, p, {"kind", "url", "url_file", "name"})
+            t = self.table(raw, p, {"kind", "url", "url_file", "name", "secret", "secret_file"})
             kind = self.required(t, "kind", f"{p}.kind", _kind)
-            url = self.webhook_url(t, p)
+            url = self.secret_value(t, p, "url", "url_file", required=True)
+            secret = self.secret_value(t, p, "secret", "secret_file", required=False)
+            if secret is not None and kind in ("discord", "slack"):
+                self.problem(f"{p}.secret", f"{kind} webhooks are not signed; a secret is for json and text webhooks")
             if kind is None or url is None:
                 continue
+            try:
+                _http_url(url.reveal(), echo=False)
+            except ValueError as exc:
+                self.problem(f"{p}.url" if "url" in t else f"{p}.url_file", str(exc))
+                continue
             name = self.get(t, "name", f"{p}.name", _nonempty_str, f"{kind}#{i}")
-            out.append(Webhook(kind=kind, url=url, name=name))
-        idents = [w.ident for w in out]
-        for i, ident in enumerate(idents):
-            if ident in idents[:i]:
-                self.problem(f"webhooks[{i}].url", "the same kind and URL as an earlier webhook")
+            ident = f"name:{name}" if "name" in t else f"{kind}#{i}"
+            out.append(Webhook(kind=kind, url=url, name=name, ident=ident, secret=secret))
+        seen: dict[str, int] = {}
+        for i, w in enumerate(out):
+            for key, what in ((w.url.fingerprint(w.kind), "the same kind and URL as"), (w.ident, "the same name as")):
+                if key in seen:
+                    self.problem(f"webhooks[{i}]", f"{what} webhooks[{seen[key]}]")
+                seen.setdefault(key, i)
         return tuple(out)
 
-    def webhook_url(self, t: dict[str, Any], p: str) -> Secret | None:
-        if ("url" in t) == ("url_file" in t):
-            self.problem(f"{p}.url", "give exactly one of url and url_file")
+    def secret_value(self, t: dict[str, Any], p: str, key: str, file_key: str, required: bool) -> Secret | None:
+        """``key`` (with ``${VAR}`` from the environment) or the content of ``file_key``."""
+        if key in t and file_key in t:
+            self.problem(f"{p}.{key}", f"give {key} or {file_key}, not both")
             return None
-        if "url" in t:
-            raw = t["url"]
-            if not isinstance(raw, str):
-                self.problem(f"{p}.url", "must be a string")
+        if key not in t and file_key not in t:
+            if required:
+                self.problem(f"{p}.{key}", f"missing (required): give {key} or {file_key}")
+            return None
+        if key in t:
+            raw = t[key]
+            if not isinstance(raw, str) or not raw.strip():
+                self.problem(f"{p}.{key}", "must be a non-empty string")
                 return None
             missing = [m.group(1) for m in _ENV_REF.finditer(raw) if m.group(1) not in self.env]
             if missing:
-                self.problem(f"{p}.url", f"environment variable {missing[0]} is not set")
+                self.problem(f"{p}.{key}", f"environment variable {missing[0]} is not set")
                 return None
             value = _ENV_REF.sub(lambda m: self.env[m.group(1)], raw).strip()
-            where = f"{p}.url"
         else:
-            file_raw = t["url_file"]
+            file_raw = t[file_key]
             if not isinstance(file_raw, str) or not file_raw:
-                self.problem(f"{p}.url_file", "must be a path")
+                self.problem(f"{p}.{file_key}", "must be a path")
                 return None
             unset = [m.group(1) for m in _ENV_REF.finditer(file_raw) if m.group(1) not in self.env]
             if unset:
-                self.problem(f"{p}.url_file", f"environment variable {unset[0]} is not set")
+                self.problem(f"{p}.{file_key}", f"environment variable {unset[0]} is not set")
                 return None
             file_path = self.path.parent / Path(_ENV_REF.sub(lambda m: self.env[m.group(1)], file_raw))
             try:
                 value = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                self.problem(f"{p}.url_file", f"cannot read {file_path} ({exc.strerror})")
+                self.problem(f"{p}.{file_key}", f"cannot read {file_path} ({exc.strerror})")
                 return None
-            where = f"{p}.url_file"
-        try:
-            # The message must not echo the value: it is a secret.
-            _http_url(value, echo=False)
-        except ValueError as exc:
-            self.problem(where, str(exc))
+        if not value:
+            self.problem(f"{p}.{key}", "is empty")
             return None
         return Secret(value)
 

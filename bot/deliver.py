@@ -18,22 +18,26 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import httpx
 
 from bot.config import Webhook
 from bot.errors import DeliveryError
-from bot.payloads import target_url
+from bot.payloads import sign, target_url
 from bot.state import OutMessage, Store
 
 log = logging.getLogger("feedbot.deliver")
 
 Sleep = Callable[[float], Awaitable[None]]
-ATTEMPTS = 4
-BACKOFF_BASE = 1.0
+ATTEMPTS = 4  # POSTs of one message in one delivery run
+BACKOFF_BASE = 1.0  # seconds, between those POSTs (full jitter)
 BACKOFF_CAP = 30.0
-RETRY_AFTER_CAP = 120.0
+RETRY_AFTER_WAIT_CAP = 30.0  # a longer Retry-After is waited out by the queue, not in the loop
+QUEUE_BACKOFF_BASE = 30.0  # seconds before the service retries a failed queue, doubling
+QUEUE_BACKOFF_CAP = 3600.0
+HOLD_AFTER_REJECTION = 6 * 3600.0  # a 4xx is not retried blindly: next digest time, or in 6 h
 
 
 @dataclass(frozen=True)
@@ -42,28 +46,43 @@ class DeliveryReport:
     sent: int
     pending: int
     error: str | None = None
+    retry_at: datetime | None = None  # when the queue is tried again (backoff)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    header = response.headers.get("retry-after", "")
-    try:
-        return float(header)
-    except ValueError:
-        pass
+    """Seconds to wait: the Retry-After header, or Discord's JSON ``retry_after``."""
+    header = response.headers.get("retry-after", "").strip()
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, (when - datetime.now(UTC)).total_seconds())
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
         return None
     value = body.get("retry_after") if isinstance(body, dict) else None
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
-def backoff(attempt: int, rng: random.Random) -> float:
+def backoff(attempt: int, rng: random.Random, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
     """Full jitter: a random wait up to base·2^attempt, capped."""
-    return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+    return rng.uniform(base / 2, max(base, min(cap, base * 2**attempt)))
 
 
 class Deliverer:
+    """Sends each webhook's queue of recorded messages, in order.
+
+    ``force``: try now even if the queue's head is waiting out a backoff (a
+    digest run, a ``feedbot digest`` by hand); the service's delivery tick
+    does not force.
+    """
+
     def __init__(
         self,
         client: httpx.AsyncClient,
@@ -78,51 +97,78 @@ class Deliverer:
         self.sleep = sleep
         self.rng = rng or random.Random()
 
-    async def deliver_all(self, webhooks: Sequence[Webhook]) -> list[DeliveryReport]:
-        return list(await asyncio.gather(*(self.deliver(w) for w in webhooks)))
+    async def deliver_all(self, webhooks: Sequence[Webhook], force: bool = True) -> list[DeliveryReport]:
+        return list(await asyncio.gather(*(self.deliver(w, force) for w in webhooks)))
 
-    async def deliver(self, webhook: Webhook) -> DeliveryReport:
+    async def deliver(self, webhook: Webhook, force: bool = True) -> DeliveryReport:
         queue = self.store.undelivered(webhook.ident)
+        head = queue[0] if queue else None
+        if head and not force and head.next_attempt_at and head.next_attempt_at > self.clock():
+            return DeliveryReport(webhook.name, 0, len(queue), head.last_error, head.next_attempt_at)
         sent = 0
         for n, msg in enumerate(queue):
+            if msg.in_flight_at is not None:
+                log.warning(
+                    "webhook=%s message=%s was being sent when feedbot stopped; sending it again (it may arrive twice)",
+                    webhook.name,
+                    msg.key,
+                )
+            self.store.mark_in_flight(msg, self.clock())
             try:
                 await self.post(webhook, msg)
             except DeliveryError as exc:
-                self.store.mark_failed(msg, self.clock(), str(exc))
-                log.warning(
-                    "webhook=%s status=error sent=%d pending=%d error=%r", webhook.name, sent, len(queue) - n, str(exc)
-                )
-                return DeliveryReport(webhook.name, sent, len(queue) - n, str(exc))
+                now = self.clock()
+                pause = exc.retry_after if exc.retry_after is not None else self._pause(msg.attempts, exc.retryable)
+                retry_at = now + timedelta(seconds=pause)
+                self.store.mark_failed(msg, now, str(exc), retry_at)
+                if str(exc) != msg.last_error:  # logged once, not at every retry
+                    log.warning(
+                        "webhook=%s status=error sent=%d pending=%d retry_at=%s error=%r",
+                        webhook.name,
+                        sent,
+                        len(queue) - n,
+                        retry_at.isoformat(timespec="seconds"),
+                        str(exc),
+                    )
+                return DeliveryReport(webhook.name, sent, len(queue) - n, str(exc), retry_at)
             self.store.mark_delivered(msg, self.clock())
             sent += 1
         if queue:
             log.info("webhook=%s status=ok sent=%d pending=0", webhook.name, sent)
         return DeliveryReport(webhook.name, sent, 0)
 
+    def _pause(self, attempts: int, retryable: bool) -> float:
+        """How long a failed queue waits before the next unforced try."""
+        if not retryable:
+            return HOLD_AFTER_REJECTION
+        return backoff(attempts, self.rng, QUEUE_BACKOFF_BASE, QUEUE_BACKOFF_CAP)
+
     async def post(self, webhook: Webhook, msg: OutMessage) -> None:
+        """One message, with a few quick retries; DeliveryError if not accepted."""
         url = target_url(webhook.kind, webhook.url.reveal())
-        headers = {
-            "Content-Type": msg.content_type,
-            "Idempotency-Key": f"feedbot-{msg.digest_id}-{msg.seq}",
-        }
+        headers = {"Content-Type": msg.content_type, "Idempotency-Key": msg.key}
+        if webhook.secret is not None:
+            headers.update(sign(webhook.secret.reveal(), msg.body, self.clock()))
         last: DeliveryError | None = None
-        last_wait = 0.0
+        wait = 0.0
         for attempt in range(ATTEMPTS):
             if attempt:
-                await self.sleep(last_wait)
+                await self.sleep(wait)
             try:
                 r = await self.client.post(url, content=msg.body, headers=headers)
             except httpx.HTTPError as exc:
                 last = DeliveryError(f"{webhook.name}: request failed ({type(exc).__name__})")
-                last_wait = backoff(attempt, self.rng)
+                wait = backoff(attempt, self.rng)
                 continue
             if 200 <= r.status_code < 300:
                 return
             detail = f"{webhook.name}: HTTP {r.status_code}{_reason(r)}"
-            if r.status_code == 429 or r.status_code == 408 or r.status_code >= 500:
-                last = DeliveryError(detail, r.status_code)
+            if r.status_code in (408, 429) or r.status_code >= 500:
                 hint = _retry_after(r) if r.status_code in (429, 503) else None
-                last_wait = min(hint, RETRY_AFTER_CAP) if hint is not None else backoff(attempt, self.rng)
+                last = DeliveryError(detail, r.status_code, retry_after=hint)
+                if hint is not None and hint > RETRY_AFTER_WAIT_CAP:
+                    break  # a long rate limit: the queue waits it out, the loop does not
+                wait = hint if hint is not None else backoff(attempt, self.rng)
                 continue
             raise DeliveryError(detail, r.status_code, retryable=False)
         assert last is not None

@@ -49,7 +49,10 @@ class StateError(FeedbotError):
 class DeliveryError(FeedbotError):
     """A webhook did not accept a message."""
 
-    def __init__(self, message: str, status: int | None = None, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.retry_after = retry_after  # seconds the server asked us to wait

@@ -8,11 +8,13 @@ characters) and Slack (4,000), and feed text can never ping anybody.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from bot.models import Block, Item, Rendered
 from bot.render import split, utf16_len
@@ -119,6 +121,21 @@ def json_kind(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]
 
 
 PAYLOADS: dict[str, Builder] = {"discord": discord, "slack": slack, "json": json_kind, "text": text}
+
+
+SIGNATURE_HEADER = "X-Feedbot-Signature"
+TIMESTAMP_HEADER = "X-Feedbot-Timestamp"
+
+
+def sign(secret: str, body: bytes, now: datetime) -> dict[str, str]:
+    """HMAC-SHA256 over ``"<timestamp>." + body``, for receivers to verify.
+
+    The timestamp is signed too, so a receiver can refuse replays of old
+    requests (docs/webhooks.md has a verification snippet).
+    """
+    timestamp = str(int(now.timestamp()))
+    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
+    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: "sha256=" + mac.hexdigest()}
 
 
 def target_url(kind: str, url: str) -> str:

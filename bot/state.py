@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     last_attempt_at INTEGER,
+    next_attempt_at INTEGER,   -- after a failure: not before this (backoff, Retry-After)
+    in_flight_at INTEGER,      -- set, and committed, just before each POST
+    resent INTEGER NOT NULL DEFAULT 0,  -- POSTed again after a crash while in flight
     PRIMARY KEY (digest_id, webhook, seq)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
@@ -129,6 +132,15 @@ class OutMessage:
     seq: int
     content_type: str
     body: bytes
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    in_flight_at: datetime | None = None  # a POST started and its outcome was never recorded
+
+    @property
+    def key(self) -> str:
+        """The idempotency key receivers may dedupe on."""
+        return f"feedbot-{self.digest_id}-{self.seq}"
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,7 @@ class WebhookBacklog:
     attempts: int
     last_error: str | None
     last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = None
 
 
 class Store:
@@ -401,25 +414,41 @@ class Store:
 
     def undelivered(self, webhook: str) -> list[OutMessage]:
         rows = self.conn.execute(
-            "SELECT digest_id, webhook, seq, content_type, body FROM outbox"
-            " WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq",
+            "SELECT digest_id, webhook, seq, content_type, body, attempts, last_error, next_attempt_at, in_flight_at"
+            " FROM outbox WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq",
             (webhook,),
         )
-        return [OutMessage(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+        return [OutMessage(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], _dt(r[7]), _dt(r[8])) for r in rows]
+
+    def _update(self, msg: OutMessage, assignments: str, values: Sequence[object]) -> None:
+        self.conn.execute(
+            f"UPDATE outbox SET {assignments} WHERE digest_id=? AND webhook=? AND seq=?",
+            (*values, msg.digest_id, msg.webhook, msg.seq),
+        )
+
+    def mark_in_flight(self, msg: OutMessage, now: datetime) -> None:
+        """Committed before the POST: after a crash, the message is known to
+        have been possibly sent (the only window for a duplicate)."""
+        resent = 1 if msg.in_flight_at is not None else 0
+        self._update(msg, "in_flight_at=?, resent=resent+?", (_ts(now), resent))
 
     def mark_delivered(self, msg: OutMessage, now: datetime) -> None:
-        self.conn.execute(
-            "UPDATE outbox SET delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL"
-            " WHERE digest_id=? AND webhook=? AND seq=?",
-            (_ts(now), _ts(now), msg.digest_id, msg.webhook, msg.seq),
+        self._update(
+            msg,
+            "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
+            (_ts(now), _ts(now)),
         )
 
-    def mark_failed(self, msg: OutMessage, now: datetime, error: str) -> None:
-        self.conn.execute(
-            "UPDATE outbox SET attempts=attempts+1, last_attempt_at=?, last_error=?"
-            " WHERE digest_id=? AND webhook=? AND seq=?",
-            (_ts(now), error, msg.digest_id, msg.webhook, msg.seq),
+    def mark_failed(self, msg: OutMessage, now: datetime, error: str, retry_at: datetime) -> None:
+        self._update(
+            msg,
+            "attempts=attempts+1, last_attempt_at=?, last_error=?, next_attempt_at=?, in_flight_at=NULL",
+            (_ts(now), error, _ts(retry_at)),
         )
+
+    def resent_count(self) -> int:
+        """Messages POSTed again because a crash hid whether the first POST arrived."""
+        return int(self.conn.execute("SELECT COALESCE(SUM(resent), 0) FROM outbox").fetchone()[0])
 
     def drop_webhooks_except(self, active: Iterable[str]) -> int:
         """Messages for webhooks no longer configured will never be sent."""
@@ -430,18 +459,21 @@ class Store:
         ).rowcount
 
     def backlog(self) -> list[WebhookBacklog]:
+        """Per webhook: undelivered messages, and the state of the first one."""
         rows = self.conn.execute(
-            "SELECT webhook, COUNT(*), MAX(attempts), MAX(last_attempt_at) FROM outbox"
-            " WHERE delivered_at IS NULL AND dropped=0 GROUP BY webhook ORDER BY webhook"
+            "SELECT webhook, COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dropped=0 GROUP BY webhook"
+            " ORDER BY webhook"
         ).fetchall()
         out = []
-        for webhook, count, attempts, last in rows:
-            err = self.conn.execute(
-                "SELECT last_error FROM outbox WHERE webhook=? AND delivered_at IS NULL AND dropped=0"
-                " AND last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1",
-                (webhook,),
-            ).fetchone()
-            out.append(WebhookBacklog(webhook, int(count), int(attempts or 0), err[0] if err else None, _dt(last)))
+        for webhook, count in rows:
+            head = self.undelivered(webhook)[0]
+            last = self.conn.execute(
+                "SELECT last_attempt_at FROM outbox WHERE digest_id=? AND webhook=? AND seq=?",
+                (head.digest_id, head.webhook, head.seq),
+            ).fetchone()[0]
+            out.append(
+                WebhookBacklog(webhook, int(count), head.attempts, head.last_error, _dt(last), head.next_attempt_at)
+            )
         return out
 
     def digest_count(self) -> int:

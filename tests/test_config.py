@@ -92,7 +92,7 @@ name = "main"
     assert config.topics[0].match == (("中国", "習近平"), ("ロシア",))
     hook = config.webhooks[0]
     assert hook.url.reveal() == "https://discord.example/api/webhooks/1/secret/x"
-    assert "secret" not in repr(hook) and "secret" not in str(hook.url)
+    assert "/1/secret" not in repr(hook) and "/1/secret" not in str(hook.url)
 
 
 def test_state_directory_from_systemd_wins(tmp_path: Path) -> None:
