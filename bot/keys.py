@@ -1,27 +1,29 @@
 """Dedupe identity of feed entries (pure).
 
-An entry is known by one or two 20-byte keys (SHA-1 digests, stored as
-BLOBs: compact and fast, see PERF_NOTES); it has been seen when any of its
-keys has.  Its identity, in order of preference:
+Keys are 20-byte SHA-1 digests, stored as BLOBs (compact and fast, see
+PERF_NOTES).  An entry has been seen when any of its ``keys`` has been
+recorded, or its ``alias`` has been recorded by another feed.
 
-* its GUID/id: a GUID that is a URL is canonicalised (below, fragment
-  kept: a GUID with a fragment names one entry on purpose) and global, so
-  the same article through two feeds, or a GUID moving from http to https,
-  is one item; an opaque GUID ("tag:…", "12345") is scoped to its feed,
-  since two feeds may both number their posts from 1;
-* otherwise its canonical link (global), fragment dropped, unless that
-  would merge several entries of the same document (Scripting News links
-  every post of a day to one page, told apart only by the fragment);
-* otherwise a hash of its title and date, scoped to its feed.
+* An entry with a GUID/id is its GUID.  A GUID that is a URL is
+  canonicalised (below; fragment kept: a GUID with a fragment names one
+  entry on purpose) and global, so the same article through two feeds, or a
+  GUID moving from http to https, is one item; an opaque GUID ("tag:…",
+  "12345") is scoped to its feed, since two feeds may both number their
+  posts from 1.  Its link is an *alias*: it makes the same article one item
+  when another feed has it (with an opaque GUID, say), but never hides an
+  entry of the same feed, where distinct GUIDs may share a link.
+* An entry without a GUID is its canonical link (global, fragment dropped),
+  plus its link with the fragment when it has one, plus a hash of its title
+  and date (scoped to its feed).  Several entries of one document that share
+  a page (Scripting News links every post of a day to one page, told apart
+  by the fragment) or a link (a feed that links every entry to its home
+  page) are not known by it; every key an entry has in one poll is one it
+  can have in the next, so no entry comes back when its neighbours change.
 
 A GUID repeated for different entries of one document is a publisher bug;
 the repeats are keyed by GUID, date and title so that no post is lost.
-
-An entry with a GUID also gets its link as a second key, so the same
-article is one item even when one feed gives it an opaque GUID; not when
-several entries of the document share that link (a feed that links every
-entry to its home page).  Editing an entry's title or date changes neither
-GUID nor link, so an edited entry is not taken again.
+Editing an entry's title or date changes neither GUID nor link, so an
+edited entry is not taken again.
 
 Canonical URL: scheme and host lower-cased, default port and fragment
 dropped, tracking parameters (``utm_*``, ``fbclid``, ``gclid``…) removed;
@@ -109,23 +111,39 @@ class Sharing:
     guid_repeated: bool = False  # an earlier entry of the document has the same GUID
 
 
+@dataclass(frozen=True)
+class Identity:
+    """An entry's keys: seen when any of ``keys`` has been recorded, or when
+    ``alias`` has been recorded by another feed."""
+
+    keys: tuple[Key, ...]
+    alias: Key | None = None
+
+
 def entry_keys(
     feed_url: str, guid: str | None, link: str | None, title: str, date: str | None, sharing: Sharing = Sharing()
-) -> tuple[Key, ...]:
-    """The keys of one entry, its identity first."""
+) -> Identity:
+    """The identity of one entry (see the module docstring)."""
     g = (guid or "").strip()
     has_link = bool(link) and is_url(link or "")
+    title_key = _digest("title", f"{feed_url}\0{title}\0{date or ''}")
     if g and sharing.guid_repeated:
         # A publisher bug (Scripting News reuses a GUID for two posts): the
         # first keeps the GUID, the others are told apart by date and title.
-        return (_digest("guid-repeat", f"{feed_url}\0{g}\0{date or ''}\0{title}"),)
+        return Identity((_digest("guid-repeat", f"{feed_url}\0{g}\0{date or ''}\0{title}"),))
     if g:
         first = _url_key(g, keep_fragment=True) if is_url(g) else _digest("guid", f"{feed_url}\0{g}")
-        if has_link and link and not sharing.link_shared:
-            second = _url_key(link, keep_fragment=sharing.page_shared)
-            if second != first:
-                return (first, second)
-        return (first,)
-    if has_link and link and not sharing.link_shared:
-        return (_url_key(link, keep_fragment=sharing.page_shared),)
-    return (_digest("title", f"{feed_url}\0{title}\0{date or ''}"),)
+        # The link is only an alias, for the same article in another feed: in
+        # its own feed, entries with distinct GUIDs may share a link.
+        alias = _url_key(link, keep_fragment=sharing.page_shared) if has_link and link else None
+        return Identity((first,), None if sharing.link_shared or alias == first else alias)
+    keys: list[Key] = []
+    if has_link and link:
+        # Every key that can stay the same from one poll to the next, so
+        # that the entry is known whatever its neighbours in the document.
+        if not sharing.page_shared:
+            keys.append(_url_key(link, keep_fragment=False))
+        if urlsplit(link).fragment and not sharing.link_shared:
+            keys.append(_url_key(link, keep_fragment=True))
+    keys.append(title_key)
+    return Identity(tuple(keys))

@@ -17,11 +17,12 @@ from bot.keys import Key
 class Entry:
     """One feed entry, normalised to plain text."""
 
-    keys: tuple[Key, ...]
+    keys: tuple[Key, ...]  # seen when any of these was recorded (bot.keys)
     title: str  # plain one-line text; "" for a title-less post
     link: str  # absolute URL, or "" when the entry has none
     published: datetime | None
     content: tuple[str, ...] = ()  # the feed's own text (content:encoded, else summary) as paragraphs
+    alias: Key | None = None  # seen when recorded by another feed (the link of a GUID entry)
 
     @property
     def titleless(self) -> bool:

@@ -112,7 +112,7 @@ def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
     title = plain(raw_title) if title_detail.get("type", "text/html") != "text/plain" else " ".join(raw_title.split())
     published = _date(raw)
     guid = raw.get("id")
-    keys = entry_keys(
+    identity = entry_keys(
         feed_url,
         str(guid) if guid else None,
         link or None,
@@ -120,4 +120,6 @@ def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
         published.isoformat() if published else None,
         sharing,
     )
-    return Entry(keys=keys, title=title, link=link, published=published, content=_content(raw))
+    return Entry(
+        keys=identity.keys, title=title, link=link, published=published, content=_content(raw), alias=identity.alias
+    )

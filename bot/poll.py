@@ -38,7 +38,7 @@ Clock = Callable[[], datetime]
 @dataclass(frozen=True)
 class Choice:
     take: tuple[Entry, ...]
-    mark_seen: tuple[Key, ...]  # keys of entries recorded as seen but not taken
+    skip: tuple[Entry, ...]  # new entries recorded as seen but not taken (too old, filtered out)
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,16 @@ def choose(
 ) -> Choice:
     """Which entries are new; which unseen ones are too old or filtered out.
 
+    ``seen`` holds the keys by which entries are known (``Store.seen``).
+
     Entries not taken are recorded as seen, so a later poll does not take
     them either (a filter edit applies to entries that appear after it).
     """
     take: list[Entry] = []
-    mark: list[Key] = []
+    skip: list[Entry] = []
     known = set(seen)
     for entry in entries:
-        if known.intersection(entry.keys):
+        if known.intersection(entry.keys) or (entry.alias is not None and entry.alias in known):
             continue
         known.update(entry.keys)
         age = now - entry.published if entry.published else None
@@ -89,10 +91,10 @@ def choose(
             # digest with its back catalogue; undated entries count as old.
             too_old = too_old or age is None or age > settings.first_poll
         if too_old or not keep(entry):
-            mark.extend(entry.keys)
+            skip.append(entry)
         else:
             take.append(entry)
-    return Choice(tuple(take), tuple(mark))
+    return Choice(tuple(take), tuple(skip))
 
 
 class Poller:
@@ -153,7 +155,7 @@ class Poller:
             self.store.record_failure(feed.url, feed.name, self.clock(), "error", str(exc))
             return done("error", error=str(exc))
         now = self.clock()
-        seen = self.store.seen_keys(k for e in parsed.entries for k in e.keys)
+        seen = self.store.seen(feed.url, parsed.entries)
         choice = choose(
             parsed.entries, seen, state.first_ok_at is None, now, self.config.poll, lambda e: wanted(feed, e)
         )
@@ -165,7 +167,7 @@ class Poller:
             etag=response.headers.get("etag"),
             last_modified=response.headers.get("last-modified"),
             take=[NewItem(e, b) for e, b in zip(choice.take, bodies, strict=True)],
-            mark_seen=choice.mark_seen,
+            skip=choice.skip,
             warning=parsed.warning,
         )
         return done("ok", new=len(ids))

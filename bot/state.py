@@ -53,7 +53,10 @@ CREATE TABLE IF NOT EXISTS feeds (
     failing_since INTEGER,
     items_taken INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS seen (key BLOB PRIMARY KEY, first_seen INTEGER NOT NULL) WITHOUT ROWID;
+-- feed_id: the feeds rowid of the feed that recorded the key (aliases count only for other feeds)
+CREATE TABLE IF NOT EXISTS seen (
+    key BLOB PRIMARY KEY, first_seen INTEGER NOT NULL, feed_id INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS digests (
     id INTEGER PRIMARY KEY,
     date TEXT NOT NULL,
@@ -275,14 +278,35 @@ class Store:
                 (_ts(now), _ts(now), url),
             )
 
-    def seen_keys(self, keys: Iterable[Key]) -> set[Key]:
+    def _feed_id(self, url: str) -> int | None:
+        row = self.conn.execute("SELECT rowid FROM feeds WHERE url=?", (url,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _lookup(self, keys: Iterable[Key]) -> dict[Key, int]:
+        """The recorded keys among ``keys``, with the feed that recorded each."""
         wanted = list(set(keys))
-        found: set[Key] = set()
+        found: dict[Key, int] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(bytes(r[0]) for r in self.conn.execute(f"SELECT key FROM seen WHERE key IN ({marks})", chunk))
+            rows = self.conn.execute(f"SELECT key, feed_id FROM seen WHERE key IN ({marks})", chunk)
+            found.update((bytes(k), int(f)) for k, f in rows)
         return found
+
+    def seen(self, feed_url: str, entries: Iterable[Entry]) -> set[Key]:
+        """The keys by which ``entries`` are known already: recorded keys, and
+        aliases recorded by another feed."""
+        entries = list(entries)
+        own = self._feed_id(feed_url)
+        found = self._lookup([k for e in entries for k in e.keys] + [e.alias for e in entries if e.alias])
+        aliases = {e.alias for e in entries if e.alias}
+        return {k for k, feed in found.items() if k not in aliases or feed != own} | {
+            k for e in entries for k in e.keys if k in found
+        }
+
+    def _record(self, entry: Entry, stamp: int, feed_id: int) -> None:
+        keys = [*entry.keys, *([entry.alias] if entry.alias else [])]
+        self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", [(k, stamp, feed_id) for k in keys])
 
     def record_poll(
         self,
@@ -293,26 +317,27 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         take: Sequence[NewItem],
-        mark_seen: Iterable[Key],
+        skip: Sequence[Entry],
         warning: str | None = None,
     ) -> list[int]:
         """Store one successful poll atomically; returns the new item ids.
 
-        An item whose keys were seen meanwhile (another feed polled at the
-        same time carried the same article) is not stored: keys are checked
-        again inside the transaction.
+        ``skip``: entries recorded as seen without being taken.  An item
+        known meanwhile (another feed polled at the same time carried the
+        same article) is not stored: keys are checked again inside the
+        transaction.
         """
         ids: list[int] = []
         stamp = _ts(now)
         with self.transaction() as db:
             self._ensure_feed(url, name)
+            feed_id = self._feed_id(url) or 0
             for new in take:
-                keys = new.entry.keys
-                if self.seen_keys(keys):
-                    db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(k, stamp) for k in keys])
-                    continue
-                db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(k, stamp) for k in keys])
                 e = new.entry
+                known = self.seen(url, [e])
+                self._record(e, stamp, feed_id)
+                if known:
+                    continue
                 cur = db.execute(
                     "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -327,7 +352,8 @@ class Store:
                     ),
                 )
                 ids.append(int(cur.lastrowid or 0))
-            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", [(k, stamp) for k in mark_seen])
+            for entry in skip:
+                self._record(entry, stamp, feed_id)
             db.execute(
                 "UPDATE feeds SET etag=?, last_modified=?, first_ok_at=COALESCE(first_ok_at, ?), last_poll_at=?,"
                 " last_ok_at=?, last_status=?, last_error=?, last_new=?, error_count=0, failing_since=NULL,"

@@ -345,3 +345,21 @@ def test_concurrent_digest_runs_deliver_once(
     assert sorted(r.items for r in results) == [0, 5]
     assert len(rec.accepted) == 1
     assert delivered_text(rec).count("f 見出し3") == 1
+
+
+def test_guidless_entries_sharing_a_link_are_never_taken_twice(
+    tmp_path: Path, feeds: DynamicFeeds, clock: Clock
+) -> None:
+    """An entry first alone, then beside others with the same link or page."""
+    home = feeds.base + "/"
+    when = clock.now - timedelta(hours=1)
+    feeds.feeds["f"] = [FeedItem(None, "A2", home, when), FeedItem(None, "P-b", home + "day.html#b", when)]
+    config = make_config(tmp_path, feeds, ["f"], [])
+    assert [o.new for o in poll(config, clock)] == [2]
+    feeds.feeds["f"] += [FeedItem(None, "A4", home, when), FeedItem(None, "P-c", home + "day.html#c", when)]
+    assert [o.new for o in poll(config, clock)] == [2]  # A4 and P-c only
+    feeds.feeds["f"] = [FeedItem(None, "A4", home, when), FeedItem(None, "P-c", home + "day.html#c", when)]
+    assert [o.new for o in poll(config, clock)] == [0]
+    store = Store.open(config.state_dir)
+    assert sorted(i.title for i in store.unbound_items()) == ["A2", "A4", "P-b", "P-c"]
+    store.close()
