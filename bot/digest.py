@@ -17,6 +17,7 @@ from typing import TextIO
 
 from bot.config import Config
 from bot.deliver import Deliverer, DeliveryReport
+from bot.errors import FeedbotError
 from bot.models import Item, Rendered
 from bot.payloads import PAYLOADS
 from bot.render import render
@@ -87,23 +88,34 @@ class Digester:
                     for w in webhooks
                 }
 
+            if not webhooks:
+                # stdout is the channel: write it (and the archive copy)
+                # before the items are bound, so a failed write loses nothing.
+                self._archive(now, rendered)
             digest_id = self.store.create_digest(
                 rendered.digest.date, now, [i.id for i in items], rendered.text, messages
             )
             log.info(
                 "digest=%d date=%s items=%d webhooks=%d", digest_id, rendered.digest.date, len(items), len(webhooks)
             )
-            if not webhooks:
-                self._archive(digest_id, rendered)
         self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
         reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
         return DigestResult(digest_id, len(items), tuple(reports))
 
-    def _archive(self, digest_id: int, rendered: Rendered) -> None:
+    def _archive(self, now: datetime, rendered: Rendered) -> None:
         """No webhook: stdout is the channel, and a copy stays in state_dir."""
         folder = self.config.state_dir / "digests"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{rendered.digest.date}-{digest_id:06d}.txt"
-        path.write_text(rendered.text + "\n", encoding="utf-8")
-        self.out.write(rendered.text + "\n")
-        self.out.flush()
+        stamp = now.astimezone(self.config.timezone).strftime("%H%M%S")
+        path = folder / f"{rendered.digest.date}-{stamp}.txt"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            temp = path.with_suffix(".tmp")
+            temp.write_text(rendered.text + "\n", encoding="utf-8")
+            temp.replace(path)
+        except OSError as exc:
+            raise FeedbotError(f"cannot archive the digest in {folder}: {exc.strerror or exc}") from None
+        try:
+            self.out.write(rendered.text + "\n")
+            self.out.flush()
+        except OSError as exc:
+            raise FeedbotError(f"cannot write the digest to stdout: {exc.strerror or exc}") from None

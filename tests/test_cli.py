@@ -188,3 +188,13 @@ def test_every_command_has_help() -> None:
     for command in ("run", "poll", "digest", "check", "status", "demo"):
         r = run_cli(command, "--help")
         assert r.returncode == 0 and r.stdout.startswith(f"usage: feedbot {command}")
+
+
+def test_failed_archive_write_keeps_the_items_pending(demo_config: Callable[[str | None], Path]) -> None:
+    path = demo_config(None)
+    assert run_cli("--config", str(path), "poll", "--feed", "J Sato").returncode == 0
+    (path.parent / "state" / "digests").write_text("in the way")  # a file where the folder goes
+    r = run_cli("--config", str(path), "digest")
+    assert r.returncode == 1
+    assert r.stderr.startswith("feedbot: cannot archive the digest in") and "Traceback" not in r.stderr
+    assert "pending items: 1" in run_cli("--config", str(path), "status").stdout
