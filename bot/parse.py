@@ -12,6 +12,7 @@ feed; a survivable problem (``bozo`` with entries) is returned as a warning.
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from bot.errors import ParseError
-from bot.extract import html_paragraphs, plain
+from bot.extract import charset_from_content_type, html_paragraphs, normalise_codec, plain
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.models import Entry, ParsedFeed
 
@@ -32,9 +33,63 @@ from bot.models import Entry, ParsedFeed
 _BENIGN = frozenset({"NonXMLContentType", "CharacterEncodingOverride"})
 
 
+_XML_ENCODING = re.compile(rb"""^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""", re.I)
+# Declared Japanese charsets whose real codec is a superset Python does not
+# pick by the name: Windows-written "Shift_JIS" is CP932 (①, 髙, ～).
+_SUPERSETS = frozenset({"cp932", "euc_jis_2004"})
+
+
+def transcode(data: bytes, headers: dict[str, str]) -> bytes:
+    """Give feedparser UTF-8 where its own decoding would go wrong.
+
+    * A declared Shift_JIS/EUC-JP is decoded with the superset that really
+      decodes it (CP932, EUC-JIS-2004): feedparser would give up on the first
+      CP932-only character (①, 髙, ～) and read the whole feed as Latin-2.
+    * A declared (or, for XML, implied UTF-8) charset that does not decode
+      cleanly is not trusted: the encoding is detected instead.
+
+    Documents with a BOM or NUL bytes (UTF-16/32) are left to feedparser.
+    ``headers`` is updated to match the returned bytes.
+    """
+    if data[:4].startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:200]:
+        return data
+    m = _XML_ENCODING.match(data[:500])
+    declared = charset_from_content_type(headers.get("content-type")) or (m.group(2).decode("ascii") if m else None)
+    codec = normalise_codec(declared) if declared else "utf-8"
+    try:
+        text = data.decode(codec or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        text = _detect(data)
+        if text is None:
+            return data
+    else:
+        if codec not in _SUPERSETS:
+            return data  # feedparser decodes it as declared, correctly
+    if m:
+        text = re.sub(r"""(encoding\s*=\s*["'])[^"']+""", r"\1utf-8", text, count=1)
+    if "content-type" in headers:
+        headers["content-type"] = re.sub(r"charset\s*=\s*[^;\s]+", "charset=utf-8", headers["content-type"], flags=re.I)
+    return text.encode("utf-8")
+
+
+def _detect(data: bytes) -> str | None:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    codec = normalise_codec(best.encoding) if best is not None and best.encoding else None
+    for candidate in (codec, "cp932", "euc_jis_2004"):
+        if candidate:
+            try:
+                return data.decode(candidate)
+            except (UnicodeDecodeError, LookupError):
+                continue
+    return None
+
+
 def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse a feed document fetched from ``url``."""
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    data = transcode(data, response_headers)
     response_headers.setdefault("content-location", url)
     try:
         result: Any = feedparser.parse(

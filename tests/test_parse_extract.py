@@ -177,3 +177,23 @@ def test_feed_html_becomes_paragraphs() -> None:
         "four",
     ]
     assert html_paragraphs("plain &amp; simple\n\nsecond") == ["plain & simple", "second"]
+
+
+@pytest.mark.parametrize(
+    ("codec", "declared", "title"),
+    [
+        ("cp932", "Shift_JIS", "ロシア外相が会見①髙島屋～"),  # CP932-only characters in a "Shift_JIS" feed
+        ("euc_jis_2004", "EUC-JP", "ロシア外相が会見①～"),
+        ("cp932", None, "ロシア外相が会見したことを伝えました"),  # undeclared: detected
+        ("euc_jp", None, "ロシア外相が会見したことを伝えました"),
+    ],
+)
+@pytest.mark.parametrize("header", [False, True])
+def test_japanese_feed_charsets(codec: str, declared: str | None, title: str, header: bool) -> None:
+    decl = f'<?xml version="1.0" encoding="{declared}"?>' if declared else '<?xml version="1.0"?>'
+    body = f"<rss version='2.0'><channel><title>t</title><item><title>{title}</title><link>http://x/1</link>"
+    doc = (decl + body + "</item></channel></rss>").encode(codec)
+    # A header that lies (utf-8 for Shift_JIS bytes) is not trusted either.
+    headers = {"Content-Type": f"application/rss+xml; charset={declared or 'utf-8'}"} if header else {}
+    (entry,) = parse_feed(doc, "http://f", headers).entries
+    assert entry.title == title
