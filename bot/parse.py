@@ -57,14 +57,14 @@ def transcode(data: bytes, headers: dict[str, str]) -> bytes:
     declared = charset_from_content_type(headers.get("content-type")) or (m.group(2).decode("ascii") if m else None)
     codec = normalise_codec(declared) if declared else "utf-8"
     try:
-        text = data.decode(codec or "utf-8")
+        text: str | None = data.decode(codec or "utf-8")
     except (UnicodeDecodeError, LookupError):
         text = _detect(data)
-        if text is None:
-            return data
     else:
         if codec not in _SUPERSETS:
             return data  # feedparser decodes it as declared, correctly
+    if text is None:
+        return data
     if m:
         text = re.sub(r"""(encoding\s*=\s*["'])[^"']+""", r"\1utf-8", text, count=1)
     if "content-type" in headers:
