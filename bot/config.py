@@ -497,11 +497,15 @@ def _times(v: Any) -> tuple[time, ...]:
     if not isinstance(v, list) or not v:
         raise TypeError('must be a list of times of day such as ["07:00"]')
     out: list[time] = []
+    bad: list[str] = []
     for item in v:
         m = re.fullmatch(r"(\d{1,2}):(\d{2})", item) if isinstance(item, str) else None
         if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-            raise ValueError(f"{item!r} is not a time of day HH:MM")
+            bad.append(repr(item))
+            continue
         out.append(time(int(m.group(1)), int(m.group(2))))
+    if bad:
+        raise ValueError(f"{', '.join(bad)} {'is not a time' if len(bad) == 1 else 'are not times'} of day HH:MM")
     return tuple(sorted(set(out)))
 
 
@@ -565,15 +569,19 @@ def _user_agent(v: Any) -> str:
 def _headline(v: Any) -> str:
     s = _nonempty_str(v)
     try:
-        fields = {f for _, f, spec, conv in string.Formatter().parse(s) if f is not None}
+        fields = {f for _, f, _spec, _conv in string.Formatter().parse(s) if f is not None}
     except ValueError as exc:
         raise ValueError(f"is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
     unknown = fields - HEADLINE_FIELDS
     if unknown:
         names = ", ".join("{" + u + "}" for u in sorted(unknown))
-        raise ValueError(f"unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}")
+        raise ValueError(f"unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}") from None
     if "title" not in fields:
         raise ValueError("must contain {title}")
+    try:  # conversions and format specs ("{title!x}", "{title:d}") fail only when used
+        s.format_map(dict.fromkeys(HEADLINE_FIELDS, "x"))
+    except (ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"is not a valid template ({exc}); use plain {{title}}, {{link}} and so on") from None
     return s
 
 
@@ -585,7 +593,7 @@ def _body(v: Any) -> str:
 
     try:
         soupsieve.compile(s)
-    except (soupsieve.SelectorSyntaxError, ValueError) as exc:
+    except Exception as exc:  # SelectorSyntaxError, NotImplementedError ("p::before"), ...
         first = str(exc).splitlines()[0]
         raise ValueError(f"is neither auto, feed, none nor a valid CSS selector ({first})") from None
     return s
@@ -600,7 +608,12 @@ def _kind(v: Any) -> str:
 
 def _http_url(v: Any, echo: bool = True) -> str:
     s = _nonempty_str(v)
+    shown = f": {s!r}" if echo else ""
     parts = urlsplit(s)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{s!r} is not an http(s) URL" if echo else "not an http(s) URL")
+        raise ValueError(f"not an http(s) URL{shown}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"has an invalid port (0-65535){shown}") from None
     return s

@@ -15,13 +15,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import httpx
 
 from bot.config import Config, Feed, PollSettings
-from bot.errors import FetchError, ParseError
+from bot.errors import FetchError, ParseError, StateError
 from bot.extract import extract_body, limit_body
 from bot.fetch import PageFetcher, fetch_feed
 from bot.keys import Key
@@ -44,7 +44,7 @@ class Choice:
 @dataclass(frozen=True)
 class PollOutcome:
     feed: str
-    status: str  # "ok" | "not-modified" | "error"
+    status: str  # "ok" | "not-modified" | "error" | "skipped" (stopping)
     new: int = 0
     error: str | None = None
     ms: int = 0
@@ -119,6 +119,8 @@ class Poller:
         self._own_pages = pages is None
         self.pages = pages or PageFetcher(config.poll)
         self.deadline = config.poll.timeout.total_seconds() * 2
+        self._bound = asyncio.Semaphore(config.poll.concurrency)
+        self.stopping = asyncio.Event()
 
     async def __aenter__(self) -> Poller:
         return self
@@ -128,32 +130,43 @@ class Poller:
             await self.pages.aclose()
 
     async def poll_all(self, feeds: Sequence[Feed]) -> list[PollOutcome]:
-        bound = asyncio.Semaphore(self.config.poll.concurrency)
-
-        async def one(feed: Feed) -> PollOutcome:
-            async with bound:
-                return await self.poll(feed)
-
-        return list(await asyncio.gather(*(one(f) for f in feeds)))
+        return list(await asyncio.gather(*(self.poll(f) for f in feeds)))
 
     async def poll(self, feed: Feed) -> PollOutcome:
-        started = time.monotonic()
-        state = self.store.feed_state(feed.url)
+        """Poll one feed; never raises for the feed's sake (its error is recorded).
 
-        def done(status: str, new: int = 0, error: str | None = None) -> PollOutcome:
-            outcome = PollOutcome(feed.name, status, new, error, int((time.monotonic() - started) * 1000))
-            (log.warning if error else log.info)("%s", outcome.line())
+        At most ``poll.concurrency`` feeds are polled at once, whether the
+        poll comes from ``poll_all`` or from the scheduler; once ``stopping``
+        is set, feeds not yet started are skipped.
+        """
+        async with self._bound:
+            if self.stopping.is_set():
+                return PollOutcome(feed.name, "skipped")
+            started = time.monotonic()
+            try:
+                outcome = await self._poll(feed)
+            except StateError:
+                raise  # the state is unusable: not this feed's problem
+            except Exception as exc:  # a bug or a case nobody foresaw: record it, go on with the others
+                log.exception("feed=%s status=error: unexpected failure", feed.name)
+                error = f"unexpected failure: {type(exc).__name__}: {exc}"[:300]
+                self.store.record_failure(feed.url, feed.name, self.clock(), "error", error)
+                outcome = PollOutcome(feed.name, "error", 0, error)
+            outcome = replace(outcome, ms=int((time.monotonic() - started) * 1000))
+            (log.warning if outcome.error else log.info)("%s", outcome.line())
             return outcome
 
+    async def _poll(self, feed: Feed) -> PollOutcome:
+        state = self.store.feed_state(feed.url)
         try:
             response = await fetch_feed(self.client, feed.url, state.etag, state.last_modified, self.deadline)
             if response.status == 304:
                 self.store.record_not_modified(feed.url, feed.name, self.clock())
-                return done("not-modified")
+                return PollOutcome(feed.name, "not-modified")
             parsed = parse_feed(response.content, feed.url, response.headers)
         except (FetchError, ParseError) as exc:
             self.store.record_failure(feed.url, feed.name, self.clock(), "error", str(exc))
-            return done("error", error=str(exc))
+            return PollOutcome(feed.name, "error", 0, str(exc))
         now = self.clock()
         seen = self.store.seen(feed.url, parsed.entries)
         choice = choose(
@@ -170,7 +183,7 @@ class Poller:
             skip=choice.skip,
             warning=parsed.warning,
         )
-        return done("ok", new=len(ids))
+        return PollOutcome(feed.name, "ok", len(ids))
 
     async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
         """The body stored with the item: fetched once, at poll time."""

@@ -54,7 +54,7 @@ url = "${FEEDBOT_TEST_UNSET_HOOK}"
     assert lines[0] == f"feedbot: invalid config {path}:"
     assert lines[1:] == [
         "  timezone: 'Tokyo' is not an IANA time zone name such as \"Asia/Tokyo\"",
-        "  feeds[2].url: 'gopher://example.org/c' is not an http(s) URL",
+        "  feeds[2].url: not an http(s) URL: 'gopher://example.org/c'",
         "  feeds[2].poll_every: must be at least 30s (be kind to the servers)",
         "  webhooks[0].url: environment variable FEEDBOT_TEST_UNSET_HOOK is not set",
     ]

@@ -137,10 +137,10 @@ url = "${NOPE}"
         "poll.first_poll: must be",
         "digest.headline_max: must be an integer",
         "feeds[1].name: 'A' is already the name of feeds[0]",
-        "feeds[1].url: 'ftp://example.org/b.xml' is not an http(s) URL",
+        "feeds[1].url: not an http(s) URL: 'ftp://example.org/b.xml'",
         "feeds[1].headline: unknown placeholder {titel}",
         "feeds[2].name: missing (required)",
-        "feeds[2].url: 'not a url' is not an http(s) URL",
+        "feeds[2].url: not an http(s) URL: 'not a url'",
         "feeds[2].body: is neither auto, feed, none nor a valid CSS selector",
         "topics[0].tag: 'has space' must not contain spaces",
         "topics[0].match: must be a non-empty list",
@@ -205,4 +205,33 @@ def test_feed_filters(tmp_path: Path) -> None:
     assert feed.include == (("ロシア", "ウクライナ"),) and feed.exclude == ("天気",)
     assert problems(tmp_path, MINIMAL + "include = 3\n") == [
         "feeds[0].include: must be a non-empty list of strings or lists of alternatives"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('headline = "{title!x} {link}"', "feeds[0].headline: is not a valid template"),
+        ('headline = "{title:d} {link}"', "feeds[0].headline: is not a valid template"),
+        ('body = "p::before"', "feeds[0].body: is neither auto, feed, none nor a valid CSS selector"),
+    ],
+)
+def test_templates_and_selectors_that_fail_only_when_used(tmp_path: Path, extra: str, expected: str) -> None:
+    (found,) = problems(tmp_path, MINIMAL + extra + "\n")
+    assert found.startswith(expected)
+
+
+def test_ports_out_of_range(tmp_path: Path) -> None:
+    text = '[[feeds]]\nname = "A"\nurl = "http://127.0.0.1:99999/f.xml"\n'
+    text += '[[webhooks]]\nkind = "discord"\nurl = "${H}"\n'
+    found = problems(tmp_path, text, {"H": "https://discord.example:99999/api/webhooks/1/secret"})
+    assert found == [
+        "feeds[0].url: has an invalid port (0-65535): 'http://127.0.0.1:99999/f.xml'",
+        "webhooks[0].url: has an invalid port (0-65535)",
+    ]
+
+
+def test_every_bad_digest_time_is_named(tmp_path: Path) -> None:
+    assert problems(tmp_path, MINIMAL + '[schedule]\ndigest_at = ["25:00", "07:00", "7am"]\n') == [
+        "schedule.digest_at: '25:00', '7am' are not times of day HH:MM"
     ]

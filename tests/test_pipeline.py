@@ -363,3 +363,64 @@ def test_guidless_entries_sharing_a_link_are_never_taken_twice(
     store = Store.open(config.state_dir)
     assert sorted(i.title for i in store.unbound_items()) == ["A2", "A4", "P-b", "P-c"]
     store.close()
+
+
+def test_scheduled_polls_share_the_concurrency_bound(tmp_path: Path, clock: Clock) -> None:
+    """Each feed polled on its own (as the scheduler does) still waits its turn."""
+    import threading
+
+    from bot.loopback import Reply, Request
+
+    lock = threading.Condition()
+    active = 0
+    most = 0
+
+    def slow(req: Request) -> Reply:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+            lock.notify_all()
+            # With no bound a second request arrives while this one waits.
+            lock.wait_for(lambda: active >= 2, timeout=0.3)
+            active -= 1
+        return Reply(200, {"Content-Type": "application/rss+xml"}, b"<rss version='2.0'><channel></channel></rss>")
+
+    with Server(slow) as server:
+        text = "[poll]\nconcurrency = 1\n" + "".join(
+            f'[[feeds]]\nname = "s{n}"\nurl = "{server.base}/s{n}"\n' for n in range(3)
+        )
+        config = load_config(write_toml(tmp_path, text), {})
+
+        async def scheduled() -> None:
+            store = Store.open(config.state_dir)
+            async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
+                await asyncio.gather(*(poller.poll(f) for f in config.feeds))
+            store.close()
+
+        asyncio.run(scheduled())
+    assert most == 1
+
+
+def test_an_unexpected_failure_is_recorded_on_its_feed_and_the_others_go_on(
+    tmp_path: Path, feeds: DynamicFeeds, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.poll
+
+    add(feeds, "good", 1, clock.now - timedelta(hours=1))
+    add(feeds, "bad", 1, clock.now - timedelta(hours=1))
+    real = bot.poll.parse_feed
+
+    def flaky(data: bytes, url: str, headers: object = None) -> object:
+        if url.endswith("/bad"):
+            raise RuntimeError("a case nobody foresaw")
+        return real(data, url, headers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.poll, "parse_feed", flaky)
+    config = make_config(tmp_path, feeds, ["good", "bad"], [])
+    outcomes = {o.feed: o for o in poll(config, clock)}
+    assert outcomes["good"].new == 1
+    assert outcomes["bad"].error == "unexpected failure: RuntimeError: a case nobody foresaw"
+    store = Store.open(config.state_dir)
+    assert store.feed_state(feeds.feed_url("bad")).error_count == 1
+    store.close()
