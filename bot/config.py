@@ -84,6 +84,7 @@ class Webhook:
 class Schedule:
     poll_every: timedelta = timedelta(minutes=15)
     digest_at: tuple[time, ...] = (time(7, 0),)
+    digest_every: timedelta | None = None  # digests at a fixed interval too (hourly digests, tests)
 
 
 @dataclass(frozen=True)
@@ -231,11 +232,14 @@ class _Reader:
         )
 
     def schedule(self, data: Any) -> Schedule:
-        t = self.table(data, "schedule", {"poll_every", "digest_at"})
+        t = self.table(data, "schedule", {"poll_every", "digest_at", "digest_every"})
         d = Schedule()
         poll_every = self.get(t, "poll_every", "schedule.poll_every", _interval, d.poll_every)
-        digest_at = self.get(t, "digest_at", "schedule.digest_at", _times, d.digest_at)
-        return Schedule(poll_every=poll_every, digest_at=digest_at)
+        digest_every = self.get(t, "digest_every", "schedule.digest_every", _interval, None)
+        # digest_every alone replaces the default 07:00; "digest_at = []" is allowed with it.
+        default_at = () if digest_every is not None else d.digest_at
+        digest_at = self.get(t, "digest_at", "schedule.digest_at", _times_or_none(digest_every is not None), default_at)
+        return Schedule(poll_every=poll_every, digest_at=digest_at, digest_every=digest_every)
 
     def poll(self, data: Any) -> PollSettings:
         t = self.table(
@@ -467,9 +471,10 @@ def _positive_duration(v: Any) -> timedelta:
 
 
 def _interval(v: Any) -> timedelta:
+    """Intervals of seconds are for tests and local feeds; news sites deserve minutes."""
     d = _duration(v)
-    if d < timedelta(seconds=30):
-        raise ValueError("must be at least 30s (be kind to the servers)")
+    if d < timedelta(seconds=1):
+        raise ValueError("must be at least 1s")
     return d
 
 
@@ -487,6 +492,15 @@ def _window(unlimited: str) -> Callable[[Any], timedelta | None]:
             raise ValueError(
                 f'must be "{unlimited}"' + (', "none"' if unlimited != "none" else "") + ' or a duration such as "1d"'
             ) from None
+
+    return convert
+
+
+def _times_or_none(empty_ok: bool) -> Callable[[Any], tuple[time, ...]]:
+    def convert(v: Any) -> tuple[time, ...]:
+        if empty_ok and v == []:
+            return ()
+        return _times(v)
 
     return convert
 

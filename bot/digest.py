@@ -71,6 +71,11 @@ class Digester:
         async with self.store.exclusive("digest"):
             return await self._run(day)
 
+    async def redeliver(self) -> list[DeliveryReport]:
+        """Retry the queues whose backoff is over (the service's delivery tick)."""
+        async with self.store.exclusive("digest"):
+            return await self.deliverer.deliver_all(self.config.webhooks, force=False)
+
     async def _run(self, day: date | None) -> DigestResult:
         now = self.clock()
         webhooks = self.config.webhooks

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -30,7 +30,11 @@ from bot.state import Store
 log = logging.getLogger("feedbot.service")
 
 FIRST_START_KEY = "first_started_at"
-STOP_GRACE_SECONDS = 30.0
+# On SIGTERM, running steps get this long to finish before they are
+# cancelled (every step is one transaction: a cancelled one leaves nothing
+# half-done).  Well inside systemd's default TimeoutStopSec of 90 s.
+STOP_GRACE_SECONDS = 10.0
+DELIVERY_TICK_SECONDS = 30.0
 
 
 def latest_slot(now: datetime, times: Sequence[time], zone: tzinfo) -> datetime | None:
@@ -60,7 +64,7 @@ class Service:
         self.stop = asyncio.Event()
         self.running: set[asyncio.Task[Any]] = set()
 
-    def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+    def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
         """Wrap a job so shutdown can wait for it, and so it never kills the loop."""
 
         async def job(*args: Any) -> None:
@@ -80,6 +84,7 @@ class Service:
         return job
 
     async def run(self) -> int:
+        # Imported here: commands other than `run` do not pay for APScheduler.
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
@@ -104,26 +109,24 @@ class Service:
                     if r.error:
                         log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
 
+            async def redeliver() -> None:
+                await digester.redeliver()
+
+            async def startup(due: list[Feed]) -> None:
+                # The first round, then a digest missed while we were down.
+                await poller.poll_all(due)
+                last = store.get_meta(LAST_DIGEST_KEY) or store.get_meta(FIRST_START_KEY)
+                last_run = datetime.fromisoformat(last) if last else None
+                if not self.stop.is_set() and missed_digest(
+                    self.clock(), config.schedule.digest_at, config.timezone, last_run
+                ):
+                    log.info("catching up a digest missed while the service was down")
+                    await digest()
+                if not self.stop.is_set() and config.webhooks:
+                    await digester.redeliver()  # what a crash or an outage left undelivered
+
             scheduler = AsyncIOScheduler(timezone=config.timezone)
-            states = store.all_feed_states()
-            due_now: list[Feed] = []
-            for feed in config.enabled_feeds:
-                interval = config.feed_interval(feed)
-                state = states.get(feed.url)
-                first = first_due(now, state.last_poll_at if state else None, interval)
-                if first <= now:
-                    due_now.append(feed)
-                    first = now + interval
-                scheduler.add_job(
-                    self._tracked(poll),
-                    IntervalTrigger(seconds=interval.total_seconds()),
-                    args=[feed],
-                    id=f"poll:{feed.url}",
-                    next_run_time=first,
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=None,
-                )
+            due_now = self._schedule_polls(scheduler, store, now, poll)
             for t in config.schedule.digest_at:
                 scheduler.add_job(
                     self._tracked(digest),
@@ -133,29 +136,77 @@ class Service:
                     max_instances=1,
                     misfire_grace_time=3600,
                 )
+            if config.schedule.digest_every is not None:
+                every = config.schedule.digest_every.total_seconds()
+                scheduler.add_job(
+                    self._tracked(digest),
+                    IntervalTrigger(seconds=every),
+                    id="digest:every",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                )
+            if config.webhooks:
+                # Queues in backoff (an outage, a rate limit) are retried
+                # between digests, each when its wait is over.
+                tick = (
+                    min(DELIVERY_TICK_SECONDS, config.schedule.digest_every.total_seconds())
+                    if (config.schedule.digest_every)
+                    else DELIVERY_TICK_SECONDS
+                )
+                scheduler.add_job(
+                    self._tracked(redeliver),
+                    IntervalTrigger(seconds=tick),
+                    id="deliver",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                )
             scheduler.start()
             log.info(
-                "started: %d feeds (%d due now), digests at %s %s",
+                "started: %d feeds (%d due now), digests at %s%s %s",
                 len(config.enabled_feeds),
                 len(due_now),
-                ", ".join(t.isoformat("minutes") for t in config.schedule.digest_at),
+                ", ".join(t.isoformat("minutes") for t in config.schedule.digest_at) or "-",
+                f" and every {config.schedule.digest_every}" if config.schedule.digest_every else "",
                 config.timezone,
             )
-            # The first round, then a digest missed while we were down.
-            await self._tracked(poller.poll_all)(due_now)
-            last = store.get_meta(LAST_DIGEST_KEY) or store.get_meta(FIRST_START_KEY)
-            last_run = datetime.fromisoformat(last) if last else None
-            if not self.stop.is_set() and missed_digest(
-                self.clock(), config.schedule.digest_at, config.timezone, last_run
-            ):
-                log.info("catching up a digest missed while the service was down")
-                await self._tracked(digest)()
+            first: asyncio.Task[None] = asyncio.create_task(self._tracked(startup)(due_now))
             await self.stop.wait()
             log.info("stopping")
+            poller.stopping.set()  # feeds not started yet are skipped
             scheduler.shutdown(wait=False)
             await self._drain()
+            first.cancel()
         store.close()
         return 0
+
+    def _schedule_polls(
+        self, scheduler: Any, store: Store, now: datetime, poll: Callable[[Feed], Awaitable[None]]
+    ) -> list[Feed]:
+        """One interval job per enabled feed, first run when due; returns the feeds due now."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        states = store.all_feed_states()
+        due_now: list[Feed] = []
+        for feed in self.config.enabled_feeds:
+            interval = self.config.feed_interval(feed)
+            state = states.get(feed.url)
+            first = first_due(now, state.last_poll_at if state else None, interval)
+            if first <= now:
+                due_now.append(feed)
+                first = now + interval
+            scheduler.add_job(
+                self._tracked(poll),
+                IntervalTrigger(seconds=interval.total_seconds()),
+                args=[feed],
+                id=f"poll:{feed.url}",
+                next_run_time=first,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+        return due_now
 
     async def _drain(self) -> None:
         pending = [t for t in self.running if t is not asyncio.current_task()]

@@ -81,3 +81,54 @@ def test_run_catches_up_a_missed_digest_and_stops_on_sigterm(demo_config: Callab
 
 def _today(zone: ZoneInfo) -> str:
     return datetime.now(zone).strftime("%y%m%d")
+
+
+def test_sigterm_during_the_first_round_skips_feeds_not_started(tmp_path: Path) -> None:
+    import threading
+
+    from bot.loopback import Reply, Request
+    from tests.conftest import write_toml
+
+    arrived = threading.Event()
+    release = threading.Event()
+    paths: list[str] = []
+
+    def slow(req: Request) -> Reply:
+        paths.append(req.path)
+        arrived.set()
+        release.wait(60)  # held until the test has sent SIGTERM
+        return Reply(200, {"Content-Type": "application/rss+xml"}, b"<rss version='2.0'><channel></channel></rss>")
+
+    with Server(slow) as server:
+        text = "[poll]\nconcurrency = 1\n" + "".join(
+            f'[[feeds]]\nname = "s{n}"\nurl = "{server.base}/s{n}"\n' for n in range(3)
+        )
+        path = write_toml(tmp_path, text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(path), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert arrived.wait(60)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.stderr is not None
+            seen = []
+            for line in proc.stderr:  # until the loop says it is stopping
+                seen.append(line)
+                if "feedbot.service: stopping" in line:
+                    break
+            # Now let the one feed in progress finish its step.
+            release.set()
+            _out, rest = proc.communicate(timeout=30)
+            err = "".join(seen) + rest
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert len(paths) == 1, paths  # the other two were never started
+    assert "Traceback" not in err
