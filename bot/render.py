@@ -13,7 +13,7 @@ from datetime import tzinfo
 
 from bot.config import DEFAULT_HEADLINE, Config, Feed
 from bot.models import Block, Digest, Item, Rendered
-from bot.text import collapse, truncate
+from bot.text import collapse, safe_cut, truncate
 
 MONTHS = [
     "January",
@@ -53,8 +53,12 @@ def headline_and_body(item: Item, feed: Feed, headline_max: int) -> tuple[str, t
 
 
 def _feed_for(config: Config, item: Item) -> Feed:
-    # A feed removed from the config still has pending items: render them
-    # under the name they were taken with and the default template.
+    """The item's feed as configured now: by URL (a renamed feed keeps its
+    handle and template), else by name (a feed whose URL moved); a feed
+    removed from the config renders under its old name, default template."""
+    for feed in config.feeds:
+        if feed.url == item.feed_url:
+            return feed
     return config.feed_named(item.feed) or Feed(name=item.feed, url=item.feed_url, headline=DEFAULT_HEADLINE)
 
 
@@ -79,7 +83,8 @@ def utf16_len(text: str) -> int:
 
 
 def _fit(text: str, room: int, measure: Measure) -> str:
-    """The longest prefix of ``text`` plus "…" that measures at most ``room``."""
+    """The longest prefix of ``text`` plus "…" that measures at most ``room``
+    (never splitting an emoji or a flag)."""
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -87,6 +92,7 @@ def _fit(text: str, room: int, measure: Measure) -> str:
             lo = mid
         else:
             hi = mid - 1
+    lo = safe_cut(text, lo)
     return text[:lo].rstrip() + ELLIPSIS if lo else ""
 
 

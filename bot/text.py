@@ -88,8 +88,38 @@ def _is_emoji(c: str) -> bool:
     return unicodedata.category(c) == "So" or 0x1F000 <= ord(c) <= 0x1FAFF or c == "\ufe0f"
 
 
+def _joins_previous(c: str) -> bool:
+    """Characters that belong to the character before them."""
+    return (
+        unicodedata.combining(c) > 0
+        or c in ("\u200d", "\ufe0f", "\ufe0e", "\u20e3")
+        or 0x1F3FB <= ord(c) <= 0x1F3FF  # skin tones
+        or 0xE0020 <= ord(c) <= 0xE007F  # tag sequences (flags of regions)
+        or unicodedata.category(c) == "Mn"
+    )
+
+
+def _regional(c: str) -> bool:
+    return 0x1F1E6 <= ord(c) <= 0x1F1FF
+
+
+def safe_cut(text: str, n: int) -> int:
+    """The largest cut point ≤ ``n`` that splits no emoji, flag or combining
+    sequence: a flag 🇺🇦 is two code points, 👨‍👩‍👧 five."""
+    n = max(0, min(n, len(text)))
+    while 0 < n < len(text) and (_joins_previous(text[n]) or text[n - 1] == "\u200d"):
+        n -= 1
+    if 0 < n < len(text) and _regional(text[n]):
+        run = 0
+        while n - run > 0 and _regional(text[n - run - 1]):
+            run += 1
+        if run % 2:  # the cut falls between the two halves of a flag
+            n -= 1
+    return n
+
+
 def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
     """Cut ``text`` to ``limit`` characters and append ``ellipsis`` if cut."""
     if len(text) <= limit:
         return text
-    return text[:limit].rstrip() + ellipsis
+    return text[: safe_cut(text, limit)].rstrip() + ellipsis

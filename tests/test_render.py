@@ -197,3 +197,30 @@ def test_fallback_topic_name_comes_from_config() -> None:
     item = Item(1, "F", "u", "天気", "l", None, datetime(2025, 1, 21, tzinfo=UTC), ())
     digest = build_digest([item], date(2025, 1, 21), (), (), DigestSettings(default_topic="ニュース"))
     assert digest.groups[0].tagline == "#ニュース(250121)"
+
+
+def test_cuts_never_split_a_flag_or_an_emoji_sequence() -> None:
+    from bot.text import safe_cut, truncate
+
+    text = "ab🇺🇦🇯🇵cd"
+    assert [safe_cut(text, n) for n in range(len(text) + 1)] == [0, 1, 2, 2, 4, 4, 6, 7, 8]
+    family = "x👨\u200d👩\u200d👧y"
+    assert {family[: safe_cut(family, n)] for n in range(len(family) + 1)} <= {"", "x", "x👨\u200d👩\u200d👧", family}
+    assert truncate("ab🇺🇦cd", 3) == "ab…"
+    for limit in range(40, 60):
+        block = Block(("🇺🇦" * 30, "— a", "🇺🇦" * 30), 1)
+        for line in shrink(block, limit, utf16_len):
+            halves = sum(1 for c in line if 0x1F1E6 <= ord(c) <= 0x1F1FF)
+            assert halves % 2 == 0, line  # whole flags only
+
+
+def test_a_renamed_feed_keeps_its_handle_and_template(config: Config) -> None:
+    from dataclasses import replace
+
+    feed = config.feeds[0]
+    renamed = replace(config, feeds=(replace(feed, name="NHK"), *config.feeds[1:]))
+    item = Item(1, feed.name, feed.url, "見出し", "https://n/1", datetime(2025, 1, 21, tzinfo=UTC),
+                datetime(2025, 1, 21, tzinfo=UTC), ())
+    from bot.render import item_lines
+
+    assert item_lines(renamed, item)[:2] == ("見出しhttps://n/1 #nhk_news", "— NHK (@nhk_news) January 21, 2025")
