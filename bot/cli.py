@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -59,10 +60,10 @@ def config_path(arg: str | None) -> Path:
     return Path(arg or os.environ.get("FEEDBOT_CONFIG") or "config.toml")
 
 
-def _load(arg: str | None) -> Config:
+def _load(arg: str | None, need_secrets: bool = True) -> Config:
     from bot.config import load_config
 
-    return load_config(config_path(arg))
+    return load_config(config_path(arg), need_secrets=need_secrets)
 
 
 def _now() -> datetime:
@@ -85,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FeedbotError as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except sqlite3.Error as exc:
+        print(f"feedbot: the state database cannot be used: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 
@@ -95,7 +99,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.demo import run_demo
 
         return run_demo(sys.stdout)
-    config = _load(args.config)
+    # Commands that send nothing do not need the webhook secrets, which may be
+    # readable by the service only (systemd credentials).
+    config = _load(args.config, need_secrets=command in ("run", "digest"))
     if command == "check":
         return cmd_check(config)
     if command == "run":
@@ -118,7 +124,9 @@ def cmd_check(config: Config) -> int:
         f"{len(config.labels)} label rules, {len(config.webhooks)} webhooks; state in {config.state_dir}"
     )
     for w in config.webhooks:
-        print(f"  webhook {w.name}: {w.kind} {w.url.redacted()}")
+        print(f"  webhook {w.name}: {w.kind} {w.url.redacted() if w.url.reveal() else '(URL not readable here)'}")
+    for warning in config.warnings:
+        print(f"  warning: {warning}")
     if not config.webhooks:
         print("  no webhook: digests are written to stdout and archived in the state directory")
     return EXIT_OK

@@ -116,6 +116,7 @@ class Config:
     topics: tuple[Topic, ...] = ()
     labels: tuple[LabelRule, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def feed_interval(self, feed: Feed) -> timedelta:
         return feed.poll_every or self.schedule.poll_every
@@ -136,8 +137,14 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate ``path``; raise ConfigError listing every problem."""
+def load_config(path: Path, environ: Mapping[str, str] | None = None, need_secrets: bool = True) -> Config:
+    """Read and validate ``path``; raise ConfigError listing every problem.
+
+    ``need_secrets=False`` (``check``, ``status``, ``poll``, which send
+    nothing): a webhook URL or secret that cannot be read here — an unset
+    variable, a credential only systemd hands to the service — is a warning
+    (``Config.warnings``), not a problem.
+    """
     env = os.environ if environ is None else environ
     try:
         raw = path.read_bytes()
@@ -151,16 +158,26 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: not UTF-8 text"], str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"], str(path)) from None
-    return _Reader(path, env).config(data)
+    return _Reader(path, env, need_secrets).config(data)
 
 
 class _Reader:
     """Walks the TOML data, converting values and collecting problems."""
 
-    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, env: Mapping[str, str], need_secrets: bool = True) -> None:
         self.path = path
         self.env = env
+        self.need_secrets = need_secrets
         self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def unavailable(self, key: str, message: str) -> Secret | None:
+        """A secret that cannot be read here: a problem, or a warning and a placeholder."""
+        if self.need_secrets:
+            self.problem(key, message)
+            return None
+        self.warnings.append(f"{key}: {message} (needed by digest and run, not here)")
+        return Secret("")
 
     # -- helpers -------------------------------------------------------------
 
@@ -229,6 +246,7 @@ class _Reader:
             topics=topics,
             labels=labels,
             webhooks=webhooks,
+            warnings=tuple(self.warnings),
         )
 
     def schedule(self, data: Any) -> Schedule:
@@ -366,7 +384,8 @@ class _Reader:
             if kind is None or url is None:
                 continue
             try:
-                _http_url(url.reveal(), echo=False)
+                if url.reveal():  # "" is the placeholder of a URL not readable here
+                    _http_url(url.reveal(), echo=False)
             except ValueError as exc:
                 self.problem(f"{p}.url" if "url" in t else f"{p}.url_file", str(exc))
                 continue
@@ -397,8 +416,7 @@ class _Reader:
                 return None
             missing = [m.group(1) for m in _ENV_REF.finditer(raw) if m.group(1) not in self.env]
             if missing:
-                self.problem(f"{p}.{key}", f"environment variable {missing[0]} is not set")
-                return None
+                return self.unavailable(f"{p}.{key}", f"environment variable {missing[0]} is not set")
             value = _ENV_REF.sub(lambda m: self.env[m.group(1)], raw).strip()
         else:
             file_raw = t[file_key]
@@ -407,14 +425,12 @@ class _Reader:
                 return None
             unset = [m.group(1) for m in _ENV_REF.finditer(file_raw) if m.group(1) not in self.env]
             if unset:
-                self.problem(f"{p}.{file_key}", f"environment variable {unset[0]} is not set")
-                return None
+                return self.unavailable(f"{p}.{file_key}", f"environment variable {unset[0]} is not set")
             file_path = self.path.parent / Path(_ENV_REF.sub(lambda m: self.env[m.group(1)], file_raw))
             try:
                 value = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                self.problem(f"{p}.{file_key}", f"cannot read {file_path} ({exc.strerror})")
-                return None
+                return self.unavailable(f"{p}.{file_key}", f"cannot read {file_path} ({exc.strerror})")
         if not value:
             self.problem(f"{p}.{key}", "is empty")
             return None

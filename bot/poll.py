@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -145,8 +146,8 @@ class Poller:
             started = time.monotonic()
             try:
                 outcome = await self._poll(feed)
-            except StateError:
-                raise  # the state is unusable: not this feed's problem
+            except (StateError, sqlite3.Error):
+                raise  # the state is unusable: not this feed's problem, stop
             except Exception as exc:  # a bug or a case nobody foresaw: record it, go on with the others
                 log.exception("feed=%s status=error: unexpected failure", feed.name)
                 error = f"unexpected failure: {type(exc).__name__}: {exc}"[:300]

@@ -56,7 +56,6 @@ url = "${FEEDBOT_TEST_UNSET_HOOK}"
         "  timezone: 'Tokyo' is not an IANA time zone name such as \"Asia/Tokyo\"",
         "  feeds[2].url: not an http(s) URL: 'gopher://example.org/c'",
         "  feeds[2].poll_every: must be at least 1s",
-        "  webhooks[0].url: environment variable FEEDBOT_TEST_UNSET_HOOK is not set",
     ]
 
 
@@ -198,3 +197,34 @@ def test_failed_archive_write_keeps_the_items_pending(demo_config: Callable[[str
     assert r.returncode == 1
     assert r.stderr.startswith("feedbot: cannot archive the digest in") and "Traceback" not in r.stderr
     assert "pending items: 1" in run_cli("--config", str(path), "status").stdout
+
+
+def test_secrets_only_the_service_can_read_are_a_warning_for_check(tmp_path: Path) -> None:
+    """With systemd credentials, the admin's `check` cannot read the URL: a warning."""
+    path = write_toml(
+        tmp_path,
+        '[[feeds]]\nname = "a"\nurl = "https://example.org/a"\n'
+        '[[webhooks]]\nkind = "discord"\nurl_file = "${CREDENTIALS_DIRECTORY}/discord-url"\n',
+    )
+    r = run_cli("--config", str(path), "check")
+    assert r.returncode == 0, r.stderr
+    assert "warning: webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set" in r.stdout
+    assert run_cli("--config", str(path), "status").returncode == 0
+    d = run_cli("--config", str(path), "digest")
+    assert d.returncode == 2
+    assert "webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set" in d.stderr
+
+
+def test_a_failing_state_database_is_one_sentence(demo_config: Callable[[str | None], Path]) -> None:
+    import sqlite3
+
+    path = demo_config(None)
+    assert run_cli("--config", str(path), "status").returncode == 0  # creates the database
+    db = sqlite3.connect(path.parent / "state" / "feedbot.sqlite3")
+    # Every write of a seen key fails, as on a full or read-only disk.
+    db.execute("CREATE TRIGGER fail BEFORE INSERT ON seen BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    db.commit()
+    db.close()
+    r = run_cli("--config", str(path), "poll", "--feed", "J Sato")
+    assert r.returncode == 1
+    assert r.stderr == "feedbot: the state database cannot be used: disk I/O error\n"

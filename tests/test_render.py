@@ -219,8 +219,16 @@ def test_a_renamed_feed_keeps_its_handle_and_template(config: Config) -> None:
 
     feed = config.feeds[0]
     renamed = replace(config, feeds=(replace(feed, name="NHK"), *config.feeds[1:]))
-    item = Item(1, feed.name, feed.url, "見出し", "https://n/1", datetime(2025, 1, 21, tzinfo=UTC),
-                datetime(2025, 1, 21, tzinfo=UTC), ())
+    item = Item(
+        1,
+        feed.name,
+        feed.url,
+        "見出し",
+        "https://n/1",
+        datetime(2025, 1, 21, tzinfo=UTC),
+        datetime(2025, 1, 21, tzinfo=UTC),
+        (),
+    )
     from bot.render import item_lines
 
     assert item_lines(renamed, item)[:2] == ("見出しhttps://n/1 #nhk_news", "— NHK (@nhk_news) January 21, 2025")
