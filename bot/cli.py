@@ -102,6 +102,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     # Commands that send nothing do not need the webhook secrets, which may be
     # readable by the service only (systemd credentials).
     config = _load(args.config, need_secrets=command in ("run", "digest"))
+    from bot import logs
+
+    logs.redact(config.secrets())
     if command == "check":
         return cmd_check(config)
     if command == "run":

@@ -121,6 +121,20 @@ class Config:
     def feed_interval(self, feed: Feed) -> timedelta:
         return feed.poll_every or self.schedule.poll_every
 
+    def secrets(self) -> dict[str, str]:
+        """Every secret value, with how it may be shown (for log redaction)."""
+        shown: dict[str, str] = {}
+        for w in self.webhooks:
+            if w.url.reveal():
+                shown[w.url.reveal()] = w.url.redacted()
+                # The path alone is the credential: redact it wherever it appears.
+                path = w.url.reveal().split("://", 1)[-1].partition("/")[2]
+                if len(path) >= 8:
+                    shown[path] = "…"
+            if w.secret is not None and w.secret.reveal():
+                shown[w.secret.reveal()] = "<secret>"
+        return shown
+
     def feed_named(self, name: str) -> Feed | None:
         return next((f for f in self.feeds if f.name == name), None)
 

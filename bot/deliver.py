@@ -162,7 +162,7 @@ class Deliverer:
                 continue
             if 200 <= r.status_code < 300:
                 return
-            detail = f"{webhook.name}: HTTP {r.status_code}{_reason(r)}"
+            detail = f"{webhook.name}: HTTP {r.status_code}{_scrub(_reason(r), webhook)}"
             if r.status_code in (408, 429) or r.status_code >= 500:
                 hint = _retry_after(r) if r.status_code in (429, 503) else None
                 last = DeliveryError(detail, r.status_code, retry_after=hint)
@@ -173,6 +173,15 @@ class Deliverer:
             raise DeliveryError(detail, r.status_code, retryable=False)
         assert last is not None
         raise last
+
+
+def _scrub(text: str, webhook: Webhook) -> str:
+    """Receivers echo the request: keep the URL's secret parts out of errors."""
+    url = webhook.url.reveal()
+    parts = [url, *(p for p in url.split("://", 1)[-1].split("/")[1:] if len(p) >= 8)]
+    for part in sorted(parts, key=len, reverse=True):
+        text = text.replace(part, "…")
+    return text
 
 
 def _reason(r: httpx.Response) -> str:

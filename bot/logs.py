@@ -42,3 +42,35 @@ def setup(level: int) -> None:
     # APScheduler and httpx are chatty at INFO (every request, every job run).
     for noisy in ("apscheduler", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class _Redactor(logging.Filter):
+    """Last line of defence: a secret that reached a log record anyway (an
+    exception message quoting a URL, say) is replaced before output."""
+
+    def __init__(self, secrets: dict[str, str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        hit = any(secret in text or (record.exc_text and secret in record.exc_text) for secret in self.secrets)
+        if hit:
+            for secret, shown in self.secrets.items():
+                text = text.replace(secret, shown)
+                if record.exc_text:
+                    record.exc_text = record.exc_text.replace(secret, shown)
+            record.msg, record.args = text, None
+        return True
+
+
+def redact(secrets: dict[str, str]) -> None:
+    """Replace each secret (key) with its shown form (value) in every log line."""
+    secrets = {k: v for k, v in secrets.items() if k}
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, _Redactor)]:
+            handler.removeFilter(old)
+        if secrets:
+            handler.addFilter(_Redactor(secrets))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 LAST_MODIFIED = "Tue, 21 Jan 2025 12:00:00 GMT"
+RESET = 0  # a Reply with this status resets the connection instead of answering
 _TYPES = {
     ".xml": "application/rss+xml; charset=utf-8",
     ".rdf": "application/rdf+xml; charset=utf-8",
@@ -49,6 +52,7 @@ class Reply:
     # huge or never-ending answers.  Without a Content-Length header in
     # ``headers``, the connection is closed at its end.
     stream: Callable[[], Iterator[bytes]] | None = None
+    before: Callable[[], object] | None = None  # called before answering (to stall)
 
 
 Handler = Callable[[Request], Reply]
@@ -70,6 +74,13 @@ class Server:
                 body = self.rfile.read(length) if length else b""
                 req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 reply = outer.handler(req)
+                if reply.before is not None:
+                    reply.before()
+                if reply.status == RESET:
+                    # Abort the connection: the client sees a reset, no answer.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
@@ -157,8 +168,21 @@ class Receiver:
         self._cond = threading.Condition()
 
     def fail(self, count: int, status: int = 500, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        """The next ``count`` requests get this answer (status RESET: a reset)."""
         with self._cond:
             self._answers.extend(Reply(status, dict(headers or {}), body) for _ in range(count))
+
+    def stall(self, count: int, release: threading.Event, seconds: float) -> None:
+        """The next ``count`` requests get no answer for ``seconds`` (or until ``release``)."""
+
+        with self._cond:
+            self._answers.extend(
+                Reply(504, {}, b"too late", before=lambda: release.wait(seconds)) for _ in range(count)
+            )
+
+    def clear(self) -> None:
+        with self._cond:
+            self._answers.clear()
 
     def __call__(self, req: Request) -> Reply:
         with self._cond:

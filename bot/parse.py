@@ -26,6 +26,7 @@ from bot.errors import ParseError
 from bot.extract import charset_from_content_type, html_paragraphs, normalise_codec, plain
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.models import Entry, ParsedFeed
+from bot.text import collapse
 
 # feedparser's notes that are not problems: a feed served as text/plain, or
 # a charset header that disagrees with the document (it then uses the right
@@ -164,7 +165,7 @@ def _content(raw: Any) -> tuple[str, ...]:
 def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
     title_detail = raw.get("title_detail") or {}
     raw_title = str(raw.get("title") or "")
-    title = plain(raw_title) if title_detail.get("type", "text/html") != "text/plain" else " ".join(raw_title.split())
+    title = plain(raw_title) if title_detail.get("type", "text/html") != "text/plain" else collapse(raw_title)
     published = _date(raw)
     guid = raw.get("id")
     identity = entry_keys(
