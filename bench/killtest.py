@@ -190,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     ok = not lost_feed and not lost and not twice and duplicate_messages <= resent and code == 0
     print(f"kills: {args.kills} (seed {args.seed})")
     print(f"items published by the feeds: {len(published)}; taken: {len(taken)}; not taken: {len(lost_feed)}")
-    print(f"items delivered exactly once: {len(taken) - len(lost) - len(twice)}; lost: {len(lost)}; "
-          f"in two messages: {len(twice)}")
-    print(f"messages accepted: {len(messages)}; delivered twice: {duplicate_messages}; "
-          f"reported in flight at a kill: {resent}")
+    print(
+        f"items delivered exactly once: {len(taken) - len(lost) - len(twice)}; lost: {len(lost)}; "
+        f"in two messages: {len(twice)}"
+    )
+    print(
+        f"messages accepted: {len(messages)}; delivered twice: {duplicate_messages}; "
+        f"reported in flight at a kill: {resent}"
+    )
     print(f"tracebacks in the log: {log_text.count('Traceback')}; last run exit code: {code}")
     print(f"killtest: {1 if ok else 0} passed, {0 if ok else 1} failed")
     return 0 if ok else 1

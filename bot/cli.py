@@ -213,7 +213,10 @@ def cmd_status(config: Config) -> int:
                 line += f" (warning: {s.last_error})"
             print(line + ("" if feed.enabled else " (disabled)"))
         print(f"pending items: {store.pending_count()}")
-        names = {w.ident: f"{w.name} ({w.kind} {w.url.redacted()})" for w in config.webhooks}
+        names = {
+            w.ident: f"{w.name} ({w.kind} {w.url.redacted() if w.url.reveal() else 'URL not readable here'})"
+            for w in config.webhooks
+        }
         backlog = store.backlog()
         if not backlog:
             print("deliveries: nothing pending")
@@ -222,6 +225,8 @@ def cmd_status(config: Config) -> int:
             line = f"  {who}: {b.pending} message(s) pending"
             if b.last_error:
                 line += f", last attempt {_when(b.last_attempt_at, config)} failed: {b.last_error}"
+            if b.next_attempt_at:
+                line += f"; next try {_when(b.next_attempt_at, config)}"
             print(line)
     finally:
         store.close()
