@@ -87,7 +87,6 @@ class Service:
         # Imported here: commands other than `run` do not pay for APScheduler.
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
 
         config = self.config
         loop = asyncio.get_running_loop()
@@ -136,32 +135,14 @@ class Service:
                     max_instances=1,
                     misfire_grace_time=3600,
                 )
-            if config.schedule.digest_every is not None:
-                every = config.schedule.digest_every.total_seconds()
-                scheduler.add_job(
-                    self._tracked(digest),
-                    IntervalTrigger(seconds=every),
-                    id="digest:every",
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=None,
-                )
+            every = config.schedule.digest_every
+            if every is not None:
+                self._every(scheduler, digest, every.total_seconds(), "digest:every")
             if config.webhooks:
                 # Queues in backoff (an outage, a rate limit) are retried
                 # between digests, each when its wait is over.
-                tick = (
-                    min(DELIVERY_TICK_SECONDS, config.schedule.digest_every.total_seconds())
-                    if (config.schedule.digest_every)
-                    else DELIVERY_TICK_SECONDS
-                )
-                scheduler.add_job(
-                    self._tracked(redeliver),
-                    IntervalTrigger(seconds=tick),
-                    id="deliver",
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=None,
-                )
+                tick = min(DELIVERY_TICK_SECONDS, every.total_seconds() if every else DELIVERY_TICK_SECONDS)
+                self._every(scheduler, redeliver, tick, "deliver")
             scheduler.start()
             log.info(
                 "started: %d feeds (%d due now), digests at %s%s %s",
@@ -185,8 +166,6 @@ class Service:
         self, scheduler: Any, store: Store, now: datetime, poll: Callable[[Feed], Awaitable[None]]
     ) -> list[Feed]:
         """One interval job per enabled feed, first run when due; returns the feeds due now."""
-        from apscheduler.triggers.interval import IntervalTrigger
-
         states = store.all_feed_states()
         due_now: list[Feed] = []
         for feed in self.config.enabled_feeds:
@@ -196,17 +175,32 @@ class Service:
             if first <= now:
                 due_now.append(feed)
                 first = now + interval
-            scheduler.add_job(
-                self._tracked(poll),
-                IntervalTrigger(seconds=interval.total_seconds()),
-                args=[feed],
-                id=f"poll:{feed.url}",
-                next_run_time=first,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=None,
-            )
+            self._every(scheduler, poll, interval.total_seconds(), f"poll:{feed.url}", [feed], first)
         return due_now
+
+    def _every(
+        self,
+        scheduler: Any,
+        fn: Callable[..., Awaitable[Any]],
+        seconds: float,
+        job_id: str,
+        args: Sequence[Any] = (),
+        first: datetime | None = None,
+    ) -> None:
+        """An interval job: never two at once, late runs merged into one."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        options: dict[str, Any] = {"next_run_time": first} if first is not None else {}
+        scheduler.add_job(
+            self._tracked(fn),
+            IntervalTrigger(seconds=seconds),
+            args=list(args),
+            id=job_id,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            **options,
+        )
 
     async def _drain(self) -> None:
         pending = [t for t in self.running if t is not asyncio.current_task()]

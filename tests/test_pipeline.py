@@ -206,7 +206,7 @@ def test_failing_webhook_keeps_items_and_next_digest_delivers_once(
 
         # The webhook comes back; a new item arrived meanwhile.
         rec.fail(0)
-        rec._answers.clear()
+        rec.clear()
         clock.advance(hours=1)
         add(feeds, "f", 2, clock.now - timedelta(minutes=5))
         poll(config, clock)
@@ -317,7 +317,7 @@ def test_restarts_never_lose_or_duplicate_items(
         if round_ % 4 == 1:
             rec.fail(10, 503)
         digest(config, clock)
-        rec._answers.clear()
+        rec.clear()
         clock.advance(hours=2)
     digest(config, clock)
     text = delivered_text(rec)
