@@ -196,6 +196,15 @@ def cmd_status(config: Config) -> int:
 
     store = Store.open(config.state_dir)
     try:
+        rejected = store.get_meta("config_error")
+        if rejected:
+            when, _, problems = rejected.partition("\n")
+            print(
+                f"config: the service rejected an edit at {_when(datetime.fromisoformat(when), config)}"
+                " and runs the previous config:"
+            )
+            for problem in problems.split("\n"):
+                print(f"  {problem}")
         states = store.all_feed_states()
         print(f"feeds ({len(config.feeds)}):")
         for feed in config.feeds:

@@ -7,6 +7,11 @@ up at start-up, after the first round of polls.  SIGTERM and SIGINT stop the
 loop between steps: running jobs get a grace period to finish their
 transaction; every step is one transaction, so even a kill loses nothing.
 
+Under systemd (``Type=notify``): READY=1 once the scheduler runs, STATUS=
+after each step, WATCHDOG=1 from the loop, RELOADING=1 … READY=1 around a
+reload.  SIGHUP, or an edit of config.toml (checked every few seconds),
+reloads the config; an invalid one is rejected whole and the old one runs on.
+
 APScheduler only calls pipeline functions; it holds no state of its own
 that matters (its job store is in memory and rebuilt from the config).
 """
@@ -14,17 +19,25 @@ that matters (its job store is in memory and rebuilt from the config).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import time as _time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 
-from bot.config import Config, Feed
+from bot.config import Config, Feed, load_config
 from bot.deliver import Deliverer
 from bot.digest import LAST_DIGEST_KEY, Digester
+from bot.errors import ConfigError
 from bot.fetch import make_client
+from bot.notify import Notifier
 from bot.poll import Poller
+from bot.reload import plan
 from bot.state import Store
 
 log = logging.getLogger("feedbot.service")
@@ -35,6 +48,11 @@ FIRST_START_KEY = "first_started_at"
 # half-done).  Well inside systemd's default TimeoutStopSec of 90 s.
 STOP_GRACE_SECONDS = 10.0
 DELIVERY_TICK_SECONDS = 30.0
+CONFIG_CHECK_SECONDS = 5.0  # how often config.toml is checked for edits
+CONFIG_ERROR_KEY = "config_error"  # the last rejected reload, for `feedbot status`
+# Test-only fault switch: when this variable names a file that exists, the
+# watchdog ticker blocks the event loop (tests/systemd: the watchdog restarts us).
+FAULT_HANG_ENV = "FEEDBOT_FAULT_HANG_FILE"
 
 
 def latest_slot(now: datetime, times: Sequence[time], zone: tzinfo) -> datetime | None:
@@ -58,11 +76,21 @@ def first_due(now: datetime, last_poll: datetime | None, interval: timedelta) ->
 
 
 class Service:
-    def __init__(self, config: Config, clock: Callable[[], datetime] | None = None) -> None:
+    """The running service: one store, one HTTP client, one scheduler.
+
+    Jobs look up ``self.poller`` and ``self.digester`` when they run, so a
+    reload can replace them (and the config they hold) between steps.
+    """
+
+    def __init__(
+        self, config: Config, clock: Callable[[], datetime] | None = None, notifier: Notifier | None = None
+    ) -> None:
         self.config = config
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.notifier = notifier or Notifier()
         self.stop = asyncio.Event()
         self.running: set[asyncio.Task[Any]] = set()
+        self.config_stamp = _stamp(config.path)
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
         """Wrap a job so shutdown can wait for it, and so it never kills the loop."""
@@ -83,104 +111,89 @@ class Service:
 
         return job
 
-    async def run(self) -> int:
-        # Imported here: commands other than `run` do not pay for APScheduler.
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    # -- the jobs ------------------------------------------------------------
+
+    async def _poll(self, feed: Feed) -> None:
+        await self.poller.poll(feed)
+        self.report()
+
+    async def _digest(self) -> None:
+        result = await self.digester.run()
+        for r in result.reports:
+            if r.error:
+                log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
+        self.report()
+
+    async def _redeliver(self) -> None:
+        await self.digester.redeliver()
+
+    async def _check_config(self) -> None:
+        if _stamp(self.config.path) != self.config_stamp:
+            await self.reload("the file changed")
+
+    async def _startup(self, due: list[Feed]) -> None:
+        # The first round, then a digest missed while we were down.
+        await self.poller.poll_all(due)
+        last = self.store.get_meta(LAST_DIGEST_KEY) or self.store.get_meta(FIRST_START_KEY)
+        last_run = datetime.fromisoformat(last) if last else None
+        if not self.stop.is_set() and missed_digest(
+            self.clock(), self.config.schedule.digest_at, self.config.timezone, last_run
+        ):
+            log.info("catching up a digest missed while the service was down")
+            await self._digest()
+        if not self.stop.is_set() and self.config.webhooks:
+            await self.digester.redeliver()  # what a crash or an outage left undelivered
+        self.report()
+
+    # -- building and rebuilding ---------------------------------------------
+
+    def _make_pipeline(self, config: Config) -> None:
+        self.client = make_client(config.poll)
+        self.poller = Poller(config, self.store, self.client, self.clock)
+        self.digester = Digester(
+            config, self.store, Deliverer(self.client, self.store, self.clock), self.clock, _stdout()
+        )
+
+    def _schedule(self, now: datetime) -> list[Feed]:
+        """(Re)create every job from ``self.config``; returns the feeds due now."""
         from apscheduler.triggers.cron import CronTrigger
 
         config = self.config
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop.set)
-        store = Store.open(config.state_dir)
-        now = self.clock()
-        if store.get_meta(FIRST_START_KEY) is None:
-            store.set_meta(FIRST_START_KEY, now.isoformat())
-        async with make_client(config.poll) as client, Poller(config, store, client, self.clock) as poller:
-            digester = Digester(config, store, Deliverer(client, store, self.clock), self.clock, _stdout())
-
-            async def poll(feed: Feed) -> None:
-                await poller.poll(feed)
-
-            async def digest() -> None:
-                result = await digester.run()
-                for r in result.reports:
-                    if r.error:
-                        log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
-
-            async def redeliver() -> None:
-                await digester.redeliver()
-
-            async def startup(due: list[Feed]) -> None:
-                # The first round, then a digest missed while we were down.
-                await poller.poll_all(due)
-                last = store.get_meta(LAST_DIGEST_KEY) or store.get_meta(FIRST_START_KEY)
-                last_run = datetime.fromisoformat(last) if last else None
-                if not self.stop.is_set() and missed_digest(
-                    self.clock(), config.schedule.digest_at, config.timezone, last_run
-                ):
-                    log.info("catching up a digest missed while the service was down")
-                    await digest()
-                if not self.stop.is_set() and config.webhooks:
-                    await digester.redeliver()  # what a crash or an outage left undelivered
-
-            scheduler = AsyncIOScheduler(timezone=config.timezone)
-            due_now = self._schedule_polls(scheduler, store, now, poll)
-            for t in config.schedule.digest_at:
-                scheduler.add_job(
-                    self._tracked(digest),
-                    CronTrigger(hour=t.hour, minute=t.minute, timezone=config.timezone),
-                    id=f"digest:{t.isoformat('minutes')}",
-                    coalesce=True,
-                    max_instances=1,
-                    misfire_grace_time=3600,
-                )
-            every = config.schedule.digest_every
-            if every is not None:
-                self._every(scheduler, digest, every.total_seconds(), "digest:every")
-            if config.webhooks:
-                # Queues in backoff (an outage, a rate limit) are retried
-                # between digests, each when its wait is over.
-                tick = min(DELIVERY_TICK_SECONDS, every.total_seconds() if every else DELIVERY_TICK_SECONDS)
-                self._every(scheduler, redeliver, tick, "deliver")
-            scheduler.start()
-            log.info(
-                "started: %d feeds (%d due now), digests at %s%s %s",
-                len(config.enabled_feeds),
-                len(due_now),
-                ", ".join(t.isoformat("minutes") for t in config.schedule.digest_at) or "-",
-                f" and every {config.schedule.digest_every}" if config.schedule.digest_every else "",
-                config.timezone,
+        for job in self.scheduler.get_jobs():
+            if not job.id.startswith("poll:"):
+                job.remove()
+        due_now = [f for f in config.enabled_feeds if self._schedule_feed(f, now)]
+        for t in config.schedule.digest_at:
+            self.scheduler.add_job(
+                self._tracked(self._digest),
+                CronTrigger(hour=t.hour, minute=t.minute, timezone=config.timezone),
+                id=f"digest:{t.isoformat('minutes')}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
             )
-            first: asyncio.Task[None] = asyncio.create_task(self._tracked(startup)(due_now))
-            await self.stop.wait()
-            log.info("stopping")
-            poller.stopping.set()  # feeds not started yet are skipped
-            scheduler.shutdown(wait=False)
-            await self._drain()
-            first.cancel()
-        store.close()
-        return 0
-
-    def _schedule_polls(
-        self, scheduler: Any, store: Store, now: datetime, poll: Callable[[Feed], Awaitable[None]]
-    ) -> list[Feed]:
-        """One interval job per enabled feed, first run when due; returns the feeds due now."""
-        states = store.all_feed_states()
-        due_now: list[Feed] = []
-        for feed in self.config.enabled_feeds:
-            interval = self.config.feed_interval(feed)
-            state = states.get(feed.url)
-            first = first_due(now, state.last_poll_at if state else None, interval)
-            if first <= now:
-                due_now.append(feed)
-                first = now + interval
-            self._every(scheduler, poll, interval.total_seconds(), f"poll:{feed.url}", [feed], first)
+        every = config.schedule.digest_every
+        if every is not None:
+            self._every(self._digest, every.total_seconds(), "digest:every")
+        if config.webhooks:
+            # Queues in backoff (an outage, a rate limit) are retried
+            # between digests, each when its wait is over.
+            tick = min(DELIVERY_TICK_SECONDS, every.total_seconds() if every else DELIVERY_TICK_SECONDS)
+            self._every(self._redeliver, tick, "deliver")
+        self._every(self._check_config, CONFIG_CHECK_SECONDS, "config")
         return due_now
+
+    def _schedule_feed(self, feed: Feed, now: datetime) -> bool:
+        """(Re)schedule one feed's poll job, first run when due; True if due now."""
+        interval = self.config.feed_interval(feed)
+        state = self.store.feed_state(feed.url)
+        first = first_due(now, state.last_poll_at, interval)
+        due = first <= now
+        self._every(self._poll, interval.total_seconds(), f"poll:{feed.url}", [feed], now + interval if due else first)
+        return due
 
     def _every(
         self,
-        scheduler: Any,
         fn: Callable[..., Awaitable[Any]],
         seconds: float,
         job_id: str,
@@ -191,7 +204,7 @@ class Service:
         from apscheduler.triggers.interval import IntervalTrigger
 
         options: dict[str, Any] = {"next_run_time": first} if first is not None else {}
-        scheduler.add_job(
+        self.scheduler.add_job(
             self._tracked(fn),
             IntervalTrigger(seconds=seconds),
             args=list(args),
@@ -199,8 +212,124 @@ class Service:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=None,
+            replace_existing=True,
             **options,
         )
+
+    async def reload(self, why: str) -> bool:
+        """Apply the config on disk; an invalid one is rejected as a whole."""
+        self.config_stamp = _stamp(self.config.path)
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config rejected (%s), keeping the running one: %s", why, problem)
+            summary = f"config error ({len(exc.problems)} problem(s): {exc.problems[0]}); running the previous config"
+            self.store.set_meta(CONFIG_ERROR_KEY, f"{self.clock().isoformat()}\n" + "\n".join(exc.problems))
+            self.notifier.ready(summary)
+            return False
+        change = plan(self.config, new)
+        if change.needs_restart:
+            log.warning("reload: %s keeps its old value until a restart", ", ".join(change.needs_restart))
+            new = replace(new, state_dir=self.config.state_dir)
+        old = (self.client, self.poller) if change.http else None
+        self.config = new
+        if change.http:
+            self._make_pipeline(new)  # new clients: timeouts, concurrency, User-Agent
+        else:
+            self.poller.config = new
+            self.digester.config = new
+        for feed in change.removed:
+            self.scheduler.remove_job(f"poll:{feed.url}")
+        for feed in self._schedule(self.clock()):  # new feeds, and any whose new interval is up
+            asyncio.get_running_loop().create_task(self._tracked(self._poll)(feed))
+        self.store.set_meta(CONFIG_ERROR_KEY, "")
+        log.info("config reloaded (%s): %s", why, change.summary())
+        if old is not None:
+            await old[1].__aexit__()
+            await old[0].aclose()
+        self.notifier.ready(self.status_line())
+        return True
+
+    # -- status and watchdog ---------------------------------------------------
+
+    def status_line(self) -> str:
+        """One line for systemctl status: feeds, pending items, next digest."""
+        states = self.store.all_feed_states()
+        feeds = self.config.enabled_feeds
+        failing = sum(1 for f in feeds if (s := states.get(f.url)) is not None and s.error_count)
+        jobs = [j for j in self.scheduler.get_jobs() if j.id.startswith("digest:") and j.next_run_time]
+        upcoming = min((j.next_run_time for j in jobs), default=None)
+        nxt = upcoming.astimezone(self.config.timezone).strftime("%m-%d %H:%M") if upcoming else "none"
+        return (
+            f"{len(feeds) - failing} feeds ok, {failing} failing; "
+            f"{self.store.pending_count()} items pending; next digest {nxt}"
+        )
+
+    def report(self) -> None:
+        if self.notifier.enabled:
+            self.notifier.status(self.status_line())
+
+    async def _watchdog(self, every: float) -> None:
+        """WATCHDOG=1 from the event loop itself: a stuck loop stops the pings."""
+        while not self.stop.is_set():
+            hang = os.environ.get(FAULT_HANG_ENV)
+            if hang and os.path.exists(hang):
+                log.warning("fault switch %s present: hanging the event loop (watchdog test)", hang)
+                _time.sleep(3600)  # blocks the loop on purpose: only the watchdog can end this
+            self.notifier.watchdog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=every)
+
+    # -- the loop ----------------------------------------------------------------
+
+    async def run(self) -> int:
+        # Imported here: commands other than `run` do not pay for APScheduler.
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._tracked(self.reload)("SIGHUP")))
+        self.store = Store.open(self.config.state_dir)
+        now = self.clock()
+        if self.store.get_meta(FIRST_START_KEY) is None:
+            self.store.set_meta(FIRST_START_KEY, now.isoformat())
+        self.store.set_meta(CONFIG_ERROR_KEY, "")
+        self._make_pipeline(self.config)
+        self.scheduler = AsyncIOScheduler(timezone=self.config.timezone)
+        due_now = self._schedule(now)
+        self.scheduler.start()
+        config = self.config
+        log.info(
+            "started: %d feeds (%d due now), digests at %s%s %s",
+            len(config.enabled_feeds),
+            len(due_now),
+            ", ".join(t.isoformat("minutes") for t in config.schedule.digest_at) or "-",
+            f" and every {config.schedule.digest_every}" if config.schedule.digest_every else "",
+            config.timezone,
+        )
+        self.notifier.ready(self.status_line())
+        watchdog = (
+            asyncio.create_task(self._watchdog(self.notifier.watchdog_seconds / 2))
+            if self.notifier.watchdog_seconds
+            else None
+        )
+        first: asyncio.Task[None] = asyncio.create_task(self._tracked(self._startup)(due_now))
+        await self.stop.wait()
+        log.info("stopping")
+        self.notifier.stopping()
+        self.poller.stopping.set()  # feeds not started yet are skipped
+        self.scheduler.shutdown(wait=False)
+        await self._drain()
+        first.cancel()
+        if watchdog is not None:
+            watchdog.cancel()
+        await self.poller.__aexit__()
+        await self.client.aclose()
+        self.store.close()
+        return 0
 
     async def _drain(self) -> None:
         pending = [t for t in self.running if t is not asyncio.current_task()]
@@ -211,6 +340,15 @@ class Service:
             task.cancel()
         if still:
             await asyncio.wait(still)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a config file changed: its mtime and size."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _stdout() -> Any:

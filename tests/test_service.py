@@ -132,3 +132,86 @@ def test_sigterm_during_the_first_round_skips_feeds_not_started(tmp_path: Path) 
     assert proc.returncode == 0, err
     assert len(paths) == 1, paths  # the other two were never started
     assert "Traceback" not in err
+
+
+class NotifyListener:
+    """The socket systemd would give us: collects what the service says."""
+
+    def __init__(self, path: Path) -> None:
+        import socket as _socket
+
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(30)
+        self.path = str(path)
+        self.log: list[dict[str, str]] = []
+
+    def next(self, key: str, where: Callable[[dict[str, str]], bool] = lambda m: True) -> dict[str, str]:
+        """Wait (on the socket, up to 30 s each) for a message with ``key``."""
+        while True:
+            data = self.sock.recv(65536).decode()
+            msg = dict(line.split("=", 1) for line in data.split("\n"))
+            self.log.append(msg)
+            if key in msg and where(msg):
+                return msg
+
+
+def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | None], Path], tmp_path: Path) -> None:
+    from bot.demo import SITE  # noqa: F401 - the demo site serves the feeds
+    from tests.conftest import run_cli
+
+    rec = Receiver()
+    with Server(rec) as hook:
+        path = demo_config(hook.base + "/api/webhooks/1/x")
+        full = path.read_text(encoding="utf-8")
+        # Start with three feeds; the fourth (J Sato) is added by an edit.
+        start = full.replace('[[feeds]]\nname = "J Sato"', '[[feeds]]\nenabled = false\nname = "J Sato"')
+        path.write_text(start.replace('poll_every = "15m"', 'poll_every = "1h"'), encoding="utf-8")
+        listener = NotifyListener(tmp_path / "notify.sock")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
+        env.update(NOTIFY_SOCKET=listener.path, WATCHDOG_USEC="2000000")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(path), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            ready = listener.next("READY")
+            assert "feeds ok" in ready["STATUS"] and "next digest" in ready["STATUS"]
+            listener.next("WATCHDOG")
+            listener.next("STATUS", lambda m: "3 feeds ok" in m["STATUS"])  # after the first polls
+
+            # An edit adding a feed is picked up without a restart...
+            path.write_text(full.replace('poll_every = "15m"', 'poll_every = "1h"'), encoding="utf-8")
+            listener.next("RELOADING")
+            listener.next("READY", lambda m: "4 feeds ok" in m["STATUS"] or "feeds ok" in m["STATUS"])
+            listener.next("STATUS", lambda m: m["STATUS"].startswith("4 feeds ok"))  # J Sato polled
+
+            # ...a broken edit is rejected whole and the old config runs on...
+            path.write_text(full.replace('timezone = "Asia/Tokyo"', 'timezone = "Mars/Base"'), encoding="utf-8")
+            listener.next("RELOADING")
+            rejected = listener.next("READY")
+            assert rejected["STATUS"].startswith("config error (1 problem(s): timezone:")
+            status = run_cli("--config", str(path), "status")  # names the problem too
+            assert status.returncode == 2 and "timezone: 'Mars/Base' is not an IANA time zone" in status.stderr
+            assert proc.poll() is None
+            # ...and SIGHUP reloads (the fixed file) too.
+            path.write_text(full, encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            listener.next("RELOADING")
+            listener.next("READY", lambda m: "feeds ok" in m["STATUS"])
+            proc.send_signal(signal.SIGTERM)
+            listener.next("STOPPING")
+            _out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            listener.sock.close()
+    assert proc.returncode == 0, err
+    assert "config rejected (the file changed), keeping the running one: timezone:" in err
+    assert "config reloaded (the file changed): added J Sato" in err
+    assert "config reloaded (SIGHUP)" in err
+    assert "feed=J Sato status=ok new=1" in err
+    assert sum(1 for m in listener.log if "WATCHDOG" in m) >= 1
