@@ -103,6 +103,7 @@ digest_at = []
 first_poll = "all"
 max_age = "none"
 timeout = "2s"
+host_spacing = "0s"
 [digest]
 default_topic = "kill"
 [[webhooks]]

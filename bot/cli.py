@@ -15,7 +15,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,7 +151,7 @@ async def cmd_poll(config: Config, only: str | None) -> int:
     store = Store.open(config.state_dir)
     try:
         async with make_client(config.poll) as client, Poller(config, store, client, _now) as poller:
-            outcomes = await poller.poll_all(feeds)
+            outcomes = await poller.poll_all(feeds, force=True)  # by hand: now, backoff or not
     finally:
         store.close()
     for o in outcomes:
@@ -218,6 +218,11 @@ def cmd_status(config: Config) -> int:
             )
             if s.error_count:
                 line += f", {s.error_count} error(s) since {_when(s.failing_since, config)}: {s.last_error}"
+                if s.failing_since and _now() - s.failing_since > timedelta(days=1):
+                    line += f" — FAILING for {(_now() - s.failing_since).days} day(s)"
+            if s.next_poll_at and s.next_poll_at > _now():
+                why = "backing off" if s.error_count else "the server asked to wait"
+                line += f"; {why} until {_when(s.next_poll_at, config)}"
             elif s.last_error:
                 line += f" (warning: {s.last_error})"
             print(line + ("" if feed.enabled else " (disabled)"))

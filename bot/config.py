@@ -95,6 +95,7 @@ class PollSettings:
     concurrency: int = 8
     user_agent: str = DEFAULT_USER_AGENT
     allow_private_addresses: bool = False  # article links may reach loopback/private addresses
+    host_spacing: timedelta = timedelta(seconds=1)  # between two feed requests to one host
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,15 @@ class _Reader:
         t = self.table(
             data,
             "poll",
-            {"first_poll", "max_age", "timeout", "concurrency", "user_agent", "allow_private_addresses"},
+            {
+                "first_poll",
+                "max_age",
+                "timeout",
+                "concurrency",
+                "user_agent",
+                "allow_private_addresses",
+                "host_spacing",
+            },
         )
         d = PollSettings()
         return PollSettings(
@@ -289,6 +298,7 @@ class _Reader:
             allow_private_addresses=self.get(
                 t, "allow_private_addresses", "poll.allow_private_addresses", _bool, d.allow_private_addresses
             ),
+            host_spacing=self.get(t, "host_spacing", "poll.host_spacing", _duration, d.host_spacing),
         )
 
     def digest(self, data: Any) -> DigestSettings:

@@ -33,9 +33,10 @@ class ConfigError(FeedbotError):
 class FetchError(FeedbotError):
     """An HTTP request failed: transport error, bad status, too large."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds the server asked us to wait (429, 503)
 
 
 class ParseError(FeedbotError):

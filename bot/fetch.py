@@ -17,6 +17,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -111,8 +113,23 @@ async def get(
             if r.status_code == 304:
                 return Response(str(r.url), 304, dict(r.headers), b"")
             if r.status_code >= 400:
-                raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), status=r.status_code)
+                wait = _retry_after(r.headers.get("retry-after", "")) if r.status_code in (429, 503) else None
+                raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), r.status_code, wait)
             return Response(str(r.url), r.status_code, dict(r.headers), await _read(r, max_bytes))
+
+
+def _retry_after(value: str) -> float | None:
+    """``Retry-After``: seconds, or an HTTP date."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -34,6 +34,7 @@ class ParsedFeed:
     title: str
     entries: tuple[Entry, ...]
     warning: str | None = None  # a survivable problem feedparser reported (bozo)
+    ttl: int | None = None  # RSS <ttl>: minutes the feed may be cached
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,10 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None) 
         sharing = _sharing(link, pages, exact, repeated=guid in guids)
         guids.add(guid)
         entries.append(_entry(raw, url, link, sharing))
-    title = plain(str(result.get("feed", {}).get("title", "")))
-    return ParsedFeed(title=title, entries=tuple(entries), warning=warning)
+    channel = result.get("feed", {})
+    title = plain(str(channel.get("title", "")))
+    ttl = str(channel.get("ttl", "")).strip()
+    return ParsedFeed(title=title, entries=tuple(entries), warning=warning, ttl=int(ttl) if ttl.isdigit() else None)
 
 
 def _sharing(link: str, pages: Counter[str], exact: Counter[str], repeated: bool) -> Sharing:

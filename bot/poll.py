@@ -15,12 +15,15 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
 import httpx
 
+from bot import health
 from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError, StateError
 from bot.extract import extract_body, limit_body
@@ -45,7 +48,7 @@ class Choice:
 @dataclass(frozen=True)
 class PollOutcome:
     feed: str
-    status: str  # "ok" | "not-modified" | "error" | "skipped" (stopping)
+    status: str  # "ok" | "not-modified" | "error" | "waiting" (backing off) | "skipped" (stopping)
     new: int = 0
     error: str | None = None
     ms: int = 0
@@ -121,6 +124,8 @@ class Poller:
         self.pages = pages or PageFetcher(config.poll)
         self.deadline = config.poll.timeout.total_seconds() * 2
         self._bound = asyncio.Semaphore(config.poll.concurrency)
+        self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._host_next: dict[str, float] = {}
         self.stopping = asyncio.Event()
 
     async def __aenter__(self) -> Poller:
@@ -130,19 +135,24 @@ class Poller:
         if self._own_pages:
             await self.pages.aclose()
 
-    async def poll_all(self, feeds: Sequence[Feed]) -> list[PollOutcome]:
-        return list(await asyncio.gather(*(self.poll(f) for f in feeds)))
+    async def poll_all(self, feeds: Sequence[Feed], force: bool = False) -> list[PollOutcome]:
+        return list(await asyncio.gather(*(self.poll(f, force) for f in feeds)))
 
-    async def poll(self, feed: Feed) -> PollOutcome:
+    async def poll(self, feed: Feed, force: bool = False) -> PollOutcome:
         """Poll one feed; never raises for the feed's sake (its error is recorded).
 
         At most ``poll.concurrency`` feeds are polled at once, whether the
         poll comes from ``poll_all`` or from the scheduler; once ``stopping``
         is set, feeds not yet started are skipped.
         """
+        if not force:
+            state = self.store.feed_state(feed.url)
+            if state.next_poll_at is not None and self.clock() < state.next_poll_at:
+                return PollOutcome(feed.name, "waiting")  # backing off, or asked to wait
         async with self._bound:
             if self.stopping.is_set():
                 return PollOutcome(feed.name, "skipped")
+            await self._space(feed)
             started = time.monotonic()
             try:
                 outcome = await self._poll(feed)
@@ -150,12 +160,36 @@ class Poller:
                 raise  # the state is unusable: not this feed's problem, stop
             except Exception as exc:  # a bug or a case nobody foresaw: record it, go on with the others
                 log.exception("feed=%s status=error: unexpected failure", feed.name)
-                error = f"unexpected failure: {type(exc).__name__}: {exc}"[:300]
-                self.store.record_failure(feed.url, feed.name, self.clock(), "error", error)
-                outcome = PollOutcome(feed.name, "error", 0, error)
+                outcome = self._failed(feed, f"unexpected failure: {type(exc).__name__}: {exc}"[:300])
             outcome = replace(outcome, ms=int((time.monotonic() - started) * 1000))
             (log.warning if outcome.error else log.info)("%s", outcome.line())
             return outcome
+
+    async def _space(self, feed: Feed) -> None:
+        """Requests to one host are ``host_spacing`` apart: thirty NHK
+        category feeds do not hit one server at once."""
+        spacing = self.config.poll.host_spacing.total_seconds()
+        if spacing <= 0:
+            return
+        host = (urlsplit(feed.url).hostname or "").lower()
+        async with self._host_locks[host]:
+            wait = self._host_next.get(host, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._host_next[host] = time.monotonic() + spacing
+
+    def _failed(self, feed: Feed, error: str, retry_after: float | None = None) -> PollOutcome:
+        """Record a failure, back off, and warn once a day about a long one."""
+        now = self.clock()
+        self.store.record_failure(feed.url, feed.name, now, "error", error)
+        state = self.store.feed_state(feed.url)
+        wait = health.after_failure(self.config.feed_interval(feed), state.error_count, retry_after)
+        self.store.set_next_poll(feed.url, now + wait)
+        if health.should_warn(now, state.failing_since, state.warned_at):
+            since = state.failing_since.isoformat(timespec="minutes") if state.failing_since else "?"
+            log.warning("feed=%s has been failing since %s (%d tries): %s", feed.name, since, state.error_count, error)
+            self.store.set_warned(feed.url, now)
+        return PollOutcome(feed.name, "error", 0, error)
 
     async def _poll(self, feed: Feed) -> PollOutcome:
         state = self.store.feed_state(feed.url)
@@ -163,11 +197,13 @@ class Poller:
             response = await fetch_feed(self.client, feed.url, state.etag, state.last_modified, self.deadline)
             if response.status == 304:
                 self.store.record_not_modified(feed.url, feed.name, self.clock())
+                self._wait_if_asked(feed, response.headers, None)
                 return PollOutcome(feed.name, "not-modified")
             parsed = parse_feed(response.content, feed.url, response.headers)
-        except (FetchError, ParseError) as exc:
-            self.store.record_failure(feed.url, feed.name, self.clock(), "error", str(exc))
-            return PollOutcome(feed.name, "error", 0, str(exc))
+        except FetchError as exc:
+            return self._failed(feed, str(exc), exc.retry_after)
+        except ParseError as exc:
+            return self._failed(feed, str(exc))
         now = self.clock()
         seen = self.store.seen(feed.url, parsed.entries)
         choice = choose(
@@ -184,7 +220,12 @@ class Poller:
             skip=choice.skip,
             warning=parsed.warning,
         )
+        self._wait_if_asked(feed, response.headers, parsed.ttl)
         return PollOutcome(feed.name, "ok", len(ids))
+
+    def _wait_if_asked(self, feed: Feed, headers: dict[str, str], ttl: int | None) -> None:
+        wait = health.after_success(self.config.feed_interval(feed), headers, ttl)
+        self.store.set_next_poll(feed.url, self.clock() + wait if wait else None)
 
     async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
         """The body stored with the item: fetched once, at poll time."""

@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_new INTEGER NOT NULL DEFAULT 0,
     error_count INTEGER NOT NULL DEFAULT 0,
     failing_since INTEGER,
-    items_taken INTEGER NOT NULL DEFAULT 0
+    items_taken INTEGER NOT NULL DEFAULT 0,
+    next_poll_at INTEGER,  -- backing off, or the server asked to wait: not before this
+    warned_at INTEGER      -- last "failing for more than a day" warning
 );
 -- feed_id: the feeds rowid of the feed that recorded the key (aliases count only for other feeds)
 CREATE TABLE IF NOT EXISTS seen (
@@ -118,6 +120,8 @@ class FeedState:
     error_count: int = 0
     failing_since: datetime | None = None
     items_taken: int = 0
+    next_poll_at: datetime | None = None
+    warned_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ class Store:
     def feed_state(self, url: str) -> FeedState:
         row = self.conn.execute(
             "SELECT url, name, etag, last_modified, first_ok_at, last_poll_at, last_ok_at, last_status, last_error,"
-            " last_new, error_count, failing_since, items_taken FROM feeds WHERE url=?",
+            " last_new, error_count, failing_since, items_taken, next_poll_at, warned_at FROM feeds WHERE url=?",
             (url,),
         ).fetchone()
         if row is None:
@@ -249,6 +253,8 @@ class Store:
             error_count=row[10],
             failing_since=_dt(row[11]),
             items_taken=row[12],
+            next_poll_at=_dt(row[13]),
+            warned_at=_dt(row[14]),
         )
 
     def all_feed_states(self) -> dict[str, FeedState]:
@@ -269,12 +275,18 @@ class Store:
                 (_ts(now), status, error, _ts(now), url),
             )
 
+    def set_next_poll(self, url: str, when: datetime | None) -> None:
+        self.conn.execute("UPDATE feeds SET next_poll_at=? WHERE url=?", (_ts(when) if when else None, url))
+
+    def set_warned(self, url: str, when: datetime) -> None:
+        self.conn.execute("UPDATE feeds SET warned_at=? WHERE url=?", (_ts(when), url))
+
     def record_not_modified(self, url: str, name: str, now: datetime) -> None:
         with self.transaction():
             self._ensure_feed(url, name)
             self.conn.execute(
                 "UPDATE feeds SET last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
-                " last_new=0, error_count=0, failing_since=NULL WHERE url=?",
+                " last_new=0, error_count=0, failing_since=NULL, warned_at=NULL WHERE url=?",
                 (_ts(now), _ts(now), url),
             )
 
@@ -357,7 +369,7 @@ class Store:
             db.execute(
                 "UPDATE feeds SET etag=?, last_modified=?, first_ok_at=COALESCE(first_ok_at, ?), last_poll_at=?,"
                 " last_ok_at=?, last_status=?, last_error=?, last_new=?, error_count=0, failing_since=NULL,"
-                " items_taken=items_taken+? WHERE url=?",
+                " warned_at=NULL, items_taken=items_taken+? WHERE url=?",
                 (
                     etag,
                     last_modified,

@@ -276,3 +276,22 @@ def test_public_addresses() -> None:
     assert policy.allows("intranet.local", "10.0.0.5")
     assert not policy.allows("evil.example", "10.0.0.5")
     assert Policy(allow_private=True).allows("evil.example", "127.0.0.1")
+
+
+def test_feed_backoff_and_server_hints() -> None:
+    from bot import health
+
+    m15 = timedelta(minutes=15)
+    assert [health.after_failure(m15, n, None) for n in (1, 2, 3)] == [m15, 2 * m15, 4 * m15]
+    assert health.after_failure(m15, 30, None) == timedelta(hours=6)  # capped, never off
+    assert health.after_failure(m15, 1, 3600) == timedelta(hours=1)  # Retry-After asks for longer
+    assert health.after_failure(m15, 1, 10 * 86400) == timedelta(days=1)  # a server typo is capped
+    assert health.after_success(m15, {"Cache-Control": "public, max-age=3600"}, None) == timedelta(hours=1)
+    assert health.after_success(m15, {"cache-control": "max-age=60"}, None) is None  # shorter: our interval
+    assert health.after_success(m15, {}, 120) == timedelta(hours=2)  # RSS <ttl> in minutes
+    assert health.after_success(m15, {}, None) is None
+    day = timedelta(days=1)
+    assert not health.should_warn(NOW, NOW - timedelta(hours=23), None)
+    assert health.should_warn(NOW, NOW - day, None)
+    assert not health.should_warn(NOW, NOW - 3 * day, NOW - timedelta(hours=2))
+    assert health.should_warn(NOW, NOW - 3 * day, NOW - day)

@@ -148,6 +148,7 @@ def config_for(tmp_path: Path, feeds: DynamicFeeds, allow_private: bool = False)
 [poll]
 timeout = "1s"
 first_poll = "all"
+host_spacing = "0s"
 allow_private_addresses = {str(allow_private).lower()}
 [[feeds]]
 name = "site"

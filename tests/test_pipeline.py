@@ -7,6 +7,7 @@ The pipeline runs in-process so the clock can be injected; the CLI tests
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ timezone = "Asia/Tokyo"
 first_poll = "1d"
 max_age = "7d"
 timeout = "5s"
+host_spacing = "0s"
 {extra}
 [digest]
 default_topic = "ニュース"
@@ -273,6 +275,7 @@ def test_broken_feed_is_recorded_and_others_go_on(tmp_path: Path, feeds: Dynamic
     text = f"""
 [poll]
 timeout = "5s"
+host_spacing = "0s"
 [[feeds]]
 name = "good"
 url = "{feeds.feed_url("good")}"
@@ -292,10 +295,15 @@ url = "http://127.0.0.1:9/feed"
     assert outcomes["html"].status == "error" and "not a feed" in (outcomes["html"].error or "")
     assert outcomes["gone"].error == "HTTP 404 Not Found"
     assert outcomes["refused"].status == "error"
-    poll(config, clock)
+    # A failing feed backs off (never switched off): not polled before its wait is over...
+    assert {o.feed: o.status for o in poll(config, clock)}["gone"] == "waiting"
+    clock.advance(minutes=15)
+    assert {o.feed: o.status for o in poll(config, clock)}["gone"] == "error"
+    assert {o.feed: o.status for o in poll(config, clock)}["gone"] == "waiting"
     store = Store.open(config.state_dir)
     state = store.feed_state(f"{feeds.base}/feed/gone")
     assert state.error_count == 2 and state.last_error == "HTTP 404 Not Found" and state.failing_since is not None
+    assert state.next_poll_at == clock.now + timedelta(minutes=30)  # the 15 min interval, doubled
     store.close()
 
 
@@ -387,7 +395,7 @@ def test_scheduled_polls_share_the_concurrency_bound(tmp_path: Path, clock: Cloc
         return Reply(200, {"Content-Type": "application/rss+xml"}, b"<rss version='2.0'><channel></channel></rss>")
 
     with Server(slow) as server:
-        text = "[poll]\nconcurrency = 1\n" + "".join(
+        text = '[poll]\nconcurrency = 1\nhost_spacing = "0s"\n' + "".join(
             f'[[feeds]]\nname = "s{n}"\nurl = "{server.base}/s{n}"\n' for n in range(3)
         )
         config = load_config(write_toml(tmp_path, text), {})
@@ -424,3 +432,41 @@ def test_an_unexpected_failure_is_recorded_on_its_feed_and_the_others_go_on(
     store = Store.open(config.state_dir)
     assert store.feed_state(feeds.feed_url("bad")).error_count == 1
     store.close()
+
+
+def test_feed_asking_to_wait_is_respected_and_long_failures_warned_daily(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.loopback import Reply, Request
+
+    answers = {
+        "/busy": Reply(429, {"Retry-After": "7200"}, b""),
+        "/cached": Reply(
+            200,
+            {"Content-Type": "application/rss+xml", "Cache-Control": "max-age=5400"},
+            b"<rss version='2.0'><channel><ttl>30</ttl></channel></rss>",
+        ),
+        "/down": Reply(503, {}, b""),
+    }
+
+    def site(req: Request) -> Reply:
+        return answers[req.path]
+
+    with Server(site) as server:
+        text = '[poll]\nhost_spacing = "0s"\n' + "".join(
+            f'[[feeds]]\nname = "{p[1:]}"\nurl = "{server.base}{p}"\n' for p in answers
+        )
+        config = load_config(write_toml(tmp_path, text), {})
+        poll(config, clock)
+        store = Store.open(config.state_dir)
+        busy = store.feed_state(server.base + "/busy")
+        cached = store.feed_state(server.base + "/cached")
+        store.close()
+        assert busy.next_poll_at == clock.now + timedelta(hours=2)
+        assert cached.next_poll_at == clock.now + timedelta(minutes=90)  # max-age beats the 30 min ttl
+        with caplog.at_level(logging.WARNING, logger="feedbot.poll"):
+            for _ in range(40):  # ten days of tries, each when its backoff is over
+                clock.advance(hours=6)
+                poll(config, clock)
+        warnings = [r for r in caplog.records if "has been failing since" in r.getMessage()]
+        assert [w.getMessage().split(" ")[0] for w in warnings].count("feed=down") == 10  # once a day, 10 days

@@ -100,7 +100,7 @@ def test_sigterm_during_the_first_round_skips_feeds_not_started(tmp_path: Path) 
         return Reply(200, {"Content-Type": "application/rss+xml"}, b"<rss version='2.0'><channel></channel></rss>")
 
     with Server(slow) as server:
-        text = "[poll]\nconcurrency = 1\n" + "".join(
+        text = '[poll]\nconcurrency = 1\nhost_spacing = "0s"\n' + "".join(
             f'[[feeds]]\nname = "s{n}"\nurl = "{server.base}/s{n}"\n' for n in range(3)
         )
         path = write_toml(tmp_path, text)

@@ -1,0 +1,50 @@
+"""Feed health (pure): when a feed is polled next, and when to raise a flag.
+
+A failing feed backs off exponentially (its interval doubled per failure in
+a row, capped) and is never switched off: it is tried again after the wait,
+for ever, and its first success resets it.  The server's own word counts
+for more than ours when it asks for longer: a 429/503 ``Retry-After``, a
+``Cache-Control: max-age`` or the RSS ``<ttl>`` (minutes), each capped so
+that a typo on the server cannot silence a feed for weeks.  A feed failing
+for more than a day is worth a warning, once a day.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+BACKOFF_CAP = timedelta(hours=6)
+HINT_CAP = timedelta(days=1)
+WARN_AFTER = timedelta(days=1)
+
+
+def after_failure(interval: timedelta, failures: int, retry_after: float | None) -> timedelta:
+    """The wait before the next try, after ``failures`` failures in a row."""
+    wait: timedelta = min(interval * 2 ** min(max(failures - 1, 0), 16), max(BACKOFF_CAP, interval))
+    if retry_after is not None:
+        wait = max(wait, min(timedelta(seconds=retry_after), HINT_CAP))
+    return wait
+
+
+def after_success(interval: timedelta, headers: Mapping[str, str], ttl_minutes: int | None) -> timedelta | None:
+    """A wait longer than the feed's interval, if the server asked for one."""
+    hints = [timedelta(seconds=s) for s in (max_age(headers),) if s is not None]
+    if ttl_minutes is not None:
+        hints.append(timedelta(minutes=ttl_minutes))
+    longest = min(max(hints, default=timedelta(0)), HINT_CAP)
+    return longest if longest > interval else None
+
+
+def max_age(headers: Mapping[str, str]) -> int | None:
+    value = next((v for k, v in headers.items() if k.lower() == "cache-control"), "")
+    m = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value, re.I)
+    return int(m.group(1)) if m else None
+
+
+def should_warn(now: datetime, failing_since: datetime | None, warned_at: datetime | None) -> bool:
+    """Failing for more than a day, and not warned about in the last day."""
+    if failing_since is None or now - failing_since < WARN_AFTER:
+        return False
+    return warned_at is None or now - warned_at >= WARN_AFTER
