@@ -54,9 +54,22 @@ def test_every_directive_is_commented() -> None:
 def test_hardening_the_issue_asks_for() -> None:
     text = UNIT.read_text()
     for directive in (
-        "Type=notify", "WatchdogSec=", "ExecReload=", "DynamicUser=yes", "StateDirectory=", "ProtectSystem=strict",
-        "ProtectHome=", "PrivateTmp=", "PrivateDevices=", "NoNewPrivileges=", "CapabilityBoundingSet=\n",
-        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces=",
-        "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=", "LoadCredential=", "Restart=on-failure",
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=",
+        "DynamicUser=yes",
+        "StateDirectory=",
+        "ProtectSystem=strict",
+        "ProtectHome=",
+        "PrivateTmp=",
+        "PrivateDevices=",
+        "NoNewPrivileges=",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "RestrictNamespaces=",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=",
+        "LoadCredential=",
+        "Restart=on-failure",
     ):
         assert directive in text, directive
