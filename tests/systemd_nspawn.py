@@ -244,6 +244,9 @@ def main() -> int:
 
 
 def exercise(box: Container, config: Path, base: str, rec: Receiver) -> None:
+    r = run("systemd-analyze", "security", "--offline=true", "--no-pager", str(ROOT / "systemd/feedbot.service"))
+    exposure = next((line.split(": ")[-1] for line in r.stdout.splitlines() if "Overall exposure" in line), "99 ?")
+    check("systemd-analyze security --offline=true: exposure 1.5 or less", float(exposure.split()[0]) <= 1.5, exposure)
     r = box.sh("systemd-analyze verify /etc/systemd/system/feedbot.service 2>&1")
     check("systemd-analyze verify on the installed unit prints nothing", r.stdout.strip() == "", r.stdout[-300:])
     started = time.monotonic()
