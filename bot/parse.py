@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from bot.errors import ParseError
-from bot.extract import charset_from_content_type, html_paragraphs, normalise_codec, plain
+from bot.extract import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.models import Entry, ParsedFeed
 from bot.text import collapse
@@ -40,37 +40,54 @@ _XML_ENCODING = re.compile(rb"""^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["
 _SUPERSETS = frozenset({"cp932", "euc_jis_2004"})
 
 
-def transcode(data: bytes, headers: dict[str, str]) -> bytes:
+def transcode(data: bytes, headers: dict[str, str]) -> tuple[bytes, str | None]:
     """Give feedparser UTF-8 where its own decoding would go wrong.
 
     * A declared Shift_JIS/EUC-JP is decoded with the superset that really
       decodes it (CP932, EUC-JIS-2004): feedparser would give up on the first
       CP932-only character (①, 髙, ～) and read the whole feed as Latin-2.
     * A declared (or, for XML, implied UTF-8) charset that does not decode
-      cleanly is not trusted: the encoding is detected instead.
+      cleanly is not trusted: the encoding is detected instead; but UTF-8
+      with a few broken bytes stays UTF-8, the broken bytes replaced (and
+      a warning returned), rather than the whole feed read in a wrong codec.
 
     Documents with a BOM or NUL bytes (UTF-16/32) are left to feedparser.
     ``headers`` is updated to match the returned bytes.
     """
     if data[:4].startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:200]:
-        return data
+        return data, None
+    warning = None
     m = _XML_ENCODING.match(data[:500])
     declared = charset_from_content_type(headers.get("content-type")) or (m.group(2).decode("ascii") if m else None)
     codec = normalise_codec(declared) if declared else "utf-8"
     try:
         text: str | None = data.decode(codec or "utf-8")
     except (UnicodeDecodeError, LookupError):
-        text = _detect(data)
+        text = _mostly_utf8(data) if (codec or "utf-8") == "utf-8" else None
+        if text is not None:
+            warning = "invalid UTF-8 bytes replaced"
+        else:
+            text = _detect(data)
     else:
         if codec not in _SUPERSETS:
-            return data  # feedparser decodes it as declared, correctly
+            return data, None  # feedparser decodes it as declared, correctly
     if text is None:
-        return data
+        return data, None
     if m:
         text = re.sub(r"""(encoding\s*=\s*["'])[^"']+""", r"\1utf-8", text, count=1)
     if "content-type" in headers:
         headers["content-type"] = re.sub(r"charset\s*=\s*[^;\s]+", "charset=utf-8", headers["content-type"], flags=re.I)
-    return text.encode("utf-8")
+    return text.encode("utf-8"), warning
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with a few broken bytes (at most 1 in 100 characters, or 4), repaired.
+
+    Shift_JIS or EUC-JP read as UTF-8 breaks at nearly every Japanese
+    character, far above that, and goes to detection instead.
+    """
+    text = data.decode("utf-8", errors="replace")
+    return text if text.count("\ufffd") <= max(4, len(text) // 100) else None
 
 
 def _detect(data: bytes) -> str | None:
@@ -90,7 +107,7 @@ def _detect(data: bytes) -> str | None:
 def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse a feed document fetched from ``url``."""
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
-    data = transcode(data, response_headers)
+    data, repaired = transcode(data, response_headers)
     response_headers.setdefault("content-location", url)
     try:
         result: Any = feedparser.parse(
@@ -107,6 +124,7 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None) 
     if not raw_entries and not result.get("version"):
         raise ParseError(f"feed {url}: not a feed ({detail or 'no RSS, Atom or JSON feed found'})")
     warning = detail if detail and type(problem).__name__ not in _BENIGN else None
+    warning = "; ".join(w for w in (repaired, warning) if w) or None
 
     links = [_link(e, url) for e in raw_entries]
     pages = Counter(canonical_url(x) for x in links if x)
@@ -165,9 +183,10 @@ def _content(raw: Any) -> tuple[str, ...]:
 
 
 def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
-    title_detail = raw.get("title_detail") or {}
     raw_title = str(raw.get("title") or "")
-    title = plain(raw_title) if title_detail.get("type", "text/html") != "text/plain" else collapse(raw_title)
+    # The title is plain text (DIGEST_FORMAT): markup is stripped even from
+    # a title the feed calls plain, since feeds escape HTML into titles.
+    title = plain(raw_title) if looks_like_markup(raw_title) or "&" in raw_title else collapse(raw_title)
     published = _date(raw)
     guid = raw.get("id")
     identity = entry_keys(
