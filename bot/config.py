@@ -96,6 +96,7 @@ class PollSettings:
     user_agent: str = DEFAULT_USER_AGENT
     allow_private_addresses: bool = False  # article links may reach loopback/private addresses
     host_spacing: timedelta = timedelta(seconds=1)  # between two feed requests to one host
+    retention: timedelta | None = timedelta(days=90)  # forget seen keys and sent digests after; None: never
 
 
 @dataclass(frozen=True)
@@ -286,12 +287,14 @@ class _Reader:
                 "user_agent",
                 "allow_private_addresses",
                 "host_spacing",
+                "retention",
             },
         )
         d = PollSettings()
+        max_age = self.get(t, "max_age", "poll.max_age", _window("none"), d.max_age)
         return PollSettings(
             first_poll=self.get(t, "first_poll", "poll.first_poll", _window("all"), d.first_poll),
-            max_age=self.get(t, "max_age", "poll.max_age", _window("none"), d.max_age),
+            max_age=max_age,
             timeout=self.get(t, "timeout", "poll.timeout", _positive_duration, d.timeout),
             concurrency=self.get(t, "concurrency", "poll.concurrency", _int_between(1, 64), d.concurrency),
             user_agent=self.get(t, "user_agent", "poll.user_agent", _user_agent, d.user_agent),
@@ -299,7 +302,22 @@ class _Reader:
                 t, "allow_private_addresses", "poll.allow_private_addresses", _bool, d.allow_private_addresses
             ),
             host_spacing=self.get(t, "host_spacing", "poll.host_spacing", _duration, d.host_spacing),
+            retention=self.retention(t, max_age),
         )
+
+    def retention(self, t: dict[str, Any], max_age: timedelta | None) -> timedelta | None:
+        """Above max_age, or pruned entries could come back: the max-age guard
+        is what keeps a forgotten entry out."""
+        if "retention" not in t:
+            return None if max_age is None else max(PollSettings().retention or max_age, 4 * max_age)
+        value = self.get(t, "retention", "poll.retention", _window("none"), None)
+        if value is None:
+            return None  # "none": never forget
+        if max_age is None:
+            self.problem("poll.retention", 'must be "none" when poll.max_age is "none" (forgotten entries come back)')
+        elif value <= max_age:
+            self.problem("poll.retention", f"must be longer than poll.max_age ({t.get('max_age', '7d')})")
+        return value
 
     def digest(self, data: Any) -> DigestSettings:
         t = self.table(data, "digest", {"default_topic", "lead", "headline_max"})

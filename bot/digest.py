@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TextIO
 
 from bot.config import Config
@@ -27,6 +27,8 @@ from bot.topics import build_digest
 log = logging.getLogger("feedbot.digest")
 
 LAST_DIGEST_KEY = "last_digest_at"
+LAST_PRUNE_KEY = "last_prune_at"
+PRUNE_EVERY = timedelta(days=1)
 
 
 def compose(config: Config, items: Sequence[Item], day: date) -> Rendered:
@@ -105,7 +107,19 @@ class Digester:
             )
         self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
         reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
+        self._prune(now)
         return DigestResult(digest_id, len(items), tuple(reports))
+
+    def _prune(self, now: datetime) -> None:
+        """Once a day at most: forget what is older than ``poll.retention``."""
+        retention = self.config.poll.retention
+        last = self.store.get_meta(LAST_PRUNE_KEY)
+        if retention is None or (last and now - datetime.fromisoformat(last) < PRUNE_EVERY):
+            return
+        keys, digests = self.store.prune(now - retention)
+        self.store.set_meta(LAST_PRUNE_KEY, now.isoformat())
+        if keys or digests:
+            log.info("pruned %d seen keys and %d delivered digests older than %s", keys, digests, retention)
 
     def _archive(self, now: datetime, rendered: Rendered) -> None:
         """No webhook: stdout is the channel, and a copy stays in state_dir."""

@@ -218,6 +218,7 @@ class Poller:
             last_modified=response.headers.get("last-modified"),
             take=[NewItem(e, b) for e, b in zip(choice.take, bodies, strict=True)],
             skip=choice.skip,
+            present=parsed.entries,
             warning=parsed.warning,
         )
         self._wait_if_asked(feed, response.headers, parsed.ttl)

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     failing_since INTEGER,
     items_taken INTEGER NOT NULL DEFAULT 0,
     next_poll_at INTEGER,  -- backing off, or the server asked to wait: not before this
-    warned_at INTEGER      -- last "failing for more than a day" warning
+    warned_at INTEGER,     -- last "failing for more than a day" warning
+    current_keys BLOB      -- the keys of the entries in its last document: never pruned
 );
 -- feed_id: the feeds rowid of the feed that recorded the key (aliases count only for other feeds)
 CREATE TABLE IF NOT EXISTS seen (
@@ -166,11 +167,11 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, state_dir: Path) -> Store:
+    def open(cls, state_dir: Path, busy_timeout: float = 30.0) -> Store:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             path = state_dir / DB_NAME
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -330,6 +331,7 @@ class Store:
         last_modified: str | None,
         take: Sequence[NewItem],
         skip: Sequence[Entry],
+        present: Sequence[Entry] = (),
         warning: str | None = None,
     ) -> list[int]:
         """Store one successful poll atomically; returns the new item ids.
@@ -366,6 +368,8 @@ class Store:
                 ids.append(int(cur.lastrowid or 0))
             for entry in skip:
                 self._record(entry, stamp, feed_id)
+            keys = b"".join(k for e in present for k in (*e.keys, *([e.alias] if e.alias else [])))
+            db.execute("UPDATE feeds SET current_keys=? WHERE url=?", (keys, url))
             db.execute(
                 "UPDATE feeds SET etag=?, last_modified=?, first_ok_at=COALESCE(first_ok_at, ?), last_poll_at=?,"
                 " last_ok_at=?, last_status=?, last_error=?, last_new=?, error_count=0, failing_since=NULL,"
@@ -513,6 +517,47 @@ class Store:
                 WebhookBacklog(webhook, int(count), head.attempts, head.last_error, _dt(last), head.next_attempt_at)
             )
         return out
+
+    def prune(self, cutoff: datetime) -> tuple[int, int]:
+        """Forget what is older than ``cutoff``, so the state stays bounded:
+        seen keys no longer in any feed's current document, and digests
+        delivered everywhere, with their items and messages.  Returns the
+        numbers of keys and digests removed.
+
+        An entry whose key is forgotten cannot come back unless it is both
+        gone from its feed for the whole retention and still undated; the
+        max-age guard stops any dated one.
+        """
+        stamp = _ts(cutoff)
+        with self.transaction() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY) WITHOUT ROWID")
+            db.execute("DELETE FROM keep")
+            for (blob,) in db.execute("SELECT current_keys FROM feeds WHERE current_keys IS NOT NULL").fetchall():
+                data = bytes(blob)
+                db.executemany(
+                    "INSERT OR IGNORE INTO keep VALUES (?)", [(data[i : i + 20],) for i in range(0, len(data), 20)]
+                )
+            keys = db.execute(
+                "DELETE FROM seen WHERE first_seen < ? AND key NOT IN (SELECT key FROM keep)", (stamp,)
+            ).rowcount
+            old = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM digests WHERE created_at < ? AND id NOT IN"
+                    " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)",
+                    (stamp,),
+                )
+            ]
+            for start in range(0, len(old), 500):
+                chunk = old[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"DELETE FROM outbox WHERE digest_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM items WHERE digest_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM digests WHERE id IN ({marks})", chunk)
+        return keys, len(old)
+
+    def seen_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM seen").fetchone()[0])
 
     def digest_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM digests").fetchone()[0])
