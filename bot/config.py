@@ -473,6 +473,9 @@ class _Reader:
                 value = file_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 return self.unavailable(f"{p}.{file_key}", f"cannot read {file_path} ({exc.strerror})")
+            except (ValueError, UnicodeDecodeError) as exc:  # a NUL in the path, a binary file
+                self.problem(f"{p}.{file_key}", f"cannot read {file_path!r} ({exc})")
+                return None
         if not value:
             self.problem(f"{p}.{key}", "is empty")
             return None
@@ -487,6 +490,8 @@ def _nonempty_str(v: Any) -> str:
         raise TypeError("must be a string")
     if not v.strip():
         raise ValueError("must not be empty")
+    if "\0" in v:
+        raise ValueError("must not contain a NUL character")
     return v.strip()
 
 
