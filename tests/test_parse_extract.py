@@ -197,3 +197,24 @@ def test_japanese_feed_charsets(codec: str, declared: str | None, title: str, he
     headers = {"Content-Type": f"application/rss+xml; charset={declared or 'utf-8'}"} if header else {}
     (entry,) = parse_feed(doc, "http://f", headers).entries
     assert entry.title == title
+
+
+@pytest.mark.parametrize("name", ["social/mastodon_pdxjohnny_2022-11-15.rss", "social/bluesky_kaedotcom_2026-01-14.rss"])
+def test_social_posts_render_per_the_format(corpus: Path, name: str) -> None:
+    from datetime import UTC, datetime
+
+    from bot.config import Feed
+    from bot.models import Item
+    from bot.render import headline_and_body
+
+    feed = Feed(name="Someone", url="https://example.org/feed", handle="someone", headline="{title} {link}")
+    for n, e in enumerate(parse_feed((corpus / "feeds" / name).read_bytes(), "https://example.org/feed").entries):
+        item = Item(n, "Someone", feed.url, e.title, e.link, e.published, datetime.now(UTC), e.content)
+        head, body = headline_and_body(item, feed, 40)
+        text = " ".join(" ".join(e.content).split())
+        if len(text) > 40:
+            assert head.startswith(text[:30]) and head.endswith("… " + e.link)
+            assert len(head.removesuffix(" " + e.link)) <= 41
+            assert body == e.content  # the full text as the body
+        else:
+            assert head == f"{text} {e.link}" and body == ()
