@@ -199,7 +199,9 @@ def test_japanese_feed_charsets(codec: str, declared: str | None, title: str, he
     assert entry.title == title
 
 
-@pytest.mark.parametrize("name", ["social/mastodon_pdxjohnny_2022-11-15.rss", "social/bluesky_kaedotcom_2026-01-14.rss"])
+@pytest.mark.parametrize(
+    "name", ["social/mastodon_pdxjohnny_2022-11-15.rss", "social/bluesky_kaedotcom_2026-01-14.rss"]
+)
 def test_social_posts_render_per_the_format(corpus: Path, name: str) -> None:
     from datetime import UTC, datetime
 
@@ -218,3 +220,11 @@ def test_social_posts_render_per_the_format(corpus: Path, name: str) -> None:
             assert body == e.content  # the full text as the body
         else:
             assert head == f"{text} {e.link}" and body == ()
+
+
+def test_the_fast_parser_reads_every_document_it_takes_as_feedparser_does(corpus: Path) -> None:
+    from bench.parser_identity import compare
+
+    fast_docs, identical, differences = compare(corpus)
+    assert fast_docs >= 8  # the real RSS/RDF/Atom news feeds among them
+    assert differences == [] and identical == fast_docs
