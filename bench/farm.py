@@ -12,6 +12,7 @@ Documents are rendered once per change, not per request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import random
 import sys
@@ -143,10 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     farm = Farm(args.feeds, args.items, args.seed)
     httpd = serve(farm, args.port)
     print(httpd.server_address[1], flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         httpd.serve_forever(0.2)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

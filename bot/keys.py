@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 TRACKING_PARAMS = frozenset(
@@ -74,6 +75,7 @@ def is_url(value: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
+@lru_cache(maxsize=65536)  # a poll asks about each link several times
 def canonical_url(url: str, keep_fragment: bool = False) -> str:
     """The URL people would call "the same page", for dedupe and display."""
     parts = urlsplit(url.strip())

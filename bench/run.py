@@ -1,0 +1,352 @@
+"""The benchmark: a local feed farm, feedbot and rss2email side by side.
+
+    .venv/bin/python -m bench.run [--feeds 1000] [--items 50] [--write BENCHMARKS.md]
+
+One run, one process tree: the farm (bench/farm.py) runs in its own
+process; each feedbot cycle is a `feedbot poll` subprocess and each
+rss2email cycle an `r2e run --no-send` subprocess, timed by wall clock and
+by CPU (user + system, from the children's rusage).  rss2email is installed
+in bench/.venv-r2e on first use.  Cycles:
+
+1. first poll of N feeds × M items, bodies off (everything new);
+2. the same with body = "auto" over a smaller farm (article pages fetched);
+3. nothing changed (all 304);
+4. 10% of the feeds gained one item;
+5. dedupe: 10,000 lookups + inserts against 1,000,000 stored keys;
+6. rendering and splitting a digest of 500 items;
+7. peak RSS of `feedbot run` holding the N feeds over several cycles;
+8. `feedbot --help` start-up.
+
+It prints a table and the profile of a changed-feed cycle (where the CPU
+goes: parse, HTTP, SQLite, rendering), and writes them to BENCHMARKS.md.
+Compare ratios, not absolute times: the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import pstats
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+R2E_VENV = ROOT / "bench" / ".venv-r2e"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, output) of a subprocess."""
+    cpu0, t0 = children_cpu(), time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[:3]} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    return wall, cpu, r.stdout + r.stderr
+
+
+def start_farm(feeds: int, items: int, seed: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.farm", "--feeds", str(feeds), "--items", str(items), "--seed", str(seed)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    return proc, f"http://127.0.0.1:{proc.stdout.readline().strip()}"
+
+
+def feedbot_config(folder: Path, base: str, feeds: int, body: str, extra: str = "") -> Path:
+    text = f'[poll]\nfirst_poll = "all"\nmax_age = "none"\nhost_spacing = "0s"\n{extra}\n'
+    text += "".join(f'[[feeds]]\nname = "f{n}"\nurl = "{base}/feed/{n}.xml"\nbody = "{body}"\n' for n in range(feeds))
+    path = folder / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def r2e_ready() -> Path | None:
+    r2e = R2E_VENV / "bin" / "r2e"
+    if not r2e.exists():
+        print("installing rss2email in bench/.venv-r2e …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(R2E_VENV)], check=True)
+        r = subprocess.run(
+            [str(R2E_VENV / "bin" / "pip"), "install", "-q", "rss2email>=3.14,<4"], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            print(f"rss2email could not be installed: {r.stderr[-500:]}")
+            return None
+    return r2e
+
+
+def r2e_config(folder: Path, base: str, feeds: int) -> tuple[Path, Path]:
+    lines = [
+        "[DEFAULT]",
+        "to = bench@example.org",
+        "from = bench@example.org",
+        "email-protocol = sendmail",
+        "sendmail = /bin/true",
+        "",
+    ]
+    for n in range(feeds):
+        lines += [f"[feed.f{n}]", f"url = {base}/feed/{n}.xml", ""]
+    cfg = folder / "r2e.cfg"
+    cfg.write_text("\n".join(lines), encoding="utf-8")
+    return cfg, folder / "r2e.json"
+
+
+def dedupe_bench(folder: Path) -> float:
+    """Seconds for 10,000 lookups + inserts against 1,000,000 stored keys."""
+    from bot.models import Entry
+    from bot.state import Store
+
+    store = Store.open(folder / "dedupe")
+    rng = random.Random(7)
+    with store.transaction() as db:
+        db.execute("INSERT INTO feeds(url, name) VALUES ('http://f', 'f')")
+        for _ in range(100):
+            db.executemany("INSERT INTO seen VALUES (?, 0, 1)", [(rng.randbytes(20),) for _ in range(10_000)])
+    now = datetime(2025, 1, 21, tzinfo=UTC)
+    entries = [Entry((rng.randbytes(20),), "t", "l", now) for _ in range(10_000)]
+    t0 = time.perf_counter()
+    seen = store.seen("http://f", entries)
+    store.record_poll(
+        "http://f",
+        "f",
+        now,
+        etag=None,
+        last_modified=None,
+        take=[],
+        skip=[e for e in entries if not seen.intersection(e.keys)],
+    )
+    elapsed = time.perf_counter() - t0
+    store.close()
+    return elapsed
+
+
+def render_bench(folder: Path) -> float:
+    """Median seconds to render and split (Discord) a digest of 500 items."""
+    from bot.config import load_config
+    from bot.digest import compose
+    from bot.models import Item
+    from bot.payloads import PAYLOADS
+
+    config = load_config(ROOT / "config.toml", {})
+    rng = random.Random(3)
+    words = "ロシア ウクライナ 首脳会談 プーチン 習近平 トランプ 停戦 交渉 中国 米国".split()
+    now = datetime(2025, 1, 21, tzinfo=UTC)
+    items = [
+        Item(
+            n,
+            "NHKニュース",
+            config.feeds[0].url,
+            "、".join(rng.choices(words, k=4)),
+            f"https://example.org/{n}",
+            now - timedelta(minutes=n),
+            now,
+            tuple("。".join(rng.choices(words, k=12)) for _ in range(3)),
+        )
+        for n in range(500)
+    ]
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        PAYLOADS["discord"](compose(config, items, date(2025, 1, 21)), 1, config.timezone)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def rss_of_run(config: Path, seconds: float) -> list[int]:
+    """VmRSS samples (KB) of `feedbot run`, every 2 s."""
+    env = {**os.environ, "STATE_DIRECTORY": ""}
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/feedbot"), "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    samples = []
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(2)
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            samples.append(int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return samples
+
+
+def profile(config: Path) -> dict[str, float]:
+    """CPU seconds of one feedbot cycle by stage (from cProfile's own times)."""
+    out = config.parent / "cycle.prof"
+    subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "bot", "--config", str(config), "poll"],
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+    )
+    stages = {
+        "parse": ("parse.py", "fastfeedparser", "feedparser", "keys.py", "extract.py", "text.py", "sgmllib"),
+        "HTTP": ("httpx", "httpcore", "anyio", "fetch.py", "h11", "ssl", "socket", "selector"),
+        "SQLite": ("state.py", "sqlite3"),
+        "rendering": ("render.py", "topics.py", "payloads.py"),
+    }
+    totals = dict.fromkeys([*stages, "other"], 0.0)
+    for (filename, _, _), (_, _, tottime, _, _) in pstats.Stats(str(out)).stats.items():  # type: ignore[attr-defined]
+        stage = next((s for s, keys in stages.items() if any(k in filename for k in keys)), "other")
+        totals[stage] += tottime
+    return totals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--body-feeds", type=int, default=100)
+    parser.add_argument("--write", type=Path)
+    parser.add_argument("--no-r2e", action="store_true")
+    args = parser.parse_args(argv)
+    feedbot = str(ROOT / ".venv/bin/feedbot")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_") and k != "STATE_DIRECTORY"}
+    rows: list[tuple[str, str, str, str]] = []  # cycle, feedbot, rss2email, ratio
+    r2e = None if args.no_r2e else r2e_ready()
+    with tempfile.TemporaryDirectory(prefix="feedbot-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "fb").mkdir()
+        (folder / "r2e").mkdir()
+        farm, base = start_farm(args.feeds, args.items, 1)
+        try:
+            config = feedbot_config(folder / "fb", base, args.feeds, "none")
+            fb: dict[int, tuple[float, float, str]] = {}
+            rr: dict[int, tuple[float, float, str]] = {}
+            cfg = data = None
+            if r2e:
+                cfg, data = r2e_config(folder / "r2e", base, args.feeds)
+            for cycle in (1, 3, 4):
+                if cycle == 4:
+                    urllib.request.urlopen(f"{base}/_change?share=0.1").read()
+                fb[cycle] = timed([feedbot, "--config", str(config), "poll"], env)
+                if r2e and cfg and data:
+                    rr[cycle] = timed([str(r2e), "-c", str(cfg), "-d", str(data), "run", "--no-send"], env)
+            new4 = fb[4][2].count("new=1")
+            urllib.request.urlopen(f"{base}/_change?share=0.1").read()
+            stages = profile(config)
+        finally:
+            farm.terminate()
+        small, small_base = start_farm(args.body_feeds, 20, 2)
+        try:
+            (folder / "body").mkdir()
+            body_config = feedbot_config(
+                folder / "body", small_base, args.body_feeds, "auto", "allow_private_addresses = true"
+            )
+            fb[2] = timed([feedbot, "--config", str(body_config), "poll"], env)
+        finally:
+            small.terminate()
+        dedupe = dedupe_bench(folder)
+        render = render_bench(folder)
+        farm, base = start_farm(args.feeds, args.items, 3)
+        try:
+            (folder / "run").mkdir()
+            run_config = feedbot_config(
+                folder / "run",
+                base,
+                args.feeds,
+                "none",
+                '[schedule]\npoll_every = "15s"\ndigest_every = "20s"\ndigest_at = []',
+            )
+            samples = rss_of_run(run_config, 70)
+        finally:
+            farm.terminate()
+        starts = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            subprocess.run([feedbot, "--help"], capture_output=True, check=True)
+            starts.append(time.perf_counter() - t0)
+
+    def ratio(a: float, b: float | None) -> str:
+        return f"{b / a:.1f}× less" if b else "–"
+
+    def cell(r: tuple[float, float, str] | None) -> str:
+        return f"{r[0]:.2f} s wall, {r[1]:.2f} s CPU" if r else "–"
+
+    n = f"{args.feeds} × {args.items}"
+    rows += [
+        (
+            f"1. first poll, {n}, bodies off",
+            cell(fb[1]),
+            cell(rr.get(1)),
+            f"wall {ratio(fb[1][0], rr[1][0] if 1 in rr else None)}, "
+            f"CPU {ratio(fb[1][1], rr[1][1] if 1 in rr else None)}",
+        ),
+        (f'2. first poll, {args.body_feeds} × 20, body = "auto"', cell(fb[2]), "–", "–"),
+        (
+            f"3. nothing changed (all 304), {args.feeds} feeds",
+            cell(fb[3]),
+            cell(rr.get(3)),
+            f"CPU {ratio(fb[3][1], rr[3][1] if 3 in rr else None)}",
+        ),
+        (
+            f"4. 10% of feeds gained an item ({new4} new)",
+            cell(fb[4]),
+            cell(rr.get(4)),
+            f"CPU {ratio(fb[4][1], rr[4][1] if 4 in rr else None)}; "
+            f"{(fb[4][1] - fb[3][1]) / max(new4, 1) * 1000:.1f} ms CPU per new item over cycle 3",
+        ),
+        ("5. dedupe: 10,000 lookups + inserts vs 1,000,000 keys", f"{dedupe:.3f} s", "–", "target < 0.5 s"),
+        ("6. render + split a 500-item digest", f"{render * 1000:.1f} ms", "–", "target < 50 ms"),
+        (
+            f"7. `feedbot run`, {args.feeds} feeds, RSS over {len(samples)} samples",
+            f"peak {max(samples) / 1024:.0f} MB; first {samples[0] / 1024:.0f}, last {samples[-1] / 1024:.0f} MB",
+            "–",
+            "target < 100 MB, flat",
+        ),
+        (
+            "8. `feedbot --help` start-up",
+            f"{statistics.median(starts) * 1000:.0f} ms (median of 10)",
+            "–",
+            "target < 300 ms",
+        ),
+    ]
+    total = sum(stages.values()) or 1.0
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`python -m bench.run` on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" {datetime.now(UTC):%Y-%m-%d}. Feeds served on 127.0.0.1 by bench/farm.py in its own process; feedbot"
+        " and rss2email 3.14 (`r2e run --no-send`) run one after the other on the same farm, in one run. CPU is"
+        " user + system of the measured process. Absolute times are of a shared, noisy machine: read the ratios.",
+        "",
+        "| cycle | feedbot | rss2email | ratio / target |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+        f"Where the CPU of a changed-feed cycle (cycle 4's kind, {args.feeds} feeds) goes, from cProfile:",
+        "",
+        "| stage | share |",
+        "|---|---|",
+        *(f"| {k} | {v / total:.0%} |" for k, v in stages.items()),
+        "",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if args.write:
+        args.write.write_text(report, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
