@@ -75,7 +75,9 @@ def is_url(value: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
-@lru_cache(maxsize=65536)  # a poll asks about each link several times
+# A poll asks about each link several times (pass keep_fragment by position,
+# so that the calls share cache entries); the cache stays small.
+@lru_cache(maxsize=4096)
 def canonical_url(url: str, keep_fragment: bool = False) -> str:
     """The URL people would call "the same page", for dedupe and display."""
     parts = urlsplit(url.strip())

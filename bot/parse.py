@@ -121,8 +121,8 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
     warning = "; ".join(w for w in (repaired, warning) if w) or None
 
     links = [_link(e, url) for e in raw_entries]
-    pages = Counter(canonical_url(x) for x in links if x)
-    exact = Counter(canonical_url(x, keep_fragment=True) for x in links if x)
+    pages = Counter(canonical_url(x, False) for x in links if x)
+    exact = Counter(canonical_url(x, True) for x in links if x)
     guids: set[str] = set()
     entries: list[Entry] = []
     for raw, link in zip(raw_entries, links, strict=True):
@@ -212,8 +212,8 @@ def _sharing(link: str, pages: Counter[str], exact: Counter[str], repeated: bool
         return Sharing(guid_repeated=repeated)
     return Sharing(
         guid_repeated=repeated,
-        page_shared=pages[canonical_url(link)] > 1,
-        link_shared=exact[canonical_url(link, keep_fragment=True)] > 1,
+        page_shared=pages[canonical_url(link, False)] > 1,
+        link_shared=exact[canonical_url(link, True)] > 1,
     )
 
 

@@ -317,10 +317,6 @@ class Store:
             k for e in entries for k in e.keys if k in found
         }
 
-    def _record(self, entry: Entry, stamp: int, feed_id: int) -> None:
-        keys = [*entry.keys, *([entry.alias] if entry.alias else [])]
-        self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", [(k, stamp, feed_id) for k in keys])
-
     def record_poll(
         self,
         url: str,
@@ -346,11 +342,14 @@ class Store:
         with self.transaction() as db:
             self._ensure_feed(url, name)
             feed_id = self._feed_id(url) or 0
+            known = self.seen(url, [n.entry for n in take])  # one lookup, inside the transaction
+            rows: list[tuple[Key, int, int]] = []
             for new in take:
                 e = new.entry
-                known = self.seen(url, [e])
-                self._record(e, stamp, feed_id)
-                if known:
+                before = bool(known.intersection(e.keys)) or (e.alias is not None and e.alias in known)
+                rows.extend((k, stamp, feed_id) for k in (*e.keys, *([e.alias] if e.alias else [])))
+                known.update(e.keys)  # the same entry twice in one poll is one item
+                if before:
                     continue
                 cur = db.execute(
                     "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
@@ -367,7 +366,8 @@ class Store:
                 )
                 ids.append(int(cur.lastrowid or 0))
             for entry in skip:
-                self._record(entry, stamp, feed_id)
+                rows.extend((k, stamp, feed_id) for k in (*entry.keys, *([entry.alias] if entry.alias else [])))
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
             keys = b"".join(k for e in present for k in (*e.keys, *([e.alias] if e.alias else [])))
             db.execute("UPDATE feeds SET current_keys=? WHERE url=?", (keys, url))
             db.execute(
