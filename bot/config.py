@@ -17,7 +17,7 @@ import re
 import string
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,6 +145,11 @@ class Config:
         return tuple(f for f in self.feeds if f.enabled)
 
 
+def _keys(record: type) -> set[str]:
+    """A section's keys are its record's fields: one list, not two to keep in step."""
+    return {f.name for f in fields(record)}
+
+
 def parse_duration(text: str) -> timedelta:
     """``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1w"`` → timedelta."""
     m = _DURATION.match(text)
@@ -266,7 +271,7 @@ class _Reader:
         )
 
     def schedule(self, data: Any) -> Schedule:
-        t = self.table(data, "schedule", {"poll_every", "digest_at", "digest_every"})
+        t = self.table(data, "schedule", _keys(Schedule))
         d = Schedule()
         poll_every = self.get(t, "poll_every", "schedule.poll_every", _interval, d.poll_every)
         digest_every = self.get(t, "digest_every", "schedule.digest_every", _interval, None)
@@ -276,20 +281,7 @@ class _Reader:
         return Schedule(poll_every=poll_every, digest_at=digest_at, digest_every=digest_every)
 
     def poll(self, data: Any) -> PollSettings:
-        t = self.table(
-            data,
-            "poll",
-            {
-                "first_poll",
-                "max_age",
-                "timeout",
-                "concurrency",
-                "user_agent",
-                "allow_private_addresses",
-                "host_spacing",
-                "retention",
-            },
-        )
+        t = self.table(data, "poll", _keys(PollSettings))
         d = PollSettings()
         max_age = self.get(t, "max_age", "poll.max_age", _window("none"), d.max_age)
         return PollSettings(
@@ -320,7 +312,7 @@ class _Reader:
         return value
 
     def digest(self, data: Any) -> DigestSettings:
-        t = self.table(data, "digest", {"default_topic", "lead", "headline_max"})
+        t = self.table(data, "digest", _keys(DigestSettings))
         d = DigestSettings()
         return DigestSettings(
             default_topic=self.get(t, "default_topic", "digest.default_topic", _tag, d.default_topic),
@@ -335,19 +327,7 @@ class _Reader:
         out: list[Feed] = []
         names: dict[str, int] = {}
         urls: dict[str, int] = {}
-        allowed = {
-            "name",
-            "url",
-            "handle",
-            "headline",
-            "body",
-            "poll_every",
-            "enabled",
-            "include",
-            "exclude",
-            "max_paragraphs",
-            "max_body_chars",
-        }
+        allowed = _keys(Feed)
         for i, raw in enumerate(data):
             p = f"feeds[{i}]"
             t = self.table(raw, p, allowed)
@@ -384,7 +364,7 @@ class _Reader:
         out: list[Topic] = []
         for i, raw in enumerate(data):
             p = f"topics[{i}]"
-            t = self.table(raw, p, {"tag", "match", "exclude", "label"})
+            t = self.table(raw, p, _keys(Topic))
             tag = self.required(t, "tag", f"{p}.tag", _tag)
             match = self.required(t, "match", f"{p}.match", _match)
             out.append(
@@ -404,7 +384,7 @@ class _Reader:
         out: list[LabelRule] = []
         for i, raw in enumerate(data):
             p = f"labels[{i}]"
-            t = self.table(raw, p, {"text", "match"})
+            t = self.table(raw, p, _keys(LabelRule))
             text = self.required(t, "text", f"{p}.text", _label)
             match = self.required(t, "match", f"{p}.match", _match)
             out.append(LabelRule(text=text or "", match=match or ()))

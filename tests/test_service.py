@@ -20,6 +20,18 @@ from bot.state import Store
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
+def spawn_run(path: Path, **env: str) -> subprocess.Popen[str]:
+    """`feedbot run` on ``path`` as a real process, outside any FEEDBOT_ settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**clean, **env},
+    )
+
+
 def test_latest_slot_in_the_configured_zone() -> None:
     now = datetime(2025, 1, 20, 23, 30, tzinfo=UTC)  # 08:30 on the 21st in Tokyo
     assert latest_slot(now, (time(7, 0), time(19, 0)), TOKYO) == datetime(2025, 1, 21, 7, 0, tzinfo=TOKYO)
@@ -50,15 +62,8 @@ def test_run_catches_up_a_missed_digest_and_stops_on_sigterm(demo_config: Callab
         store = Store.open(config.state_dir)
         store.set_meta(LAST_DIGEST_KEY, (datetime.now(UTC) - timedelta(days=3)).isoformat())
         store.close()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
         days = {_today(config.timezone)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(path), "run"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc = spawn_run(path)
         try:
             # An event (the receiver's condition), not a sleep.
             assert rec.wait_for(2, timeout=60), "the missed digest was not delivered"
@@ -104,14 +109,7 @@ def test_sigterm_during_the_first_round_skips_feeds_not_started(tmp_path: Path) 
             f'[[feeds]]\nname = "s{n}"\nurl = "{server.base}/s{n}"\n' for n in range(3)
         )
         path = write_toml(tmp_path, text)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(path), "run"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc = spawn_run(path)
         try:
             assert arrived.wait(60)
             proc.send_signal(signal.SIGTERM)
@@ -168,15 +166,7 @@ def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | N
         start = full.replace('[[feeds]]\nname = "J Sato"', '[[feeds]]\nenabled = false\nname = "J Sato"')
         path.write_text(start.replace('poll_every = "15m"', 'poll_every = "1h"'), encoding="utf-8")
         listener = NotifyListener(tmp_path / "notify.sock")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
-        env.update(NOTIFY_SOCKET=listener.path, WATCHDOG_USEC="2000000")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(path), "run"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc = spawn_run(path, NOTIFY_SOCKET=listener.path, WATCHDOG_USEC="2000000")
         try:
             ready = listener.next("READY")
             assert "feeds ok" in ready["STATUS"] and "next digest" in ready["STATUS"]
