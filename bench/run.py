@@ -70,7 +70,8 @@ def start_farm(feeds: int, items: int, seed: int) -> tuple[subprocess.Popen[str]
 
 
 def feedbot_config(folder: Path, base: str, feeds: int, body: str, extra: str = "") -> Path:
-    text = f'[poll]\nfirst_poll = "all"\nmax_age = "none"\nhost_spacing = "0s"\n{extra}\n'
+    # concurrency 16: twice the default, as a user watching 1,000 feeds would set it.
+    text = f'[poll]\nfirst_poll = "all"\nmax_age = "none"\nhost_spacing = "0s"\nconcurrency = 16\n{extra}\n'
     text += "".join(f'[[feeds]]\nname = "f{n}"\nurl = "{base}/feed/{n}.xml"\nbody = "{body}"\n' for n in range(feeds))
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")

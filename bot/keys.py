@@ -90,14 +90,19 @@ def canonical_url(url: str, keep_fragment: bool = False) -> str:
     netloc = host
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         netloc = f"{host}:{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
-    ]
+    query = ""
+    if parts.query:
+        query = urlencode(
+            [
+                (k, v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
+            ],
+            doseq=True,
+        )
     path = parts.path or "/"
     fragment = parts.fragment if keep_fragment else ""
-    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), fragment))
+    return urlunsplit((scheme, netloc, path, query, fragment))
 
 
 def _url_key(url: str, keep_fragment: bool) -> Key:

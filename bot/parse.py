@@ -224,6 +224,8 @@ def _link(raw: Any, feed_url: str) -> str:
         if is_url(guid) and raw.get("guidislink", True):
             link = guid
     link = str(link).strip()
+    if link.startswith(("https://", "http://")):
+        return link  # already absolute: urljoin is the costliest step of a poll's parse
     return urljoin(feed_url, link) if link else ""
 
 
