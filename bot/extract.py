@@ -25,9 +25,10 @@ import html
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bs4 import BeautifulSoup, Tag
-from bs4.element import Comment, NavigableString
+if TYPE_CHECKING:  # bs4 costs ~80 ms to import: only the code paths that parse HTML load it
+    from bs4 import BeautifulSoup, Tag
 
 from bot.text import BLOCK_TAGS, INVISIBLE_TAGS, clean, collapse
 
@@ -144,6 +145,9 @@ def decode_html(data: bytes, content_type: str | None = None) -> str:
 
 
 def soup_of(markup: str) -> BeautifulSoup:
+    from bs4 import BeautifulSoup
+    from bs4.element import Comment
+
     soup = BeautifulSoup(markup, "lxml")
     for tag in soup.find_all(INVISIBLE_TAGS):
         tag.decompose()
@@ -154,6 +158,9 @@ def soup_of(markup: str) -> BeautifulSoup:
 
 def _iter_blocks(root: Tag) -> Iterator[_Block]:
     """Runs of inline text between block boundaries, in document order."""
+    from bs4 import Tag
+    from bs4.element import NavigableString
+
     parts: list[str] = []
     link_chars = 0
     owner: Tag = root

@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser
-
 from bot.errors import ParseError
 from bot.extract import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
@@ -139,6 +137,8 @@ Parsed = tuple[list[Any], Mapping[str, Any], str | None]  # entries, channel, wa
 
 
 def _slow(data: bytes, headers: dict[str, str], url: str) -> Parsed:
+    import feedparser  # only for the documents the fast path does not take
+
     try:
         result: Any = feedparser.parse(data, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # feedparser is meant not to raise; if it does, it is this feed's error
