@@ -5,8 +5,10 @@ seen and the clock, it says which entries to take and which to record as
 seen without taking (old entries on a feed's first poll, entries past
 ``max_age``).  The rest of this module is the I/O around it.
 
-A feed's failure is recorded on the feed (status, error, count) and never
-stops the other feeds.  One structured log line per feed per poll.
+A feed's failure is recorded on the feed (status, error, count), backs it
+off (``bot.health``: never switched off) and never stops the other feeds.
+Polls share one concurrency bound, and requests to one host are spaced.
+One structured log line per feed per poll.
 """
 
 from __future__ import annotations

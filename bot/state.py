@@ -3,8 +3,10 @@
 Tables:
 
 * ``feeds``: per feed URL, the HTTP validators and the record of every poll
-  (last poll, result, error and counts): errors are data on the feed.
-* ``seen``: dedupe keys (20-byte BLOBs, ``WITHOUT ROWID``).
+  (last poll, result, error and counts, backoff): errors are data on the feed.
+* ``seen``: dedupe keys (20-byte BLOBs, ``WITHOUT ROWID``), with the feed
+  that recorded each; pruned after ``poll.retention`` unless a feed still
+  lists the entry.
 * ``items``: entries taken for a digest; ``digest_id`` is NULL until a
   digest binds them.
 * ``digests`` and ``outbox``: a digest and, per webhook, the messages it was
@@ -12,7 +14,8 @@ Tables:
   it; an item stays pending until every message of its digest is delivered.
 
 Every poll is one transaction, and so is building a digest with its
-messages: a crash leaves either all of it or none.  WAL with
+messages: a crash leaves either all of it or none.  A message is marked in
+flight (committed) just before its POST, so a crash there is known.  WAL with
 ``synchronous=NORMAL`` keeps a commit under a millisecond.
 """
 
