@@ -347,27 +347,25 @@ class Store:
             feed_id = self._feed_id(url) or 0
             known = self.seen(url, [n.entry for n in take])  # one lookup, inside the transaction
             rows: list[tuple[Key, int, int]] = []
+            items: list[tuple[object, ...]] = []
             for new in take:
                 e = new.entry
                 before = bool(known.intersection(e.keys)) or (e.alias is not None and e.alias in known)
                 rows.extend((k, stamp, feed_id) for k in (*e.keys, *([e.alias] if e.alias else [])))
                 known.update(e.keys)  # the same entry twice in one poll is one item
-                if before:
-                    continue
-                cur = db.execute(
+                if not before:
+                    published = _ts(e.published) if e.published else None
+                    body = json.dumps(list(new.body), ensure_ascii=False)
+                    items.append((url, name, e.title, e.link, published, stamp, body))
+            if items:
+                first = int(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
+                db.executemany(
                     "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        url,
-                        name,
-                        e.title,
-                        e.link,
-                        _ts(e.published) if e.published else None,
-                        stamp,
-                        json.dumps(list(new.body), ensure_ascii=False),
-                    ),
+                    items,
                 )
-                ids.append(int(cur.lastrowid or 0))
+                # Inside one write transaction rowids are assigned in order from MAX(id)+1.
+                ids = list(range(first, first + len(items)))
             for entry in skip:
                 rows.extend((k, stamp, feed_id) for k in (*entry.keys, *([entry.alias] if entry.alias else [])))
             db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
