@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (f'2. first poll, {args.body_feeds} × 20, body = "auto"', cell(fb[2]), "–", "–"),
         (
-            f"3. nothing changed (all 304), {args.feeds} feeds",
+            f"3. nothing changed (all 304), {args.feeds} feeds, median of 3",
             cell(fb[3]),
             cell(rr.get(3)),
             f"CPU {ratio(fb[3][1], rr[3][1] if 3 in rr else None)}",
