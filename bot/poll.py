@@ -29,7 +29,7 @@ from bot import health
 from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError, StateError
 from bot.extract import extract_body, limit_body
-from bot.fetch import PageFetcher, fetch_feed
+from bot.fetch import PageFetcher, Response, fetch_feed
 from bot.keys import Key
 from bot.models import Entry
 from bot.parse import parse_feed
@@ -198,8 +198,8 @@ class Poller:
         try:
             response = await fetch_feed(self.client, feed.url, state.etag, state.last_modified, self.deadline)
             if response.status == 304:
-                self.store.record_not_modified(feed.url, feed.name, self.clock())
-                self._wait_if_asked(feed, response.headers, None)
+                now = self.clock()
+                self.store.record_not_modified(feed.url, feed.name, now, self._asked_wait(feed, response, None, now))
                 return PollOutcome(feed.name, "not-modified")
             parsed = parse_feed(response.content, feed.url, response.headers)
         except FetchError as exc:
@@ -222,13 +222,14 @@ class Poller:
             skip=choice.skip,
             present=parsed.entries,
             warning=parsed.warning,
+            next_poll_at=self._asked_wait(feed, response, parsed.ttl, now),
         )
-        self._wait_if_asked(feed, response.headers, parsed.ttl)
         return PollOutcome(feed.name, "ok", len(ids))
 
-    def _wait_if_asked(self, feed: Feed, headers: dict[str, str], ttl: int | None) -> None:
-        wait = health.after_success(self.config.feed_interval(feed), headers, ttl)
-        self.store.set_next_poll(feed.url, self.clock() + wait if wait else None)
+    def _asked_wait(self, feed: Feed, response: Response, ttl: int | None, now: datetime) -> datetime | None:
+        """Not before this, if the server asked for longer than our interval."""
+        wait = health.after_success(self.config.feed_interval(feed), response.headers, ttl)
+        return now + wait if wait else None
 
     async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
         """The body stored with the item: fetched once, at poll time."""

@@ -285,14 +285,17 @@ class Store:
     def set_warned(self, url: str, when: datetime) -> None:
         self.conn.execute("UPDATE feeds SET warned_at=? WHERE url=?", (_ts(when), url))
 
-    def record_not_modified(self, url: str, name: str, now: datetime) -> None:
-        with self.transaction():
-            self._ensure_feed(url, name)
-            self.conn.execute(
-                "UPDATE feeds SET last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
-                " last_new=0, error_count=0, failing_since=NULL, warned_at=NULL WHERE url=?",
-                (_ts(now), _ts(now), url),
-            )
+    def record_not_modified(self, url: str, name: str, now: datetime, next_poll_at: datetime | None = None) -> None:
+        """One statement (the commonest poll of all: keep it cheap)."""
+        values = (name, _ts(now), _ts(now), _ts(next_poll_at) if next_poll_at else None, url)
+        update = (
+            "UPDATE feeds SET name=?, last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
+            " last_new=0, error_count=0, failing_since=NULL, warned_at=NULL, next_poll_at=? WHERE url=?"
+        )
+        if self.conn.execute(update, values).rowcount == 0:  # a 304 before any 200: a feed not yet known
+            with self.transaction():
+                self._ensure_feed(url, name)
+                self.conn.execute(update, values)
 
     def _feed_id(self, url: str) -> int | None:
         row = self.conn.execute("SELECT rowid FROM feeds WHERE url=?", (url,)).fetchone()
@@ -332,6 +335,7 @@ class Store:
         skip: Sequence[Entry],
         present: Sequence[Entry] = (),
         warning: str | None = None,
+        next_poll_at: datetime | None = None,
     ) -> list[int]:
         """Store one successful poll atomically; returns the new item ids.
 
@@ -374,7 +378,7 @@ class Store:
             db.execute(
                 "UPDATE feeds SET etag=?, last_modified=?, first_ok_at=COALESCE(first_ok_at, ?), last_poll_at=?,"
                 " last_ok_at=?, last_status=?, last_error=?, last_new=?, error_count=0, failing_since=NULL,"
-                " warned_at=NULL, items_taken=items_taken+? WHERE url=?",
+                " warned_at=NULL, items_taken=items_taken+?, next_poll_at=? WHERE url=?",
                 (
                     etag,
                     last_modified,
@@ -385,6 +389,7 @@ class Store:
                     warning,
                     len(ids),
                     len(ids),
+                    _ts(next_poll_at) if next_poll_at else None,
                     url,
                 ),
             )
