@@ -95,6 +95,14 @@ def digest(config: Config, clock: Clock) -> DigestResult:
     return asyncio.run(_digest(config, clock))
 
 
+def pending_count(config: Config) -> int:
+    store = Store.open(config.state_dir)
+    try:
+        return store.pending_count()
+    finally:
+        store.close()
+
+
 def delivered_text(rec: Receiver) -> str:
     return "\n".join(r.json()["content"] for r in rec.accepted)
 
@@ -202,9 +210,7 @@ def test_failing_webhook_keeps_items_and_next_digest_delivers_once(
         reports = {r.webhook: r for r in result.reports}
         assert reports["hook0"].error == "hook0: HTTP 500" and reports["hook0"].pending == 1
         assert reports["hook1"].error is None and reports["hook1"].sent == 1  # one outage blocks no other
-        store = Store.open(config.state_dir)
-        assert store.pending_count() == 1
-        store.close()
+        assert pending_count(config) == 1
 
         # The webhook comes back; a new item arrived meanwhile.
         rec.fail(0)
@@ -220,9 +226,7 @@ def test_failing_webhook_keeps_items_and_next_digest_delivers_once(
             assert text.count("f 見出し1") == 1 and text.count("f 見出し2") == 1
         # Delivered in order: the older digest first.
         assert bad_text.index("見出し1") < bad_text.index("見出し2")
-        store = Store.open(config.state_dir)
-        assert store.pending_count() == 0
-        store.close()
+        assert pending_count(config) == 0
 
 
 def test_retry_after_is_honoured_then_delivered(
@@ -331,9 +335,7 @@ def test_restarts_never_lose_or_duplicate_items(
     text = delivered_text(rec)
     for title in taken:
         assert text.count(title) == 1, title
-    store = Store.open(config.state_dir)
-    assert store.pending_count() == 0
-    store.close()
+    assert pending_count(config) == 0
 
 
 def test_concurrent_digest_runs_deliver_once(
