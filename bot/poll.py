@@ -212,7 +212,7 @@ class Poller:
             parsed.entries, seen, state.first_ok_at is None, now, self.config.poll, lambda e: wanted(feed, e)
         )
         bodies = await asyncio.gather(*(self.body(feed, e) for e in choice.take))
-        ids = self.store.record_poll(
+        taken = self.store.record_poll(
             feed.url,
             feed.name,
             now,
@@ -224,7 +224,7 @@ class Poller:
             warning=parsed.warning,
             next_poll_at=self._asked_wait(feed, response, parsed.ttl, now),
         )
-        return PollOutcome(feed.name, "ok", len(ids))
+        return PollOutcome(feed.name, "ok", taken)
 
     def _asked_wait(self, feed: Feed, response: Response, ttl: int | None, now: datetime) -> datetime | None:
         """Not before this, if the server asked for longer than our interval."""

@@ -336,15 +336,14 @@ class Store:
         present: Sequence[Entry] = (),
         warning: str | None = None,
         next_poll_at: datetime | None = None,
-    ) -> list[int]:
-        """Store one successful poll atomically; returns the new item ids.
+    ) -> int:
+        """Store one successful poll atomically; returns how many items it took.
 
         ``skip``: entries recorded as seen without being taken.  An item
         known meanwhile (another feed polled at the same time carried the
         same article) is not stored: keys are checked again inside the
         transaction.
         """
-        ids: list[int] = []
         stamp = _ts(now)
         with self.transaction() as db:
             self._ensure_feed(url, name)
@@ -361,15 +360,11 @@ class Store:
                     published = _ts(e.published) if e.published else None
                     body = json.dumps(list(new.body), ensure_ascii=False)
                     items.append((url, name, e.title, e.link, published, stamp, body))
-            if items:
-                first = int(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
-                db.executemany(
-                    "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    items,
-                )
-                # Inside one write transaction rowids are assigned in order from MAX(id)+1.
-                ids = list(range(first, first + len(items)))
+            db.executemany(
+                "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                items,
+            )
             for entry in skip:
                 rows.extend((k, stamp, feed_id) for k in (*entry.keys, *([entry.alias] if entry.alias else [])))
             db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
@@ -387,13 +382,13 @@ class Store:
                     stamp,
                     "ok" if warning is None else "ok-with-warning",
                     warning,
-                    len(ids),
-                    len(ids),
+                    len(items),
+                    len(items),
                     _ts(next_poll_at) if next_poll_at else None,
                     url,
                 ),
             )
-        return ids
+        return len(items)
 
     # -- items and digests -------------------------------------------------
 
