@@ -4,9 +4,9 @@
 #   bash bootstrap.sh run    set up, then `feedbot run` on ./config.toml
 #   bash bootstrap.sh test   set up with the test tools, then run the whole test suite
 #
-# Installs what is missing: Python's venv module (apt-get, as root or with
-# sudo), a virtual environment, and the pinned dependencies from
-# pyproject.toml.  Safe to run again: it only installs what is missing.
+# Installs what is missing: Python's venv module (and, for the tests,
+# openssl) with apt-get, as root or with sudo; a virtual environment; and
+# the pinned dependencies from pyproject.toml.  Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,6 +34,12 @@ if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
   # Debian splits venv and ensurepip out of the python3 package.
   as_root apt-get update -qq
   as_root apt-get install -y -qq python3-venv
+fi
+
+if [ "$mode" = test ] && ! command -v openssl >/dev/null 2>&1; then
+  # tests/test_wire.py makes a throwaway certificate to test HTTPS.
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq openssl
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -31,6 +31,7 @@ from bot import __version__, guard
 from bot.config import PollSettings
 from bot.errors import FetchError
 from bot.guard import AddressRefused, GuardedBackend, IsPublic, Policy, Resolver, is_public, resolve
+from bot.wire import WireTransport
 
 FEED_MAX_BYTES = 10 * 1024 * 1024
 PAGE_MAX_BYTES = 5 * 1024 * 1024
@@ -72,7 +73,8 @@ def make_client(
         # Only what _read can inflate within its limit.
         headers={"User-Agent": settings.user_agent.format(version=__version__), "Accept-Encoding": "gzip, deflate"},
         limits=httpx.Limits(max_connections=settings.concurrency * 2, max_keepalive_connections=settings.concurrency),
-        transport=transport,
+        # Feeds and webhooks: the lean HTTP/1.1 transport (bot/wire.py says why).
+        transport=transport or WireTransport(_ssl_context(), max_idle=settings.concurrency),
     )
 
 
@@ -254,7 +256,8 @@ class PageFetcher:
 
 
 def _guarded_transport(settings: PollSettings, resolver: Resolver) -> httpx.AsyncHTTPTransport:
-    transport = httpx.AsyncHTTPTransport(retries=0)
+    # verify= the shared context: without it httpx would load the CA bundle again.
+    transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), retries=0)
     # httpx has no public hook for the network backend; the pool it builds is
     # replaced by the same pool on the guarded backend (httpx is pinned <0.29).
     transport._pool = httpcore.AsyncConnectionPool(

@@ -122,8 +122,8 @@ class Poller:
         self.store = store
         self.client = client
         self.clock = clock
+        self._pages = pages
         self._own_pages = pages is None
-        self.pages = pages or PageFetcher(config.poll)
         self.deadline = config.poll.timeout.total_seconds() * 2
         self._bound = asyncio.Semaphore(config.poll.concurrency)
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -134,8 +134,15 @@ class Poller:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._own_pages:
-            await self.pages.aclose()
+        if self._own_pages and self._pages is not None:
+            await self._pages.aclose()
+
+    @property
+    def pages(self) -> PageFetcher:
+        """Made on first use: a poll of feeds without bodies never needs one."""
+        if self._pages is None:
+            self._pages = PageFetcher(self.config.poll)
+        return self._pages
 
     async def poll_all(self, feeds: Sequence[Feed], force: bool = False) -> list[PollOutcome]:
         return list(await asyncio.gather(*(self.poll(f, force) for f in feeds)))

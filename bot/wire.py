@@ -1,0 +1,470 @@
+"""A lean HTTP/1.1 transport for httpx, for feed polls and webhooks.
+
+Why: a steady poll is a thousand conditional GETs answered ``304`` with a
+few hundred bytes each.  Through httpcore each costs ~0.4–0.9 ms of CPU
+(anyio streams, h11, and a connection pool whose assignment grows with the
+number of connections: PERF_NOTES, BENCHMARKS.md), which made an idle cycle
+cost as much CPU as rss2email's.  This transport speaks HTTP/1.1 on
+``asyncio.Protocol`` directly: one ``data_received`` call per response, the
+head parsed with one split, idle connections kept per origin.  It stays
+behind httpx's client (timeouts, redirects, headers, proxies from the
+environment still go through httpx's own transports), so callers and tests
+see plain httpx.
+
+What it implements, after RFC 9112: ``Content-Length`` and ``chunked``
+bodies (trailers dropped), bodies delimited by the connection closing,
+1xx interim responses skipped, no body for HEAD/204/304, keep-alive unless
+either side says ``close`` or the response is HTTP/1.0, request bodies
+given whole.  It is deliberately strict where leniency is a risk
+(conflicting ``Content-Length``, oversized heads) and lenient where real
+servers are sloppy (bare ``\\n`` line ends, folded header lines).
+
+Article pages keep httpcore: they go through the address guard
+(``bot.guard``), and there are few of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+import httpx
+
+MAX_HEAD: Final = 64 * 1024  # status line and headers
+MAX_CHUNK_LINE: Final = 4 * 1024
+HIGH_WATER: Final = 256 * 1024  # unread body bytes before reading from the socket pauses
+KEEPALIVE_EXPIRY: Final = 5.0  # seconds an idle connection is kept; servers often close at 5–15 s
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LINE = re.compile(rb"\r?\n")
+_STATUS = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: (.*))?")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_UNSAFE = re.compile(rb"[\r\n\0]")
+
+
+class _Head:
+    __slots__ = ("headers", "keep_alive", "reason", "status", "version")
+
+    def __init__(
+        self, version: bytes, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool
+    ) -> None:
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.keep_alive = keep_alive
+
+
+# How the body of the current response ends.
+_NONE, _LENGTH, _CHUNKED, _CLOSE = range(4)
+# Where the chunked decoder is.
+_SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection, one exchange at a time.
+
+    The protocol parses as bytes arrive and hands the consumer a parsed head
+    and then body chunks; the consumer waits on ``_waiter``.  Reading pauses
+    while more than ``HIGH_WATER`` body bytes are unread, so a large body is
+    never buffered whole here (the caller enforces its own size limit).
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._buf = bytearray()
+        self._head: _Head | None = None
+        self._method = b"GET"
+        self._expecting = False  # an exchange is in progress
+        self._received_any = False
+        self._framing = _NONE
+        self._remaining = 0
+        self._chunk_state = _SIZE
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._done = False
+        self._error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self._expecting:
+            # Bytes nobody asked for: the connection cannot be trusted again.
+            self.close()
+            return
+        self._received_any = True
+        self._buf += data
+        try:
+            self._parse()
+        except httpx.RemoteProtocolError as exc:
+            self._fail(exc)
+            self.close()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._expecting and not self._done and self._error is None:
+            if self._head is not None and self._framing == _CLOSE:
+                self._done = True  # the body ends where the connection does
+            elif not self._received_any:
+                self._error = _Stale("server closed the connection without sending a response")
+            else:
+                self._error = httpx.RemoteProtocolError("server closed the connection mid-response")
+        self._wake()
+
+    # -- parsing ------------------------------------------------------------
+
+    def _parse(self) -> None:
+        while self._head is None:
+            end = _HEAD_END.search(self._buf)
+            if end is None:
+                if len(self._buf) > MAX_HEAD:
+                    raise httpx.RemoteProtocolError(f"response head over {MAX_HEAD} bytes")
+                return
+            if end.start() > MAX_HEAD:
+                raise httpx.RemoteProtocolError(f"response head over {MAX_HEAD} bytes")
+            raw = bytes(self._buf[: end.start()])
+            del self._buf[: end.end()]
+            head = _parse_head(raw)
+            if 100 <= head.status < 200:
+                continue  # interim (100 Continue, 103 Early Hints): the real one follows
+            self._head = head
+            self._framing, self._remaining = _framing(head, self._method)
+            if self._framing == _NONE:
+                self._done = True
+        if self._framing == _LENGTH:
+            take = min(self._remaining, len(self._buf))
+            if take:
+                self._push(bytes(self._buf[:take]))
+                del self._buf[:take]
+                self._remaining -= take
+            if self._remaining == 0:
+                self._done = True
+        elif self._framing == _CHUNKED:
+            self._parse_chunked()
+        elif self._framing == _CLOSE and self._buf:
+            self._push(bytes(self._buf))
+            self._buf.clear()
+        if self._done and self._buf:
+            self._head.keep_alive = False  # more than the response: do not reuse
+
+    def _parse_chunked(self) -> None:
+        buf = self._buf
+        while not self._done:
+            if self._chunk_state == _DATA:
+                take = min(self._remaining, len(buf))
+                if not take:
+                    return
+                self._push(bytes(buf[:take]))
+                del buf[:take]
+                self._remaining -= take
+                if self._remaining:
+                    return
+                self._chunk_state = _DATA_END
+                continue
+            newline = buf.find(b"\n")
+            if newline < 0:
+                if len(buf) > MAX_CHUNK_LINE:
+                    raise httpx.RemoteProtocolError("chunk header too long")
+                return
+            line = bytes(buf[:newline]).rstrip(b"\r")
+            del buf[: newline + 1]
+            if self._chunk_state == _SIZE:
+                size = line.split(b";", 1)[0].strip()
+                if not _CHUNK_SIZE.fullmatch(size):
+                    raise httpx.RemoteProtocolError(f"bad chunk size {size[:20]!r}")
+                self._remaining = int(size, 16)
+                self._chunk_state = _DATA if self._remaining else _TRAILER
+            elif self._chunk_state == _DATA_END:
+                if line:
+                    raise httpx.RemoteProtocolError("chunk data longer than its size")
+                self._chunk_state = _SIZE
+            elif not line:  # _TRAILER: trailer fields are dropped; an empty line ends them
+                self._done = True
+
+    def _push(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    # -- the consumer's side ---------------------------------------------------
+
+    def _fail(self, exc: Exception) -> None:
+        if self._error is None:
+            self._error = exc
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self, timeout: float | None) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._waiter
+        except TimeoutError:
+            raise httpx.ReadTimeout("timed out waiting for the server") from None
+        finally:
+            self._waiter = None
+
+    def send(self, method: bytes, data: bytes) -> None:
+        assert self.transport is not None
+        self._method = method
+        self._expecting = True
+        self._received_any = False
+        self._head = None
+        self._done = False
+        self._error = None
+        self.transport.write(data)
+
+    async def head(self, timeout: float | None) -> _Head:
+        while self._head is None:
+            if self._error is not None:
+                raise self._error
+            await self._wait(timeout)
+        return self._head
+
+    async def chunk(self, timeout: float | None) -> bytes | None:
+        """The next piece of the body; None at its end."""
+        while True:
+            if self._chunks:
+                data = self._chunks.popleft()
+                self._buffered -= len(data)
+                if self._paused and self._buffered <= HIGH_WATER // 2 and self.transport is not None:
+                    self._paused = False
+                    self.transport.resume_reading()
+                return data
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return None
+            await self._wait(timeout)
+
+    @property
+    def reusable(self) -> bool:
+        return (
+            not self.closed
+            and self._done
+            and self._error is None
+            and self._head is not None
+            and self._head.keep_alive
+            and not self._chunks
+        )
+
+    def finish(self, now: float) -> None:
+        self._expecting = False
+        self.idle_since = now
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Stale(httpx.RemoteProtocolError):
+    """The server closed the connection before answering: on a reused
+    connection, the usual keep-alive race, and safe to retry for GET/HEAD."""
+
+
+def _parse_head(raw: bytes) -> _Head:
+    lines = _LINE.split(raw)
+    status = _STATUS.fullmatch(lines[0])
+    if status is None:
+        raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and headers:  # obsolete folding: one value
+            name, value = headers[-1]
+            headers[-1] = (name, value + b" " + line.strip())
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip():
+            raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}")
+        headers.append((name, value.strip()))
+    minor = status.group(1)
+    keep_alive = minor == b"1"
+    for name, value in headers:
+        if name.lower() == b"connection" and b"close" in value.lower():
+            keep_alive = False
+    return _Head(b"HTTP/1." + minor, int(status.group(2)), status.group(3) or b"", headers, keep_alive)
+
+
+def _framing(head: _Head, method: bytes) -> tuple[int, int]:
+    """How the body ends (RFC 9112 §6.3), and its length if known."""
+    if method == b"HEAD" or head.status in (204, 304):
+        return _NONE, 0
+    lengths: set[bytes] = set()
+    coding = b""
+    for name, value in head.headers:
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            coding = value.lower()
+        elif lower == b"content-length":
+            lengths.update(v.strip() for v in value.split(b","))
+    if coding:
+        head.keep_alive = head.keep_alive and coding.rsplit(b",", 1)[-1].strip() == b"chunked"
+        return (_CHUNKED, 0) if head.keep_alive else (_CLOSE, 0)
+    if lengths:
+        if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
+            raise httpx.RemoteProtocolError(f"bad Content-Length {b', '.join(sorted(lengths))[:40]!r}")
+        length = int(lengths.pop())
+        return (_LENGTH, length) if length else (_NONE, 0)
+    head.keep_alive = False
+    return _CLOSE, 0
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body; closing it returns the connection to the pool
+    when the whole body was read, and closes it otherwise."""
+
+    def __init__(self, transport: WireTransport, key: tuple[str, str, int], conn: _Connection, timeout: float | None):
+        self._transport = transport
+        self._key = key
+        self._conn = conn
+        self._timeout = timeout
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while (data := await self._conn.chunk(self._timeout)) is not None:
+            yield data
+
+    async def aclose(self) -> None:
+        self._transport._release(self._key, self._conn)
+
+
+class WireTransport(httpx.AsyncBaseTransport):
+    """HTTP/1.1 over asyncio, with idle connections kept per origin.
+
+    It does not cap open connections: callers bound their own concurrency
+    (``poll.concurrency``, one delivery at a time per webhook).  At most
+    ``max_idle`` idle connections are kept per origin, each for
+    ``KEEPALIVE_EXPIRY`` seconds.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        max_idle: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ssl = ssl_context
+        self._max_idle = max_idle
+        self._clock = clock
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+        # raw_host: the IDNA (ASCII) form, which is what DNS and SNI take.
+        key = (url.scheme, url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80))
+        timeouts = request.extensions.get("timeout", {})
+        method = request.method.encode("ascii")
+        data = await _serialise(request, method)
+        while True:
+            conn, reused = self._checkout(key), True
+            if conn is None:
+                conn, reused = await self._connect(key, timeouts.get("connect")), False
+            try:
+                conn.send(method, data)
+                head = await conn.head(timeouts.get("read"))
+            except _Stale as exc:
+                conn.close()
+                if reused and method in (b"GET", b"HEAD"):
+                    continue  # the server dropped an idle connection as we reused it
+                raise httpx.RemoteProtocolError(str(exc)) from None
+            except BaseException:
+                conn.close()
+                raise
+            return httpx.Response(
+                head.status,
+                headers=head.headers,
+                stream=_Body(self, key, conn, timeouts.get("read")),
+                extensions={"http_version": head.version, "reason_phrase": head.reason},
+            )
+
+    def _checkout(self, key: tuple[str, str, int]) -> _Connection | None:
+        idle = self._idle.get(key)
+        now = self._clock()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY:
+                return conn
+            conn.close()
+        return None
+
+    async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    _Connection,
+                    host,
+                    port,
+                    ssl=self._ssl if scheme == "https" else None,
+                    server_hostname=host if scheme == "https" else None,
+                    happy_eyeballs_delay=0.25,
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"could not connect to {host}:{port} in time") from None
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError(f"TLS handshake with {host} failed: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+        return conn
+
+    def _release(self, key: tuple[str, str, int], conn: _Connection) -> None:
+        if self._closed or not conn.reusable:
+            conn.close()
+            return
+        conn.finish(self._clock())
+        idle = self._idle.setdefault(key, [])
+        idle.append(conn)
+        while len(idle) > self._max_idle:
+            idle.pop(0).close()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+
+async def _serialise(request: httpx.Request, method: bytes) -> bytes:
+    """The request as bytes: a body is sent whole, framed by length."""
+    body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
+    lines = [method, b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    has_length = False
+    for name, value in request.headers.raw:
+        if _UNSAFE.search(name) or _UNSAFE.search(value):
+            raise httpx.LocalProtocolError(f"line break in the request header {name[:40]!r}")
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            continue  # the body is framed by its length below
+        has_length = has_length or lower == b"content-length"
+        lines += (name, b": ", value, b"\r\n")
+    if body and not has_length:
+        lines += (b"Content-Length: ", str(len(body)).encode(), b"\r\n")
+    lines.append(b"\r\n")
+    lines.append(body)
+    return b"".join(lines)

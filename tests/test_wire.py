@@ -1,0 +1,403 @@
+"""The lean HTTP/1.1 transport (bot/wire.py): framing, keep-alive, errors, TLS.
+
+End-to-end cases run against a scripted asyncio server on 127.0.0.1 that
+answers each request with exact bytes, so malformed and edge-case replies
+can be produced; the parser is also fed byte by byte, without a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.config import PollSettings
+from bot.errors import FetchError
+from bot.fetch import FEED_MAX_BYTES, _ssl_context, fetch_feed, get, make_client
+from bot.wire import HIGH_WATER, KEEPALIVE_EXPIRY, WireTransport, _Connection
+
+# (connection number, request number on it, the request's bytes) -> reply bytes, or None to close silently
+Answer = Callable[[int, int, bytes], "bytes | None"]
+
+
+class Scripted:
+    """A loopback server answering from a script; it counts connections and
+    keeps every request it read."""
+
+    def __init__(self, answer: Answer, close_after: Callable[[bytes], bool] = lambda reply: False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+        self.ssl: ssl.SSLContext | None = None
+
+    async def __aenter__(self) -> Scripted:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    def url(self, path: str = "/feed.xml", scheme: str = "http") -> str:
+        assert self.server is not None
+        return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{path}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        try:
+            for n in range(1000):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                reply = self.answer(number, n, request)
+                if reply is None:
+                    break
+                writer.write(reply)
+                await writer.drain()
+                if self.close_after(reply):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def ok(body: bytes = b"<rss/>", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "abc"\r\n\r\n'
+
+
+def run(coro: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(coro())
+
+
+def client(**kwargs: Any) -> httpx.AsyncClient:
+    return make_client(PollSettings(**kwargs))
+
+
+def test_conditional_gets_share_one_connection() -> None:
+    async def go() -> tuple[list[int], int, list[bytes]]:
+        async with Scripted(lambda c, n, r: NOT_MODIFIED if b"If-None-Match" in r else ok()) as server:
+            async with client() as c:
+                first = await fetch_feed(c, server.url(), None, None, 10)
+                statuses = [first.status]
+                for _ in range(20):
+                    statuses.append((await fetch_feed(c, server.url(), '"abc"', None, 10)).status)
+            return statuses, server.connections, server.requests
+
+    statuses, connections, requests = run(go)
+    assert statuses == [200] + [304] * 20
+    assert connections == 1
+    assert requests[1].startswith(b"GET /feed.xml HTTP/1.1\r\n")
+    assert b'\r\nIf-None-Match: "abc"\r\n' in requests[1]
+    assert b"\r\nHost: 127.0.0.1:" in requests[1] and b"\r\nUser-Agent: feedbot/" in requests[1]
+
+
+def test_chunked_body_with_extensions_and_trailers() -> None:
+    body = "ロシア外相が会見".encode() * 500
+    pieces = [body[i : i + 777] for i in range(0, len(body), 777)]
+    chunked = b"".join(b"%x;name=value\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nX-Trailer: 1\r\n\r\n"
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+
+    async def go() -> tuple[bytes, bytes, int]:
+        async with Scripted(lambda c, n, r: reply if n == 0 else ok(b"second")) as server, client() as c:
+            first = await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
+            second = await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
+            return first.content, second.content, server.connections
+
+    first, second, connections = run(go)
+    assert first == body
+    assert second == b"second"
+    assert connections == 1  # a chunked body read to its end leaves the connection reusable
+
+
+def test_body_until_close_and_http10() -> None:
+    replies = {1: b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<rss>until close</rss>", 2: ok(b"next")}
+
+    async def go() -> tuple[bytes, bytes, int]:
+        async with (
+            Scripted(lambda c, n, r: replies[c], close_after=lambda reply: reply.startswith(b"HTTP/1.0")) as server,
+            client() as c,
+        ):
+            first = await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
+            second = await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
+            return first.content, second.content, server.connections
+
+    assert run(go) == (b"<rss>until close</rss>", b"next", 2)
+
+
+def test_interim_response_is_skipped_and_connection_close_honoured() -> None:
+    reply = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + ok(
+        b"final", b"Connection: close\r\n"
+    )
+
+    async def go() -> tuple[int, bytes, int]:
+        async with Scripted(lambda c, n, r: reply if c == 1 else ok(b"again")) as server, client() as c:
+            first = await get(c, server.url(), headers={}, max_bytes=100, deadline=10)
+            await get(c, server.url(), headers={}, max_bytes=100, deadline=10)
+            return first.status, first.content, server.connections
+
+    assert run(go) == (200, b"final", 2)
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n", "longer than its size"),
+        (b"ICY 200 OK\r\n\r\n", "not an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", "response head over"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "closed the connection mid-response"),
+    ],
+)
+def test_malformed_responses_are_clear_errors(reply: bytes, message: str) -> None:
+    async def go() -> str:
+        async with Scripted(lambda c, n, r: reply, close_after=lambda _: True) as server, client() as c:
+            with pytest.raises(FetchError) as caught:
+                await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
+            return str(caught.value)
+
+    assert message in run(go)
+
+
+def test_lenient_with_bare_newlines_and_folded_headers() -> None:
+    reply = b"HTTP/1.1 200 OK\nContent-Type: text/xml;\n charset=utf-8\nContent-Length: 6\n\n<rss/>"
+
+    async def go() -> tuple[str | None, bytes]:
+        async with Scripted(lambda c, n, r: reply) as server, client() as c:
+            r = await get(c, server.url(), headers={}, max_bytes=100, deadline=10)
+            return r.content_type, r.content
+
+    assert run(go) == ("text/xml; charset=utf-8", b"<rss/>")
+
+
+def test_a_dropped_idle_connection_is_retried_for_get_but_not_for_post() -> None:
+    # Connection 1 answers once, then closes on the next request without a
+    # reply: what a server does when its keep-alive timer fires as we reuse.
+    def answer(conn: int, n: int, request: bytes) -> bytes | None:
+        return None if conn == 1 and n == 1 else ok(b"fresh" if conn > 1 else b"first")
+
+    async def go(method: str) -> tuple[bytes | str, int]:
+        async with Scripted(answer) as server, client() as c:
+            await c.request(method, server.url(), content=b"x" if method == "POST" else None)
+            try:
+                second: bytes | str = (
+                    await c.request(method, server.url(), content=b"x" if method == "POST" else None)
+                ).content
+            except httpx.HTTPError as exc:
+                second = type(exc).__name__
+            return second, server.connections
+
+    assert asyncio.run(go("GET")) == (b"fresh", 2)
+    # A POST might have been processed: it is not sent twice (the outbox retries it knowingly).
+    assert asyncio.run(go("POST")) == ("RemoteProtocolError", 1)
+
+
+def test_idle_connections_expire_on_the_injected_clock() -> None:
+    now = [1000.0]
+
+    async def go() -> int:
+        async with Scripted(lambda c, n, r: NOT_MODIFIED) as server:
+            transport = WireTransport(_ssl_context(), clock=lambda: now[0])
+            async with httpx.AsyncClient(transport=transport) as c:
+                await c.get(server.url())
+                now[0] += KEEPALIVE_EXPIRY - 0.1
+                await c.get(server.url())  # still fresh: reused
+                now[0] += KEEPALIVE_EXPIRY + 0.1
+                await c.get(server.url())  # expired: a new connection
+            return server.connections
+
+    assert run(go) == 2
+
+
+def test_post_body_is_sent_whole_with_its_length() -> None:
+    payload = '{"content": "ロシア"}'.encode()
+
+    async def go() -> bytes:
+        async with Scripted(lambda c, n, r: b"HTTP/1.1 204 No Content\r\n\r\n") as server, client() as c:
+            r = await c.post(server.url("/hook"), content=payload, headers={"Content-Type": "application/json"})
+            assert r.status_code == 204
+            return server.requests[0]
+
+    request = run(go)
+    assert request.startswith(b"POST /hook HTTP/1.1\r\n")
+    assert b"\r\nContent-Length: %d\r\n" % len(payload) in request
+    assert request.endswith(b"\r\n\r\n" + payload)
+
+
+def test_header_injection_is_refused_before_anything_is_sent() -> None:
+    async def go() -> tuple[str, int]:
+        async with Scripted(lambda c, n, r: ok()) as server, client() as c:
+            with pytest.raises(httpx.LocalProtocolError) as caught:
+                await c.get(server.url(), headers={"If-None-Match": '"a"\r\nX-Evil: 1'})
+            return str(caught.value), server.connections
+
+    message, connections = run(go)
+    assert "line break" in message or "Illegal header value" in message
+    assert connections == 0
+
+
+def test_silent_server_times_out() -> None:
+    async def go() -> str:
+        async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)  # reads the request, never answers
+            await asyncio.Event().wait()
+
+        server = await asyncio.start_server(never, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with make_client(PollSettings()) as c:
+                c.timeout = httpx.Timeout(0.2)
+                with pytest.raises(FetchError) as caught:
+                    await get(c, f"http://127.0.0.1:{port}/", headers={}, max_bytes=100, deadline=10)
+                return str(caught.value)
+        finally:
+            server.close()
+
+    assert run(go) == "timed out"
+
+
+def test_refused_connection_is_a_connect_error() -> None:
+    async def go() -> str:
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        async with client() as c:
+            with pytest.raises(FetchError) as caught:
+                await get(c, f"http://127.0.0.1:{port}/", headers={}, max_bytes=100, deadline=10)
+            return str(caught.value)
+
+    message = run(go)
+    assert message.startswith("request failed: cannot connect to 127.0.0.1:")
+
+
+# -- the parser alone, fed byte by byte -------------------------------------------
+
+
+class _FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.paused = False
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_parser_handles_any_split_of_the_bytes() -> None:
+    body = "本文".encode() * 100
+    reply = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: x\r\n\r\n"
+        + b"".join(b"%X\r\n%s\r\n" % (len(body[i : i + 50]), body[i : i + 50]) for i in range(0, len(body), 50))
+        + b"0\r\n\r\n"
+    )
+
+    async def go() -> tuple[int, bytes, bool]:
+        conn = _Connection()
+        conn.connection_made(_FakeTransport())
+        conn.send(b"GET", b"GET / HTTP/1.1\r\n\r\n")
+        for i in range(len(reply)):
+            conn.data_received(reply[i : i + 1])
+        head = await conn.head(1)
+        got = b""
+        while (piece := await conn.chunk(1)) is not None:
+            got += piece
+        return head.status, got, conn.reusable
+
+    assert run(go) == (200, body, True)
+
+
+def test_reading_pauses_while_the_body_is_unread() -> None:
+    async def go() -> tuple[bool, bool, int]:
+        transport = _FakeTransport()
+        conn = _Connection()
+        conn.connection_made(transport)
+        conn.send(b"GET", b"GET / HTTP/1.1\r\n\r\n")
+        size = HIGH_WATER * 4
+        conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        piece = b"x" * 65536
+        while not transport.paused:
+            conn.data_received(piece)
+        paused_at = conn._buffered
+        while transport.paused:
+            assert await conn.chunk(1)
+        return paused_at <= HIGH_WATER + len(piece), transport.paused, conn._buffered
+
+    within, paused, left = run(go)
+    assert within and not paused and left <= HIGH_WATER // 2
+
+
+# -- TLS ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make a test certificate (.ci/run installs it)"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(cert, key)
+
+    async def go() -> tuple[bytes, str, int]:
+        scripted = Scripted(lambda c, n, r: ok(b"<rss>tls</rss>"))
+        scripted.ssl = server_ssl
+        async with scripted as server:
+            trusting = ssl.create_default_context(cafile=str(cert))
+            async with httpx.AsyncClient(transport=WireTransport(trusting)) as c:
+                first = (await c.get(server.url(scheme="https"))).content
+                await c.get(server.url(scheme="https"))
+            async with client() as c:  # the system's CAs: a self-signed certificate is refused
+                with pytest.raises(FetchError) as caught:
+                    await get(c, server.url(scheme="https"), headers={}, max_bytes=100, deadline=10)
+            return first, str(caught.value), server.connections
+
+    body, refused, connections = run(go)
+    assert body == b"<rss>tls</rss>"
+    assert "TLS handshake with 127.0.0.1 failed" in refused and "CERTIFICATE_VERIFY_FAILED" in refused
+    assert connections == 1  # reused for both requests; the refused handshake never reaches the handler
