@@ -30,10 +30,12 @@ import platform
 import pstats
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
@@ -179,7 +181,25 @@ def rss_of_run(config: Path, seconds: float, cycle: float) -> tuple[list[int], f
     """VmRSS samples (KB) of `feedbot run`, every 2 s; and its CPU seconds per
     poll cycle once the first round is done (every feed answering 304): the
     service's steady state, without the start-up a `feedbot poll` pays."""
-    env = {**os.environ, "STATE_DIRECTORY": ""}
+    # As under systemd: a notify socket (drained here), so STATUS= updates are paid for.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    (config.parent / "notify.sock").unlink(missing_ok=True)
+    notify.bind(str(config.parent / "notify.sock"))
+    notify.settimeout(1)
+    notified = [0]
+
+    def drain() -> None:
+        while True:
+            try:
+                notify.recv(4096)
+                notified[0] += 1
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    threading.Thread(target=drain, daemon=True).start()
+    env = {**os.environ, "STATE_DIRECTORY": "", "NOTIFY_SOCKET": str(config.parent / "notify.sock")}
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/feedbot"), "--config", str(config), "run"],
         stdout=subprocess.DEVNULL,
@@ -202,6 +222,8 @@ def rss_of_run(config: Path, seconds: float, cycle: float) -> tuple[list[int], f
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        notify.close()
+    assert notified[0] > 0, "the service sent no notification"
     return samples, per_cycle
 
 

@@ -33,7 +33,7 @@ from bot.fetch import PageFetcher, Response, fetch_feed
 from bot.keys import Key
 from bot.models import Entry
 from bot.parse import parse_feed
-from bot.state import NewItem, Store
+from bot.state import FeedState, NewItem, Store
 from bot.topics import excluded, fold, matches
 
 log = logging.getLogger("feedbot.poll")
@@ -154,17 +154,17 @@ class Poller:
         poll comes from ``poll_all`` or from the scheduler; once ``stopping``
         is set, feeds not yet started are skipped.
         """
-        if not force:
-            state = self.store.feed_state(feed.url)
-            if state.next_poll_at is not None and self.clock() < state.next_poll_at:
-                return PollOutcome(feed.name, "waiting")  # backing off, or asked to wait
         async with self._bound:
             if self.stopping.is_set():
                 return PollOutcome(feed.name, "skipped")
+            # Read here, not before the wait for a slot: only this poll writes it from now on.
+            state = self.store.feed_state(feed.url)
+            if not force and state.next_poll_at is not None and self.clock() < state.next_poll_at:
+                return PollOutcome(feed.name, "waiting")  # backing off, or asked to wait
             await self._space(feed)
             started = time.monotonic()
             try:
-                outcome = await self._poll(feed)
+                outcome = await self._poll(feed, state)
             except (StateError, sqlite3.Error):
                 raise  # the state is unusable: not this feed's problem, stop
             except Exception as exc:  # a bug or a case nobody foresaw: record it, go on with the others
@@ -200,8 +200,7 @@ class Poller:
             self.store.set_warned(feed.url, now)
         return PollOutcome(feed.name, "error", 0, error)
 
-    async def _poll(self, feed: Feed) -> PollOutcome:
-        state = self.store.feed_state(feed.url)
+    async def _poll(self, feed: Feed, state: FeedState) -> PollOutcome:
         try:
             response = await fetch_feed(self.client, feed.url, state.etag, state.last_modified, self.deadline)
             if response.status == 304:

@@ -49,6 +49,7 @@ FIRST_START_KEY = "first_started_at"
 STOP_GRACE_SECONDS = 10.0
 DELIVERY_TICK_SECONDS = 30.0
 CONFIG_CHECK_SECONDS = 5.0  # how often config.toml is checked for edits
+STATUS_EVERY = 1.0  # seconds between STATUS= updates at most
 CONFIG_ERROR_KEY = "config_error"  # the last rejected reload, for `feedbot status`
 # Test-only fault switch: when this variable names a file that exists, the
 # watchdog ticker blocks the event loop (tests/systemd: the watchdog restarts us).
@@ -90,6 +91,8 @@ class Service:
         self.notifier = notifier or Notifier()
         self.stop = asyncio.Event()
         self.running: set[asyncio.Task[Any]] = set()
+        self._status_due = False
+        self.status_every = STATUS_EVERY
         self.config_stamp = _stamp(config.path)
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -256,9 +259,9 @@ class Service:
 
     def status_line(self) -> str:
         """One line for systemctl status: feeds, pending items, next digest."""
-        states = self.store.all_feed_states()
+        failing_urls = self.store.failing_urls()
         feeds = self.config.enabled_feeds
-        failing = sum(1 for f in feeds if (s := states.get(f.url)) is not None and s.error_count)
+        failing = sum(1 for f in feeds if f.url in failing_urls)
         jobs = [j for j in self.scheduler.get_jobs() if j.id.startswith("digest:") and j.next_run_time]
         upcoming = min((j.next_run_time for j in jobs), default=None)
         nxt = upcoming.astimezone(self.config.timezone).strftime("%m-%d %H:%M") if upcoming else "none"
@@ -268,7 +271,17 @@ class Service:
         )
 
     def report(self) -> None:
-        if self.notifier.enabled:
+        """STATUS= after a job, at most once per ``status_every`` seconds: a
+        round of 1,000 polls would otherwise build the line 1,000 times.
+        The line is built when the window ends, so it is never stale."""
+        if not self.notifier.enabled or self._status_due:
+            return
+        self._status_due = True
+        asyncio.get_running_loop().call_later(self.status_every, self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_due = False
+        if not self.stop.is_set():
             self.notifier.status(self.status_line())
 
     async def _watchdog(self, every: float) -> None:

@@ -31,6 +31,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.errors import StateError
 from bot.keys import Key
@@ -236,34 +237,15 @@ class Store:
     # -- feeds -----------------------------------------------------------
 
     def feed_state(self, url: str) -> FeedState:
-        row = self.conn.execute(
-            "SELECT url, name, etag, last_modified, first_ok_at, last_poll_at, last_ok_at, last_status, last_error,"
-            " last_new, error_count, failing_since, items_taken, next_poll_at, warned_at FROM feeds WHERE url=?",
-            (url,),
-        ).fetchone()
-        if row is None:
-            return FeedState(url=url)
-        return FeedState(
-            url=row[0],
-            name=row[1],
-            etag=row[2],
-            last_modified=row[3],
-            first_ok_at=_dt(row[4]),
-            last_poll_at=_dt(row[5]),
-            last_ok_at=_dt(row[6]),
-            last_status=row[7],
-            last_error=row[8],
-            last_new=row[9],
-            error_count=row[10],
-            failing_since=_dt(row[11]),
-            items_taken=row[12],
-            next_poll_at=_dt(row[13]),
-            warned_at=_dt(row[14]),
-        )
+        row = self.conn.execute(f"SELECT {_FEED_COLUMNS} FROM feeds WHERE url=?", (url,)).fetchone()
+        return FeedState(url=url) if row is None else _feed_state(row)
+
+    def failing_urls(self) -> set[str]:
+        """Feeds whose last poll failed: one query, for the status line."""
+        return {r[0] for r in self.conn.execute("SELECT url FROM feeds WHERE error_count > 0")}
 
     def all_feed_states(self) -> dict[str, FeedState]:
-        urls = [r[0] for r in self.conn.execute("SELECT url FROM feeds")]
-        return {u: self.feed_state(u) for u in urls}
+        return {row[0]: _feed_state(row) for row in self.conn.execute(f"SELECT {_FEED_COLUMNS} FROM feeds")}
 
     def _ensure_feed(self, url: str, name: str) -> None:
         self.conn.execute(
@@ -562,3 +544,29 @@ class Store:
 
     def digest_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM digests").fetchone()[0])
+
+
+_FEED_COLUMNS = (
+    "url, name, etag, last_modified, first_ok_at, last_poll_at, last_ok_at, last_status, last_error,"
+    " last_new, error_count, failing_since, items_taken, next_poll_at, warned_at"
+)
+
+
+def _feed_state(row: Sequence[Any]) -> FeedState:
+    return FeedState(
+        url=row[0],
+        name=row[1],
+        etag=row[2],
+        last_modified=row[3],
+        first_ok_at=_dt(row[4]),
+        last_poll_at=_dt(row[5]),
+        last_ok_at=_dt(row[6]),
+        last_status=row[7],
+        last_error=row[8],
+        last_new=row[9],
+        error_count=row[10],
+        failing_since=_dt(row[11]),
+        items_taken=row[12],
+        next_poll_at=_dt(row[13]),
+        warned_at=_dt(row[14]),
+    )

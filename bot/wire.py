@@ -47,7 +47,15 @@ _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _UNSAFE = re.compile(rb"[\r\n\0]")
 
 
-class _Head:
+Origin = tuple[str, str, int]  # scheme, host (IDNA), port
+
+
+def origin(url: httpx.URL) -> Origin:
+    # raw_host: the IDNA (ASCII) form, which is what DNS and SNI take.
+    return (url.scheme, url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80))
+
+
+class Head:
     __slots__ = ("headers", "keep_alive", "reason", "status", "version")
 
     def __init__(
@@ -80,7 +88,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._buf = bytearray()
-        self._head: _Head | None = None
+        self._head: Head | None = None
         self._method = b"GET"
         self._expecting = False  # an exchange is in progress
         self._received_any = False
@@ -235,7 +243,7 @@ class _Connection(asyncio.Protocol):
         self._error = None
         self.transport.write(data)
 
-    async def head(self, timeout: float | None) -> _Head:
+    async def head(self, timeout: float | None) -> Head:
         while self._head is None:
             if self._error is not None:
                 raise self._error
@@ -284,7 +292,7 @@ class _Stale(httpx.RemoteProtocolError):
     connection, the usual keep-alive race, and safe to retry for GET/HEAD."""
 
 
-def _parse_head(raw: bytes) -> _Head:
+def _parse_head(raw: bytes) -> Head:
     lines = _LINE.split(raw)
     status = _STATUS.fullmatch(lines[0])
     if status is None:
@@ -304,10 +312,10 @@ def _parse_head(raw: bytes) -> _Head:
     for name, value in headers:
         if name.lower() == b"connection" and b"close" in value.lower():
             keep_alive = False
-    return _Head(b"HTTP/1." + minor, int(status.group(2)), status.group(3) or b"", headers, keep_alive)
+    return Head(b"HTTP/1." + minor, int(status.group(2)), status.group(3) or b"", headers, keep_alive)
 
 
-def _framing(head: _Head, method: bytes) -> tuple[int, int]:
+def _framing(head: Head, method: bytes) -> tuple[int, int]:
     """How the body ends (RFC 9112 §6.3), and its length if known."""
     if method == b"HEAD" or head.status in (204, 304):
         return _NONE, 0
@@ -331,11 +339,11 @@ def _framing(head: _Head, method: bytes) -> tuple[int, int]:
     return _CLOSE, 0
 
 
-class _Body(httpx.AsyncByteStream):
+class Body(httpx.AsyncByteStream):
     """The response body; closing it returns the connection to the pool
     when the whole body was read, and closes it otherwise."""
 
-    def __init__(self, transport: WireTransport, key: tuple[str, str, int], conn: _Connection, timeout: float | None):
+    def __init__(self, transport: WireTransport, key: Origin, conn: _Connection, timeout: float | None):
         self._transport = transport
         self._key = key
         self._conn = conn
@@ -367,25 +375,37 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._ssl = ssl_context
         self._max_idle = max_idle
         self._clock = clock
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[Origin, list[_Connection]] = {}
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
-        # raw_host: the IDNA (ASCII) form, which is what DNS and SNI take.
-        key = (url.scheme, url.raw_host.decode("ascii"), url.port or (443 if url.scheme == "https" else 80))
         timeouts = request.extensions.get("timeout", {})
         method = request.method.encode("ascii")
-        data = await _serialise(request, method)
+        head, body = await self.exchange(
+            origin(url), method, await _serialise(request, method), timeouts.get("connect"), timeouts.get("read")
+        )
+        return httpx.Response(
+            head.status,
+            headers=head.headers,
+            stream=body,
+            extensions={"http_version": head.version, "reason_phrase": head.reason},
+        )
+
+    async def exchange(
+        self, key: Origin, method: bytes, data: bytes, connect_timeout: float | None, read_timeout: float | None
+    ) -> tuple[Head, Body]:
+        """Send ``data`` (a whole request) to ``key``; the response's head,
+        and its body to read and then close (which frees the connection)."""
         while True:
             conn, reused = self._checkout(key), True
             if conn is None:
-                conn, reused = await self._connect(key, timeouts.get("connect")), False
+                conn, reused = await self._connect(key, connect_timeout), False
             try:
                 conn.send(method, data)
-                head = await conn.head(timeouts.get("read"))
+                head = await conn.head(read_timeout)
             except _Stale as exc:
                 conn.close()
                 if reused and method in (b"GET", b"HEAD"):
@@ -394,14 +414,9 @@ class WireTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 conn.close()
                 raise
-            return httpx.Response(
-                head.status,
-                headers=head.headers,
-                stream=_Body(self, key, conn, timeouts.get("read")),
-                extensions={"http_version": head.version, "reason_phrase": head.reason},
-            )
+            return head, Body(self, key, conn, read_timeout)
 
-    def _checkout(self, key: tuple[str, str, int]) -> _Connection | None:
+    def _checkout(self, key: Origin) -> _Connection | None:
         idle = self._idle.get(key)
         now = self._clock()
         while idle:
@@ -411,7 +426,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             conn.close()
         return None
 
-    async def _connect(self, key: tuple[str, str, int], timeout: float | None) -> _Connection:
+    async def _connect(self, key: Origin, timeout: float | None) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         try:
@@ -432,7 +447,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         return conn
 
-    def _release(self, key: tuple[str, str, int], conn: _Connection) -> None:
+    def _release(self, key: Origin, conn: _Connection) -> None:
         if self._closed or not conn.reusable:
             conn.close()
             return
@@ -456,8 +471,7 @@ async def _serialise(request: httpx.Request, method: bytes) -> bytes:
     lines = [method, b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
     has_length = False
     for name, value in request.headers.raw:
-        if _UNSAFE.search(name) or _UNSAFE.search(value):
-            raise httpx.LocalProtocolError(f"line break in the request header {name[:40]!r}")
+        check_header(name, value)
         lower = name.lower()
         if lower == b"transfer-encoding":
             continue  # the body is framed by its length below
@@ -468,3 +482,9 @@ async def _serialise(request: httpx.Request, method: bytes) -> bytes:
     lines.append(b"\r\n")
     lines.append(body)
     return b"".join(lines)
+
+
+def check_header(name: bytes, value: bytes) -> None:
+    """A line break in a header would let its value write further headers."""
+    if _UNSAFE.search(name) or _UNSAFE.search(value):
+        raise httpx.LocalProtocolError(f"line break in the request header {name[:40]!r}")

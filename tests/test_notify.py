@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from bot.config import load_config
 from bot.notify import Notifier
 from bot.reload import plan
+from bot.service import Service
 from tests.conftest import write_toml
 
 
@@ -110,3 +112,32 @@ def test_reload_plan(tmp_path: Path) -> None:
     assert moved.needs_restart == ("state_dir",)
     times = load_config(write_toml(tmp_path, BASE.replace("[schedule]", '[schedule]\ndigest_at = ["08:00"]')), {})
     assert plan(old, times).digests
+
+
+def test_status_updates_after_a_burst_of_polls_are_one_message(
+    notify_socket: tuple[str, socket.socket], tmp_path: Path
+) -> None:
+    """A round of 1,000 polls asks for a STATUS 1,000 times: the line is built
+    and sent once per window, after the burst, not once per poll."""
+    path, sock = notify_socket
+    config = load_config(write_toml(tmp_path, '[[feeds]]\nname = "a"\nurl = "http://127.0.0.1:1/a"\n'), {})
+    service = Service(config, notifier=Notifier({"NOTIFY_SOCKET": path}))
+    service.status_every = 0.0  # the window ends at the next turn of the loop
+    built: list[int] = []
+
+    def status_line() -> str:
+        built.append(len(built))
+        return f"line {len(built)}"
+
+    service.status_line = status_line  # type: ignore[method-assign]
+
+    async def burst() -> None:
+        for _ in range(1000):
+            service.report()
+        await asyncio.sleep(0)  # one turn of the loop, not a wait
+
+    asyncio.run(burst())
+    assert received(sock) == {"STATUS": "line 1"}
+    asyncio.run(burst())
+    assert received(sock) == {"STATUS": "line 2"}
+    assert len(built) == 2

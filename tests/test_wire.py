@@ -8,6 +8,7 @@ can be produced; the parser is also fed byte by byte, without a socket.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import shutil
 import ssl
 import subprocess
@@ -401,3 +402,88 @@ def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) -> None:
     assert body == b"<rss>tls</rss>"
     assert "TLS handshake with 127.0.0.1 failed" in refused and "CERTIFICATE_VERIFY_FAILED" in refused
     assert connections == 1  # reused for both requests; the refused handshake never reaches the handler
+
+
+# -- the feed GET: direct to the transport, or through httpx's client -------------
+
+
+@pytest.fixture(params=["direct", "client"])
+def way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def feed_client(way: str) -> httpx.AsyncClient:
+    c = client()
+    assert c.wire is not None  # no proxy in the test environment
+    if way == "client":
+        c.wire = None  # as with a proxy configured: every request through httpx's client
+    return c
+
+
+def test_both_ways_agree_on_redirects_compression_and_errors(way: str) -> None:
+    body = "<rss>ニュース</rss>".encode()
+    gz = gzip.compress(body)
+
+    def answer(conn: int, n: int, request: bytes) -> bytes | None:
+        path = request.split(b" ", 2)[1]
+        if path == b"/old":
+            return b"HTTP/1.1 301 Moved Permanently\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n"
+        if path == b"/new":
+            return ok(gz, b'Content-Encoding: gzip\r\nETag: "\xe9t\xe9"\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n')
+        if path == b"/loop":
+            return b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n"
+        if path == b"/ftp":
+            return b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/x\r\nContent-Length: 0\r\n\r\n"
+        if path == b"/busy":
+            return b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"
+        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+    async def go() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Scripted(answer) as server, feed_client(way) as c:
+            r = await get(c, server.url("/old"), headers={"Accept": "x/y"}, max_bytes=1000, deadline=10)
+            out["moved"] = (r.url.endswith("/new"), r.status, r.content, r.headers["etag"])
+            out["cookies"] = r.headers["set-cookie"]
+            for path in ("/loop", "/ftp", "/busy", "/gone"):
+                with pytest.raises(FetchError) as caught:
+                    await get(c, server.url(path), headers={}, max_bytes=1000, deadline=10)
+                out[path] = (str(caught.value), caught.value.status, caught.value.retry_after)
+            out["sent"] = server.requests[1]
+        return out
+
+    out = run(go)
+    assert out["moved"] == (True, 200, body, '"été"')  # Latin-1: the ETag goes back byte for byte
+    assert out["cookies"] == "a=1, b=2"
+    assert out["/loop"] == ("more than 5 redirects", None, None)
+    assert out["/ftp"] == ("redirected to a URL that is not http(s)", None, None)
+    assert out["/busy"] == ("HTTP 429 Too Many Requests", 429, 120.0)
+    assert out["/gone"] == ("HTTP 404 Not Found", 404, None)
+    sent = out["sent"]  # the request that followed the redirect
+    assert sent.startswith(b"GET /new HTTP/1.1\r\n")
+    assert b"\r\nAccept: x/y\r\n" in sent and b"Accept: */*" not in sent  # the caller's Accept replaces the default
+    assert b"\r\nUser-Agent: feedbot/" in sent and b"\r\nAccept-Encoding: gzip, deflate\r\n" in sent
+
+
+def test_both_ways_send_credentials_from_the_url(way: str) -> None:
+    async def go() -> bytes:
+        async with Scripted(lambda c, n, r: NOT_MODIFIED) as server, feed_client(way) as c:
+            url = server.url("/private.xml").replace("http://", "http://reader:p%40ss@")
+            await fetch_feed(c, url, '"abc"', "Tue, 21 Jan 2025 00:00:00 GMT", 10)
+            return server.requests[0]
+
+    sent = run(go)
+    assert b"\r\nAuthorization: Basic cmVhZGVyOnBAc3M=\r\n" in sent  # base64 of reader:p@ss
+    assert b"\r\nIf-Modified-Since: Tue, 21 Jan 2025 00:00:00 GMT\r\n" in sent
+
+
+def test_with_a_proxy_in_the_environment_feeds_go_through_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def go() -> tuple[bool, int, bytes]:
+        async with Scripted(lambda c, n, r: ok(b"<rss>via proxy</rss>")) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", proxy.url("").rstrip("/"))
+            async with client() as c:
+                r = await fetch_feed(c, "http://feeds.invalid/feed.xml", None, None, 10)
+                return c.wire is None, r.status, proxy.requests[0]
+
+    direct, status, sent = run(go)
+    assert direct and status == 200
+    assert sent.startswith(b"GET http://feeds.invalid/feed.xml HTTP/1.1\r\n")
