@@ -171,7 +171,16 @@ class Poller:
                 log.exception("feed=%s status=error: unexpected failure", feed.name)
                 outcome = self._failed(feed, f"unexpected failure: {type(exc).__name__}: {exc}"[:300])
             outcome = replace(outcome, ms=int((time.monotonic() - started) * 1000))
-            (log.warning if outcome.error else log.info)("%s", outcome.line())
+            # An unchanged feed is the common case: at DEBUG (-v), so that the
+            # journal of 1,000 feeds shows what changed and what failed.
+            level = (
+                logging.WARNING
+                if outcome.error
+                else logging.DEBUG
+                if outcome.status == "not-modified"
+                else logging.INFO
+            )
+            log.log(level, "%s", outcome.line())
             return outcome
 
     async def _space(self, feed: Feed) -> None:
