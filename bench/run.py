@@ -351,11 +351,11 @@ def main(argv: list[str] | None = None) -> int:
                 base,
                 args.feeds,
                 "none",
-                # Polls every 15 s; the digest of all N × M items at once (an
+                # Polls every 10 s; the digest of all N × M items at once (an
                 # artificial load, a memory peak of its own) is kept out of it.
-                '[schedule]\npoll_every = "15s"\ndigest_every = "1h"\ndigest_at = []',
+                '[schedule]\npoll_every = "10s"\ndigest_every = "1h"\ndigest_at = []',
             )
-            samples, steady = rss_of_run(run_config, 70, 15)
+            samples, steady = rss_of_run(run_config, 90, 10)
         finally:
             farm.terminate()
         starts = []
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         ("5. dedupe: 10,000 lookups + inserts vs 1,000,000 keys", f"{dedupe:.3f} s", "–", "target < 0.5 s"),
         ("6. render + split a 500-item digest", f"{render * 1000:.1f} ms", "–", "target < 50 ms"),
         (
-            f"7. `feedbot run` polling {args.feeds} feeds every 15 s, RSS every 2 s ({len(samples)} samples)",
+            f"7. `feedbot run` polling {args.feeds} feeds every 10 s, RSS every 2 s ({len(samples)} samples)",
             f"peak {max(samples) / 1024:.0f} MB; first {samples[0] / 1024:.0f}, last {samples[-1] / 1024:.0f} MB;"
             f" {steady:.2f} s CPU per all-304 cycle once running",
             f"{rr[3][1]:.2f} s CPU (cycle 3)" if 3 in rr else "–",

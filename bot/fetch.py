@@ -33,7 +33,7 @@ from bot import __version__, guard
 from bot.config import PollSettings
 from bot.errors import FetchError
 from bot.guard import AddressRefused, GuardedBackend, IsPublic, Policy, Resolver, is_public, resolve
-from bot.wire import Origin, WireTransport, check_header, origin
+from bot.wire import Origin, WireTransport, check_headers, origin
 
 FEED_MAX_BYTES = 10 * 1024 * 1024
 PAGE_MAX_BYTES = 5 * 1024 * 1024
@@ -196,6 +196,7 @@ async def _get_direct(
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     overridden = {k.lower() for k, _ in extra}
     fields = [(k, v) for k, v in client.headers.raw if k.lower() not in overridden] + extra
+    check_headers(fields)
     for _hop in range(MAX_REDIRECTS + 1):
         target = _target(url)
         if target is None:
@@ -203,7 +204,6 @@ async def _get_direct(
         key, request_line = target
         lines = [request_line]
         for name, value in fields:
-            check_header(name, value)
             lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
         timeout = client.timeout

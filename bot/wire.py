@@ -470,8 +470,8 @@ async def _serialise(request: httpx.Request, method: bytes) -> bytes:
     body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
     lines = [method, b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
     has_length = False
+    check_headers(request.headers.raw)
     for name, value in request.headers.raw:
-        check_header(name, value)
         lower = name.lower()
         if lower == b"transfer-encoding":
             continue  # the body is framed by its length below
@@ -484,7 +484,9 @@ async def _serialise(request: httpx.Request, method: bytes) -> bytes:
     return b"".join(lines)
 
 
-def check_header(name: bytes, value: bytes) -> None:
-    """A line break in a header would let its value write further headers."""
-    if _UNSAFE.search(name) or _UNSAFE.search(value):
+def check_headers(fields: list[tuple[bytes, bytes]]) -> None:
+    """A line break in a header would let its value write further headers
+    (one search over all of them: this runs for every request)."""
+    if _UNSAFE.search(b" ".join(b" ".join(field) for field in fields)):
+        name = next(name for name, value in fields if _UNSAFE.search(name + value))
         raise httpx.LocalProtocolError(f"line break in the request header {name[:40]!r}")
