@@ -197,12 +197,17 @@ async def _get_direct(
     overridden = {k.lower() for k, _ in extra}
     fields = [(k, v) for k, v in client.headers.raw if k.lower() not in overridden] + extra
     check_headers(fields)
+    auth: tuple[Origin, bytes] | None = None  # credentials, and the origin they are for
     for _hop in range(MAX_REDIRECTS + 1):
         target = _target(url)
         if target is None:
             raise FetchError("redirected to a URL that is not http(s)")
-        key, request_line = target
+        key, request_line, credentials = target
+        if credentials:
+            auth = (key, credentials)
         lines = [request_line]
+        if auth is not None and auth[0] == key:  # as httpx: never to another origin after a redirect
+            lines.append(auth[1])
         for name, value in fields:
             lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
@@ -223,10 +228,11 @@ async def _get_direct(
 
 
 @lru_cache(maxsize=4096)
-def _target(url: str) -> tuple[Origin, bytes] | None:
-    """Where a URL goes and its request line and Host (and any credentials
-    in it, as httpx sends them); None if it is not http(s).  Cached: each
-    feed's URL is parsed once per process, not once per poll."""
+def _target(url: str) -> tuple[Origin, bytes, bytes] | None:
+    """Where a URL goes, its request line and Host, and the Authorization
+    line for credentials in it (as httpx sends them); None if it is not
+    http(s).  Cached: each feed's URL is parsed once per process, not once
+    per poll."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -234,9 +240,10 @@ def _target(url: str) -> tuple[Origin, bytes] | None:
     if parsed.scheme not in ("http", "https") or not parsed.raw_host:
         return None
     line = b"GET " + parsed.raw_path + b" HTTP/1.1\r\nHost: " + parsed.netloc + b"\r\n"
+    auth = b""
     if parsed.userinfo:
-        line += b"Authorization: Basic " + base64.b64encode(unquote_to_bytes(parsed.userinfo)) + b"\r\n"
-    return origin(parsed), line
+        auth = b"Authorization: Basic " + base64.b64encode(unquote_to_bytes(parsed.userinfo)) + b"\r\n"
+    return origin(parsed), line, auth
 
 
 def _header_dict(fields: list[tuple[bytes, bytes]]) -> dict[str, str]:

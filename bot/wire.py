@@ -41,7 +41,6 @@ HIGH_WATER: Final = 256 * 1024  # unread body bytes before reading from the sock
 KEEPALIVE_EXPIRY: Final = 5.0  # seconds an idle connection is kept; servers often close at 5–15 s
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-_LINE = re.compile(rb"\r?\n")
 _STATUS = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: (.*))?")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _UNSAFE = re.compile(rb"[\r\n\0]")
@@ -153,6 +152,7 @@ class _Connection(asyncio.Protocol):
             if 100 <= head.status < 200:
                 continue  # interim (100 Continue, 103 Early Hints): the real one follows
             self._head = head
+            self._chunk_state = _SIZE
             self._framing, self._remaining = _framing(head, self._method)
             if self._framing == _NONE:
                 self._done = True
@@ -224,14 +224,17 @@ class _Connection(asyncio.Protocol):
             self._waiter.set_result(None)
 
     async def _wait(self, timeout: float | None) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        # A bare timer on the waiter: asyncio.timeout() costs several times
+        # more, and this runs at least once per request.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
-        except TimeoutError:
-            raise httpx.ReadTimeout("timed out waiting for the server") from None
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     def send(self, method: bytes, data: bytes) -> None:
         assert self.transport is not None
@@ -287,16 +290,23 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.ReadTimeout("timed out waiting for the server"))
+
+
 class _Stale(httpx.RemoteProtocolError):
     """The server closed the connection before answering: on a reused
     connection, the usual keep-alive race, and safe to retry for GET/HEAD."""
 
 
 def _parse_head(raw: bytes) -> Head:
-    lines = _LINE.split(raw)
+    lines = raw.replace(b"\r\n", b"\n").split(b"\n")  # CRLF, or a sloppy server's bare LF
     status = _STATUS.fullmatch(lines[0])
     if status is None:
         raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
+    minor = status.group(1)
+    keep_alive = minor == b"1"
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
         if line[:1] in (b" ", b"\t") and headers:  # obsolete folding: one value
@@ -304,13 +314,11 @@ def _parse_head(raw: bytes) -> Head:
             headers[-1] = (name, value + b" " + line.strip())
             continue
         name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip():
+        if not colon or not name or name[-1:] in (b" ", b"\t") or name[:1] in (b" ", b"\t"):
             raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}")
-        headers.append((name, value.strip()))
-    minor = status.group(1)
-    keep_alive = minor == b"1"
-    for name, value in headers:
-        if name.lower() == b"connection" and b"close" in value.lower():
+        value = value.strip()
+        headers.append((name, value))
+        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
             keep_alive = False
     return Head(b"HTTP/1." + minor, int(status.group(2)), status.group(3) or b"", headers, keep_alive)
 

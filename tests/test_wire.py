@@ -120,15 +120,16 @@ def test_chunked_body_with_extensions_and_trailers() -> None:
     chunked = b"".join(b"%x;name=value\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nX-Trailer: 1\r\n\r\n"
     reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
 
-    async def go() -> tuple[bytes, bytes, int]:
-        async with Scripted(lambda c, n, r: reply if n == 0 else ok(b"second")) as server, client() as c:
-            first = await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
-            second = await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)
-            return first.content, second.content, server.connections
+    async def go() -> tuple[list[bytes], int]:
+        async with Scripted(lambda c, n, r: reply if n < 2 else ok(b"third")) as server, client() as c:
+            bodies = [
+                (await get(c, server.url(), headers={}, max_bytes=FEED_MAX_BYTES, deadline=10)).content
+                for _ in range(3)
+            ]
+            return bodies, server.connections
 
-    first, second, connections = run(go)
-    assert first == body
-    assert second == b"second"
+    bodies, connections = run(go)
+    assert bodies == [body, body, b"third"]
     assert connections == 1  # a chunked body read to its end leaves the connection reusable
 
 
@@ -487,3 +488,28 @@ def test_with_a_proxy_in_the_environment_feeds_go_through_it(monkeypatch: pytest
     direct, status, sent = run(go)
     assert direct and status == 200
     assert sent.startswith(b"GET http://feeds.invalid/feed.xml HTTP/1.1\r\n")
+
+
+def test_credentials_follow_a_redirect_on_their_origin_only(way: str) -> None:
+    async def go() -> tuple[bytes, bytes, bytes]:
+        async with Scripted(lambda c, n, r: ok()) as other:
+            elsewhere = other.url("/moved.xml")
+
+            def answer(conn: int, n: int, request: bytes) -> bytes:
+                path = request.split(b" ", 2)[1]
+                if path == b"/private.xml":
+                    return b"HTTP/1.1 302 Found\r\nLocation: /private/\r\nContent-Length: 0\r\n\r\n"
+                if path == b"/private/":
+                    location = elsewhere.encode()
+                    return b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+                return ok()
+
+            async with Scripted(answer) as server, feed_client(way) as c:
+                url = server.url("/private.xml").replace("http://", "http://reader:secret@")
+                await get(c, url, headers={}, max_bytes=100, deadline=10)
+                return server.requests[0], server.requests[1], other.requests[0]
+
+    first, same_origin, other_origin = run(go)
+    auth = b"\r\nAuthorization: Basic cmVhZGVyOnNlY3JldA==\r\n"  # reader:secret
+    assert auth in first and auth in same_origin
+    assert b"Authorization" not in other_origin
