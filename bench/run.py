@@ -17,14 +17,17 @@ in bench/.venv-r2e on first use.  Cycles:
 7. peak RSS of `feedbot run` holding the N feeds over several cycles;
 8. `feedbot --help` start-up.
 
-It prints a table and the profile of a changed-feed cycle (where the CPU
-goes: parse, HTTP, SQLite, rendering), and writes them to BENCHMARKS.md.
+It prints a table, the machine's floor for cycles 1 and 3 (bench/floor.py:
+the leanest client, no state) and the profile of a changed-feed cycle (where
+the CPU goes: parse, HTTP, SQLite, rendering, start-up, event loop), and
+writes them to BENCHMARKS.md.
 Compare ratios, not absolute times: the machines are shared and noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import pstats
@@ -261,6 +264,19 @@ STAGES = {
 }
 
 
+def floor(base: str, feeds: int) -> dict[str, float]:
+    """CPU seconds of the leanest client's two rounds (bench/floor.py)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.floor", "--base", base, "--feeds", str(feeds)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(out.stdout)
+    return figures
+
+
 def _stage(func: tuple[str, int, str]) -> str | None:
     where = f"{func[0]}:{func[2]}"
     return next((s for s, keys in STAGES.items() if any(k in where for k in keys)), None)
@@ -328,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                 if rr_runs:
                     rr[cycle] = sorted(rr_runs, key=lambda r: r[1])[len(rr_runs) // 2]
             new4 = fb[4][2].count("new=1")
+            floors = [floor(base, args.feeds) for _ in range(3)]
+            low = {k: statistics.median(f[k] for f in floors) for k in floors[0]}
             urllib.request.urlopen(f"{base}/_change?share=0.1").read()
             stages = profile(config)
         finally:
@@ -421,6 +439,17 @@ def main(argv: list[str] | None = None) -> int:
         "| cycle | feedbot | rss2email | ratio / target |",
         "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+        "The machine's floor (bench/floor.py: asyncio protocols on 16 keep-alive connections, lxml for the"
+        " items, no state, measured in-process, so without start-up; median of 3) against feedbot:",
+        "",
+        "| round | floor | feedbot | feedbot ÷ floor |",
+        "|---|---|---|---|",
+        f"| all new: GET + parse {n} | {low['all_new']:.2f} s CPU | {fb[1][1]:.2f} s CPU (`feedbot poll`, cycle 1)"
+        f" | {fb[1][1] / low['all_new']:.1f}× |",
+        f"| all 304: {args.feeds} conditional GETs | {low['all_304']:.3f} s CPU | {steady:.2f} s CPU (service, row 7);"
+        f" {fb[3][1]:.2f} s (`feedbot poll`, cycle 3)"
+        f" | {steady / low['all_304']:.1f}×; {fb[3][1] / low['all_304']:.1f}× |",
         "",
         f"Where the CPU of a changed-feed cycle (cycle 4's kind, {args.feeds} feeds) goes: a `feedbot poll`"
         " under cProfile timing CPU (not wall) time, each function's own time:",
