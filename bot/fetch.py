@@ -1,10 +1,12 @@
 """HTTP manners: conditional GET for feeds, bounded GET for article pages.
 
 One ``httpx.AsyncClient`` is made per process and reused (creating one costs
-tens of milliseconds).  Every response is read as a stream and cut at a
-size limit, so a server cannot make us hold 100 MB; every request has a
-total deadline on top of httpx's connect/read timeouts, so a server that
-trickles bytes cannot hold a poll forever.
+tens of milliseconds), on the lean transport of ``bot.wire``; a feed GET
+goes to that transport directly (``_get_direct``: the same request,
+redirects, limits and errors, for a fraction of the CPU).  Every response is
+read as a stream and cut at a size limit, so a server cannot make us hold
+100 MB; every request has a total deadline on top of the connect/read
+timeouts, so a server that trickles bytes cannot hold a poll forever.
 
 Errors become FetchError with a short message (status, timeout, refused);
 the caller records them on the feed.
