@@ -336,8 +336,12 @@ def _framing(head: Head, method: bytes) -> tuple[int, int]:
         elif lower == b"content-length":
             lengths.update(v.strip() for v in value.split(b","))
     if coding:
-        head.keep_alive = head.keep_alive and coding.rsplit(b",", 1)[-1].strip() == b"chunked"
-        return (_CHUNKED, 0) if head.keep_alive else (_CLOSE, 0)
+        chunked = coding.rsplit(b",", 1)[-1].strip() == b"chunked"
+        if not chunked or lengths:
+            # Not chunked last: the body ends with the connection.  Both
+            # framings at once: read as chunked (RFC 9112 §6.3), never reuse.
+            head.keep_alive = False
+        return (_CHUNKED, 0) if chunked else (_CLOSE, 0)
     if lengths:
         if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
             raise httpx.RemoteProtocolError(f"bad Content-Length {b', '.join(sorted(lengths))[:40]!r}")

@@ -21,7 +21,7 @@ import pytest
 
 from bot.config import PollSettings
 from bot.errors import FetchError
-from bot.fetch import FEED_MAX_BYTES, _ssl_context, fetch_feed, get, make_client
+from bot.fetch import FEED_MAX_BYTES, Client, _ssl_context, fetch_feed, get, make_client
 from bot.wire import HIGH_WATER, KEEPALIVE_EXPIRY, WireTransport, _Connection
 
 # (connection number, request number on it, the request's bytes) -> reply bytes, or None to close silently
@@ -146,6 +146,21 @@ def test_body_until_close_and_http10() -> None:
             return first.content, second.content, server.connections
 
     assert run(go) == (b"<rss>until close</rss>", b"next", 2)
+
+
+@pytest.mark.parametrize(
+    "extra", [b"Connection: close\r\n", b"Content-Length: 3\r\n"], ids=["connection-close", "with-length"]
+)
+def test_chunked_body_that_ends_the_connection(extra: bytes) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" + extra + b"\r\n5\r\nhello\r\n0\r\n\r\n"
+
+    async def go() -> tuple[bytes, bytes, int]:
+        async with Scripted(lambda c, n, r: reply if c == 1 else ok(b"next")) as server, client() as c:
+            first = await get(c, server.url(), headers={}, max_bytes=100, deadline=10)
+            second = await get(c, server.url(), headers={}, max_bytes=100, deadline=10)
+            return first.content, second.content, server.connections
+
+    assert run(go) == (b"hello", b"next", 2)  # decoded, and the connection not reused
 
 
 def test_interim_response_is_skipped_and_connection_close_honoured() -> None:
@@ -394,6 +409,12 @@ def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) -> None:
             async with httpx.AsyncClient(transport=WireTransport(trusting)) as c:
                 first = (await c.get(server.url(scheme="https"))).content
                 await c.get(server.url(scheme="https"))
+            wire = WireTransport(trusting)
+            direct = Client(transport=wire)
+            direct.wire = wire
+            async with direct:  # feedbot's direct path
+                second = await get(direct, server.url(scheme="https"), headers={}, max_bytes=100, deadline=10)
+                assert second.content == b"<rss>tls</rss>"
             async with client() as c:  # the system's CAs: a self-signed certificate is refused
                 with pytest.raises(FetchError) as caught:
                     await get(c, server.url(scheme="https"), headers={}, max_bytes=100, deadline=10)
@@ -402,7 +423,7 @@ def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) -> None:
     body, refused, connections = run(go)
     assert body == b"<rss>tls</rss>"
     assert "TLS handshake with 127.0.0.1 failed" in refused and "CERTIFICATE_VERIFY_FAILED" in refused
-    assert connections == 1  # reused for both requests; the refused handshake never reaches the handler
+    assert connections == 2  # one per client, reused; the refused handshake never reaches the handler
 
 
 # -- the feed GET: direct to the transport, or through httpx's client -------------
