@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
@@ -180,7 +180,9 @@ async def get(
         async with asyncio.timeout(deadline):
             if isinstance(client, Client) and client.wire is not None:
                 return await _get_direct(client, client.wire, url, headers, max_bytes)
-            async with client.stream("GET", url, headers=headers) as r:
+            # Values as bytes: httpx would encode a str as ASCII, and a stored ETag may not be.
+            raw = {name.encode("ascii"): header_bytes(value) for name, value in headers.items()}
+            async with client.stream("GET", url, headers=raw) as r:
                 if r.status_code == 304:
                     await r.aread()  # so the connection goes back to the pool
                     return Response(str(r.url), 304, dict(r.headers), b"")
@@ -194,39 +196,86 @@ async def _get_direct(
     client: httpx.AsyncClient, wire: WireTransport, url: str, headers: dict[str, str], max_bytes: int
 ) -> Response:
     """``get`` on the transport itself: the same request bytes, redirects,
-    limits and errors as through the client, without its per-request models."""
-    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    overridden = {k.lower() for k, _ in extra}
+    credentials, limits and errors as through the client, without its
+    per-request models.  Cookies set by a redirect are sent on the following
+    hops to that host (a cookie check), and not kept after the request."""
+    extra = [(name.encode("ascii"), header_bytes(value)) for name, value in headers.items()]
+    overridden = {name.lower() for name, _ in extra}
     fields = [(k, v) for k, v in client.headers.raw if k.lower() not in overridden] + extra
     check_headers(fields)
-    auth: tuple[Origin, bytes] | None = None  # credentials, and the origin they are for
-    for _hop in range(MAX_REDIRECTS + 1):
+    auth: tuple[Origin, bytes] | None = None  # an Authorization line, and the origin it is for
+    cookies: dict[str, dict[bytes, bytes]] = {}  # host -> name -> value, from redirects
+    hops = client.max_redirects if client.follow_redirects else 0
+    for hop in range(hops + 1):
         target = _target(url)
         if target is None:
-            raise FetchError("redirected to a URL that is not http(s)")
+            raise FetchError("redirected to a URL that is not http(s)" if hop else f"not an http(s) URL: {url[:100]}")
         key, request_line, credentials = target
         if credentials:
             auth = (key, credentials)
         lines = [request_line]
-        if auth is not None and auth[0] == key:  # as httpx: never to another origin after a redirect
+        if auth is not None and _keeps_auth(auth[0], key):
             lines.append(auth[1])
+        if key[1] in cookies:
+            lines.append(b"Cookie: " + b"; ".join(n + b"=" + v for n, v in cookies[key[1]].items()) + b"\r\n")
         for name, value in fields:
             lines += (name, b": ", value, b"\r\n")
         lines.append(b"\r\n")
         timeout = client.timeout
         head, body = await wire.exchange(key, b"GET", b"".join(lines), timeout.connect, timeout.read)
         try:
-            found = _header_dict(head.headers)
-            if head.status in REDIRECTS and "location" in found:
-                url = urljoin(url, found["location"])
+            location = _location(head.headers) if head.status in REDIRECTS else None
+            if location is not None and hop < hops:
+                _remember_cookies(head.headers, cookies.setdefault(key[1], {}))
+                url = urljoin(url, location)
                 continue
+            if location is not None and client.follow_redirects:
+                break
+            found = _header_dict(head.headers)
             if head.status == 304:
                 return Response(url, 304, found, b"")
             _raise_for_status(head.status, head.reason.decode("latin-1"), found)
             return Response(url, head.status, found, await _read(aiter(body), found, max_bytes))
         finally:
             await body.aclose()
-    raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+    raise FetchError(f"more than {hops} redirects")
+
+
+def header_bytes(value: str) -> bytes:
+    """A header value as it goes out: Latin-1 (how the direct path decodes
+    what comes in, byte for byte), else UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def _keeps_auth(source: Origin, target: Origin) -> bool:
+    """As httpx: credentials go to their own origin, and along the usual
+    upgrade of the same host from http (port 80) to https (port 443)."""
+    upgrade = source[0] == "http" and target[0] == "https" and source[2] == 80 and target[2] == 443
+    return source == target or (upgrade and source[1] == target[1])
+
+
+def _location(fields: list[tuple[bytes, bytes]]) -> str | None:
+    """The Location header; UTF-8 as httpx reads it (a raw non-ASCII path),
+    else Latin-1."""
+    for name, value in fields:
+        if name.lower() == b"location":
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return value.decode("latin-1")
+    return None
+
+
+def _remember_cookies(fields: list[tuple[bytes, bytes]], jar: dict[bytes, bytes]) -> None:
+    for name, value in fields:
+        if name.lower() == b"set-cookie":
+            pair = value.split(b";", 1)[0]
+            cookie, equals, content = pair.partition(b"=")
+            if equals and cookie.strip():
+                jar[cookie.strip()] = content.strip()
 
 
 @lru_cache(maxsize=4096)
@@ -243,8 +292,9 @@ def _target(url: str) -> tuple[Origin, bytes, bytes] | None:
         return None
     line = b"GET " + parsed.raw_path + b" HTTP/1.1\r\nHost: " + parsed.netloc + b"\r\n"
     auth = b""
-    if parsed.userinfo:
-        auth = b"Authorization: Basic " + base64.b64encode(unquote_to_bytes(parsed.userinfo)) + b"\r\n"
+    if parsed.username or parsed.password:
+        userpass = f"{parsed.username}:{parsed.password}".encode()
+        auth = b"Authorization: Basic " + base64.b64encode(userpass) + b"\r\n"
     return origin(parsed), line, auth
 
 

@@ -14,10 +14,13 @@ see plain httpx.
 What it implements, after RFC 9112: ``Content-Length`` and ``chunked``
 bodies (trailers dropped), bodies delimited by the connection closing,
 1xx interim responses skipped, no body for HEAD/204/304, keep-alive unless
-either side says ``close`` or the response is HTTP/1.0, request bodies
-given whole.  It is deliberately strict where leniency is a risk
-(conflicting ``Content-Length``, oversized heads) and lenient where real
-servers are sloppy (bare ``\\n`` line ends, folded header lines).
+the server says ``close`` or answers HTTP/1.0, request bodies given whole.
+It is as strict as h11 where leniency is a risk (conflicting
+``Content-Length``, any ``Transfer-Encoding`` but ``chunked``, control
+characters, oversized heads, trailers or chunk lines) and lenient where
+real servers are sloppy (bare ``\\n`` line ends, folded header lines).
+Expired idle connections are closed for every origin, not only when that
+origin is used again.
 
 Article pages keep httpcore: they go through the address guard
 (``bot.guard``), and there are few of them.
@@ -36,12 +39,16 @@ from typing import Final
 import httpx
 
 MAX_HEAD: Final = 64 * 1024  # status line and headers
-MAX_CHUNK_LINE: Final = 4 * 1024
+MAX_CHUNK_LINE: Final = 4 * 1024  # a chunk's size line, or one trailer field
+MAX_INTERIM: Final = 8  # 1xx responses before the real one
 HIGH_WATER: Final = 256 * 1024  # unread body bytes before reading from the socket pauses
 KEEPALIVE_EXPIRY: Final = 5.0  # seconds an idle connection is kept; servers often close at 5–15 s
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-_STATUS = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: (.*))?")
+_STATUS = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+# RFC 9110 §5.1, §5.5: a field name is a token; a value has no control characters but tab.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _UNSAFE = re.compile(rb"[\r\n\0]")
 
@@ -87,6 +94,9 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf already searched for the end of a head
+        self._interim = 0
+        self._trailer = 0
         self._head: Head | None = None
         self._method = b"GET"
         self._expecting = False  # an exchange is in progress
@@ -127,8 +137,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self._expecting and not self._done and self._error is None:
-            if self._head is not None and self._framing == _CLOSE:
-                self._done = True  # the body ends where the connection does
+            if self._head is not None and self._framing == _CLOSE and exc is None:
+                self._done = True  # the body ends where the connection does (cleanly: a reset is no end)
             elif not self._received_any:
                 self._error = _Stale("server closed the connection without sending a response")
             else:
@@ -139,8 +149,11 @@ class _Connection(asyncio.Protocol):
 
     def _parse(self) -> None:
         while self._head is None:
-            end = _HEAD_END.search(self._buf)
+            # Search only what is new (and the 3 bytes before it): a head
+            # trickled a byte at a time must not cost quadratic time.
+            end = _HEAD_END.search(self._buf, max(0, self._scanned - 3))
             if end is None:
+                self._scanned = len(self._buf)
                 if len(self._buf) > MAX_HEAD:
                     raise httpx.RemoteProtocolError(f"response head over {MAX_HEAD} bytes")
                 return
@@ -148,8 +161,12 @@ class _Connection(asyncio.Protocol):
                 raise httpx.RemoteProtocolError(f"response head over {MAX_HEAD} bytes")
             raw = bytes(self._buf[: end.start()])
             del self._buf[: end.end()]
+            self._scanned = 0
             head = _parse_head(raw)
             if 100 <= head.status < 200:
+                self._interim += 1
+                if self._interim > MAX_INTERIM:
+                    raise httpx.RemoteProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses")
                 continue  # interim (100 Continue, 103 Early Hints): the real one follows
             self._head = head
             self._chunk_state = _SIZE
@@ -186,10 +203,10 @@ class _Connection(asyncio.Protocol):
                     return
                 self._chunk_state = _DATA_END
                 continue
-            newline = buf.find(b"\n")
+            newline = buf.find(b"\n", 0, MAX_CHUNK_LINE + 1)
             if newline < 0:
                 if len(buf) > MAX_CHUNK_LINE:
-                    raise httpx.RemoteProtocolError("chunk header too long")
+                    raise httpx.RemoteProtocolError("chunk header or trailer line too long")
                 return
             line = bytes(buf[:newline]).rstrip(b"\r")
             del buf[: newline + 1]
@@ -205,6 +222,10 @@ class _Connection(asyncio.Protocol):
                 self._chunk_state = _SIZE
             elif not line:  # _TRAILER: trailer fields are dropped; an empty line ends them
                 self._done = True
+            else:
+                self._trailer += len(line)
+                if self._trailer > MAX_HEAD:
+                    raise httpx.RemoteProtocolError(f"trailer fields over {MAX_HEAD} bytes")
 
     def _push(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -244,6 +265,7 @@ class _Connection(asyncio.Protocol):
         self._head = None
         self._done = False
         self._error = None
+        self._scanned = self._interim = self._trailer = 0
         self.transport.write(data)
 
     async def head(self, timeout: float | None) -> Head:
@@ -273,12 +295,18 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return (
             not self.closed
+            and self.transport is not None
+            and not self.transport.is_closing()
             and self._done
             and self._error is None
             and self._head is not None
             and self._head.keep_alive
             and not self._chunks
         )
+
+    @property
+    def in_use(self) -> bool:
+        return self._expecting
 
     def finish(self, now: float) -> None:
         self._expecting = False
@@ -306,7 +334,6 @@ def _parse_head(raw: bytes) -> Head:
     if status is None:
         raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {lines[0][:40]!r}")
     minor = status.group(1)
-    keep_alive = minor == b"1"
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
         if line[:1] in (b" ", b"\t") and headers:  # obsolete folding: one value
@@ -314,12 +341,15 @@ def _parse_head(raw: bytes) -> Head:
             headers[-1] = (name, value + b" " + line.strip())
             continue
         name, colon, value = line.partition(b":")
-        if not colon or not name or name[-1:] in (b" ", b"\t") or name[:1] in (b" ", b"\t"):
+        if not colon or not _TOKEN.fullmatch(name):
             raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}")
-        value = value.strip()
-        headers.append((name, value))
-        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
-            keep_alive = False
+        headers.append((name, value.strip()))
+    for name, value in headers:
+        if not _FIELD_VALUE.fullmatch(value):
+            raise httpx.RemoteProtocolError(f"control character in the {name[:40]!r} header")
+    keep_alive = minor == b"1" and not any(
+        name.lower() == b"connection" and b"close" in value.lower() for name, value in headers
+    )
     return Head(b"HTTP/1." + minor, int(status.group(2)), status.group(3) or b"", headers, keep_alive)
 
 
@@ -328,20 +358,21 @@ def _framing(head: Head, method: bytes) -> tuple[int, int]:
     if method == b"HEAD" or head.status in (204, 304):
         return _NONE, 0
     lengths: set[bytes] = set()
-    coding = b""
+    codings: list[bytes] = []
     for name, value in head.headers:
         lower = name.lower()
         if lower == b"transfer-encoding":
-            coding = value.lower()
+            codings += (c.strip().lower() for c in value.split(b","))
         elif lower == b"content-length":
             lengths.update(v.strip() for v in value.split(b","))
-    if coding:
-        chunked = coding.rsplit(b",", 1)[-1].strip() == b"chunked"
-        if not chunked or lengths:
-            # Not chunked last: the body ends with the connection.  Both
-            # framings at once: read as chunked (RFC 9112 §6.3), never reuse.
-            head.keep_alive = False
-        return (_CHUNKED, 0) if chunked else (_CLOSE, 0)
+    if codings:
+        # Every Transfer-Encoding line counts, and only plain "chunked" is
+        # understood (as h11 does): anything else could frame the body two ways.
+        if codings != [b"chunked"]:
+            raise httpx.RemoteProtocolError(f"unsupported Transfer-Encoding {b', '.join(codings)[:40]!r}")
+        if lengths:
+            head.keep_alive = False  # both framings: chunked wins (RFC 9112 §6.3), never reuse
+        return _CHUNKED, 0
     if lengths:
         if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
             raise httpx.RemoteProtocolError(f"bad Content-Length {b', '.join(sorted(lengths))[:40]!r}")
@@ -388,6 +419,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         self._max_idle = max_idle
         self._clock = clock
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._next_sweep = 0.0
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -460,14 +492,35 @@ class WireTransport(httpx.AsyncBaseTransport):
         return conn
 
     def _release(self, key: Origin, conn: _Connection) -> None:
+        if not conn.in_use:
+            return  # released already
+        now = self._clock()
+        conn.finish(now)
         if self._closed or not conn.reusable:
             conn.close()
             return
-        conn.finish(self._clock())
         idle = self._idle.setdefault(key, [])
         idle.append(conn)
         while len(idle) > self._max_idle:
             idle.pop(0).close()
+        self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """Close expired idle connections of every origin, every
+        ``KEEPALIVE_EXPIRY`` seconds: with one feed per host, an origin's
+        connection would otherwise stay open until its next poll."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + KEEPALIVE_EXPIRY
+        for key, idle in list(self._idle.items()):
+            fresh = [c for c in idle if not c.closed and now - c.idle_since < KEEPALIVE_EXPIRY]
+            for conn in idle:
+                if conn not in fresh:
+                    conn.close()
+            if fresh:
+                self._idle[key] = fresh
+            else:
+                del self._idle[key]
 
     async def aclose(self) -> None:
         self._closed = True

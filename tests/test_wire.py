@@ -21,7 +21,7 @@ import pytest
 
 from bot.config import PollSettings
 from bot.errors import FetchError
-from bot.fetch import FEED_MAX_BYTES, Client, _ssl_context, fetch_feed, get, make_client
+from bot.fetch import FEED_MAX_BYTES, Client, _keeps_auth, _ssl_context, _target, fetch_feed, get, make_client
 from bot.wire import HIGH_WATER, KEEPALIVE_EXPIRY, WireTransport, _Connection
 
 # (connection number, request number on it, the request's bytes) -> reply bytes, or None to close silently
@@ -36,11 +36,13 @@ class Scripted:
         self.answer = answer
         self.close_after = close_after
         self.connections = 0
+        self.open = 0  # connections the client has not closed yet
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
         self.ssl: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> Scripted:
+        self.closed = asyncio.Event()  # set when a connection ends
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.ssl)
         return self
 
@@ -54,6 +56,7 @@ class Scripted:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
         number = self.connections
         try:
             for n in range(1000):
@@ -78,6 +81,8 @@ class Scripted:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.open -= 1
+            self.closed.set()
             writer.close()
 
 
@@ -189,6 +194,20 @@ def test_interim_response_is_skipped_and_connection_close_honoured() -> None:
         (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"),
         (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", "response head over"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "closed the connection mid-response"),
+        # An empty Transfer-Encoding line must not cancel "chunked" and leave Content-Length framing.
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: \r\nContent-Length: 3\r\n\r\nabc",
+            "unsupported Transfer-Encoding",
+        ),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", "unsupported Transfer"),
+        (b"HTTP/1.1 500 \x1b[2J\x1b[31mfake log line\r\n\r\n", "not an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\nX-Bad: a\x00b\r\n\r\n", "control character"),
+        (b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 100 Continue\r\n\r\n" * 9, "interim (1xx) responses"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"X-T: " + b"t" * 5000 + b"\r\n\r\n",
+            "trailer line too long",
+        ),
     ],
 )
 def test_malformed_responses_are_clear_errors(reply: bytes, message: str) -> None:
@@ -334,6 +353,9 @@ class _FakeTransport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
 
 
 def test_parser_handles_any_split_of_the_bytes() -> None:
@@ -534,3 +556,137 @@ def test_credentials_follow_a_redirect_on_their_origin_only(way: str) -> None:
     auth = b"\r\nAuthorization: Basic cmVhZGVyOnNlY3JldA==\r\n"  # reader:secret
     assert auth in first and auth in same_origin
     assert b"Authorization" not in other_origin
+
+
+def test_a_reset_is_not_the_end_of_a_body_that_ends_with_the_connection() -> None:
+    async def go(error: Exception | None) -> tuple[bytes, str]:
+        conn = _Connection()
+        conn.connection_made(_FakeTransport())
+        conn.send(b"GET", b"GET / HTTP/1.1\r\n\r\n")
+        conn.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<rss><item>one</item>")
+        conn.connection_lost(error)
+        await conn.head(1)
+        got, outcome = b"", "complete"
+        try:
+            while (piece := await conn.chunk(1)) is not None:
+                got += piece
+        except httpx.HTTPError as exc:
+            outcome = str(exc)
+        return got, outcome
+
+    assert asyncio.run(go(None)) == (b"<rss><item>one</item>", "complete")
+    assert asyncio.run(go(ConnectionResetError())) == (
+        b"<rss><item>one</item>",
+        "server closed the connection mid-response",
+    )
+
+
+def test_a_head_trickled_byte_by_byte_is_searched_in_linear_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.wire
+
+    searched = [0]
+    real = bot.wire._HEAD_END
+
+    class Counting:
+        def search(self, buf: bytearray, pos: int = 0) -> Any:
+            searched[0] += len(buf) - pos
+            return real.search(buf, pos)
+
+    monkeypatch.setattr(bot.wire, "_HEAD_END", Counting())
+    head = b"HTTP/1.1 204 No Content\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 40) for i in range(1000)) + b"\r\n"
+
+    async def go() -> int:
+        conn = _Connection()
+        conn.connection_made(_FakeTransport())
+        conn.send(b"GET", b"GET / HTTP/1.1\r\n\r\n")
+        for i in range(len(head)):
+            conn.data_received(head[i : i + 1])
+        return (await conn.head(1)).status
+
+    assert run(go) == 204
+    assert searched[0] < 5 * len(head)  # quadratic would be ~len(head)² / 2
+
+
+def test_both_ways_follow_a_raw_utf8_location_and_send_redirect_cookies(way: str) -> None:
+    def answer(conn: int, n: int, request: bytes) -> bytes:
+        path = request.split(b" ", 2)[1]
+        if path == b"/old":
+            news = "/новости.xml".encode()  # raw UTF-8 in the header, as some servers send it
+            return b"HTTP/1.1 301 Moved\r\nLocation: " + news + b"\r\nContent-Length: 0\r\n\r\n"
+        if path == b"/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8.xml":
+            if b"\r\nCookie: check=1\r\n" not in request:
+                # A cookie check: set it, come back to the same URL.
+                return (
+                    b"HTTP/1.1 302 Found\r\nSet-Cookie: check=1; Path=/; HttpOnly\r\nLocation: "
+                    + path
+                    + b"\r\nContent-Length: 0\r\n\r\n"
+                )
+            return ok(b"<rss>news</rss>")
+        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+    async def go() -> tuple[int, bytes]:
+        async with Scripted(answer) as server, feed_client(way) as c:
+            r = await get(c, server.url("/old"), headers={}, max_bytes=100, deadline=10)
+            return r.status, r.content
+
+    assert run(go) == (200, b"<rss>news</rss>")
+
+
+def test_both_ways_send_a_stored_non_ascii_etag_as_bytes(way: str) -> None:
+    async def go() -> bytes:
+        async with Scripted(lambda c, n, r: NOT_MODIFIED) as server, feed_client(way) as c:
+            await fetch_feed(c, server.url(), '"€"', None, 10)
+            await fetch_feed(c, server.url(), '"été"', None, 10)
+            return b"".join(server.requests)
+
+    sent = run(go)
+    assert b'\r\nIf-None-Match: "\xe2\x82\xac"\r\n' in sent  # not Latin-1: UTF-8
+    assert b'\r\nIf-None-Match: "\xe9t\xe9"\r\n' in sent  # Latin-1, as the direct path read it
+
+
+def test_without_following_redirects_the_redirect_is_the_answer() -> None:
+    async def go() -> tuple[int, int]:
+        reply = b"HTTP/1.1 301 Moved\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n"
+        async with Scripted(lambda c, n, r: reply) as server:
+            async with make_client(PollSettings(), follow_redirects=False) as c:
+                assert c.wire is not None
+                r = await get(c, server.url("/old"), headers={}, max_bytes=100, deadline=10)
+            return r.status, len(server.requests)
+
+    assert run(go) == (301, 1)
+
+
+def test_credentials_rules_as_httpx() -> None:
+    assert _target("http://token@h.example/f")[2] == b"Authorization: Basic dG9rZW46\r\n"  # "token:"
+    assert _target("http://:@h.example/f")[2] == b""
+    assert _target("ftp://h.example/f") is None
+    http, https = ("http", "h.example", 80), ("https", "h.example", 443)
+    assert _keeps_auth(http, https)  # the usual upgrade keeps them
+    assert not _keeps_auth(https, http)
+    assert not _keeps_auth(http, ("https", "other.example", 443))
+    assert not _keeps_auth(("http", "h.example", 8080), https)
+
+
+def test_expired_idle_connections_of_every_origin_are_closed() -> None:
+    now = [0.0]
+
+    async def go() -> tuple[list[int], int]:
+        servers = [Scripted(lambda c, n, r: NOT_MODIFIED) for _ in range(4)]
+        for server in servers:
+            await server.__aenter__()
+        transport = WireTransport(_ssl_context(), clock=lambda: now[0])
+        async with httpx.AsyncClient(transport=transport) as c:
+            for server in servers[:3]:
+                await c.get(server.url())
+            now[0] += KEEPALIVE_EXPIRY + 1
+            await c.get(servers[3].url())  # releasing this one sweeps the others
+            for server in servers[:3]:
+                await asyncio.wait_for(server.closed.wait(), 5)  # the server sees its connection end
+            open_ = [server.open for server in servers]
+            idle = sum(len(v) for v in transport._idle.values())
+        for server in servers:
+            await server.__aexit__()
+        return open_, idle
+
+    open_, idle = run(go)
+    assert open_ == [0, 0, 0, 1] and idle == 1
