@@ -344,12 +344,13 @@ def _parse_head(raw: bytes) -> Head:
         if not colon or not _TOKEN.fullmatch(name):
             raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}")
         headers.append((name, value.strip()))
+    if not _FIELD_VALUE.fullmatch(b"\t".join(value for _, value in headers)):  # one search: tab is allowed
+        name = next(name for name, value in headers if not _FIELD_VALUE.fullmatch(value))
+        raise httpx.RemoteProtocolError(f"control character in the {name[:40]!r} header")
+    keep_alive = minor == b"1"
     for name, value in headers:
-        if not _FIELD_VALUE.fullmatch(value):
-            raise httpx.RemoteProtocolError(f"control character in the {name[:40]!r} header")
-    keep_alive = minor == b"1" and not any(
-        name.lower() == b"connection" and b"close" in value.lower() for name, value in headers
-    )
+        if len(name) == 10 and name.lower() == b"connection" and b"close" in value.lower():
+            keep_alive = False
     return Head(b"HTTP/1." + minor, int(status.group(2)), status.group(3) or b"", headers, keep_alive)
 
 
