@@ -50,6 +50,7 @@ STOP_GRACE_SECONDS = 10.0
 DELIVERY_TICK_SECONDS = 30.0
 CONFIG_CHECK_SECONDS = 5.0  # how often config.toml is checked for edits
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most
+POLL_TICK_SECONDS = 5.0  # how often due feeds are looked for: a poll starts at most this late
 CONFIG_ERROR_KEY = "config_error"  # the last rejected reload, for `feedbot status`
 # Test-only fault switch: when this variable names a file that exists, the
 # watchdog ticker blocks the event loop (tests/systemd: the watchdog restarts us).
@@ -93,6 +94,8 @@ class Service:
         self.running: set[asyncio.Task[Any]] = set()
         self._status_due = False
         self.status_every = STATUS_EVERY
+        self._due: dict[str, tuple[Feed, datetime]] = {}  # url -> the feed and when it is next due
+        self._polling: set[str] = set()  # urls being polled now
         self.config_stamp = _stamp(config.path)
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -117,8 +120,34 @@ class Service:
     # -- the jobs ------------------------------------------------------------
 
     async def _poll(self, feed: Feed) -> None:
-        await self.poller.poll(feed)
+        self._polling.add(feed.url)
+        try:
+            await self.poller.poll(feed)
+        finally:
+            self._polling.discard(feed.url)
         self.report()
+
+    async def _tick(self) -> None:
+        """Start the poll of every feed that is due.
+
+        One scheduler job for all feeds, not one per feed: with 1,000 feeds,
+        APScheduler's dispatch of 1,000 jobs cost about a fifth of the CPU of
+        a round of unchanged feeds.  A feed is polled at most
+        ``POLL_TICK_SECONDS`` late, never twice at once, and on a fixed rate
+        (late rounds merged into one, as APScheduler's coalesce did)."""
+        now = self.clock()
+        for url, (feed, due) in list(self._due.items()):
+            if due > now or url in self._polling:
+                continue
+            interval = self.config.feed_interval(feed)
+            self._due[url] = (feed, due + interval * ((now - due) // interval + 1))
+            self._spawn(self._tracked(self._poll)(feed))
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run ``job`` as a task that shutdown waits for."""
+        task = asyncio.get_running_loop().create_task(job)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
 
     async def _digest(self) -> None:
         result = await self.digester.run()
@@ -136,7 +165,7 @@ class Service:
 
     async def _startup(self, due: list[Feed]) -> None:
         # The first round, then a digest missed while we were down.
-        await self.poller.poll_all(due)
+        await asyncio.gather(*(self._poll(feed) for feed in due))
         last = self.store.get_meta(LAST_DIGEST_KEY) or self.store.get_meta(FIRST_START_KEY)
         last_run = datetime.fromisoformat(last) if last else None
         if not self.stop.is_set() and missed_digest(
@@ -162,10 +191,11 @@ class Service:
         from apscheduler.triggers.cron import CronTrigger
 
         config = self.config
-        for job in self.scheduler.get_jobs():
-            if not job.id.startswith("poll:"):
-                job.remove()
+        self.scheduler.remove_all_jobs()
+        self._due = {}
         due_now = [f for f in config.enabled_feeds if self._schedule_feed(f, now)]
+        intervals = [config.feed_interval(f).total_seconds() for f in config.enabled_feeds]
+        self._every(self._tick, min([POLL_TICK_SECONDS, *intervals]), "poll:tick")
         for t in config.schedule.digest_at:
             self.scheduler.add_job(
                 self._tracked(self._digest),
@@ -187,12 +217,13 @@ class Service:
         return due_now
 
     def _schedule_feed(self, feed: Feed, now: datetime) -> bool:
-        """(Re)schedule one feed's poll job, first run when due; True if due now."""
+        """(Re)schedule one feed's polls, the first when due; True if due now
+        (the caller polls it at once, and the next is an interval later)."""
         interval = self.config.feed_interval(feed)
         state = self.store.feed_state(feed.url)
         first = first_due(now, state.last_poll_at, interval)
         due = first <= now
-        self._every(self._poll, interval.total_seconds(), f"poll:{feed.url}", [feed], now + interval if due else first)
+        self._due[feed.url] = (feed, now + interval if due else first)
         return due
 
     def _every(
@@ -243,10 +274,9 @@ class Service:
         else:
             self.poller.config = new
             self.digester.config = new
-        for feed in change.removed:
-            self.scheduler.remove_job(f"poll:{feed.url}")
-        for feed in self._schedule(self.clock()):  # new feeds, and any whose new interval is up
-            asyncio.get_running_loop().create_task(self._tracked(self._poll)(feed))
+        # New feeds, and any whose new interval is up; removed feeds are no longer scheduled.
+        for feed in self._schedule(self.clock()):
+            self._spawn(self._tracked(self._poll)(feed))
         self.store.set_meta(CONFIG_ERROR_KEY, "")
         log.info("config reloaded (%s): %s", why, change.summary())
         if old is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,12 +10,13 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import load_config
 from bot.digest import LAST_DIGEST_KEY
 from bot.loopback import Receiver, Server
-from bot.service import first_due, latest_slot, missed_digest
+from bot.service import Service, first_due, latest_slot, missed_digest
 from bot.state import Store
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -205,3 +207,57 @@ def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | N
     assert "config reloaded (SIGHUP)" in err
     assert "feed=J Sato status=ok new=1" in err
     assert sum(1 for m in listener.log if "WATCHDOG" in m) >= 1
+
+
+def test_the_poll_tick_starts_due_feeds_on_a_fixed_rate_never_twice_at_once(tmp_path: Path) -> None:
+    """One scheduler job for all feeds: each due feed is started once, its
+    next time is a whole number of intervals after the last due time (late
+    rounds merged into one), and a feed still being polled is not restarted."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[schedule]\npoll_every = "10m"\n'
+        '[[feeds]]\nname = "fast"\nurl = "http://127.0.0.1:1/fast"\n'
+        '[[feeds]]\nname = "slow"\nurl = "http://127.0.0.1:1/slow"\npoll_every = "1h"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path, {})
+    start = datetime(2025, 1, 21, 9, 0, tzinfo=UTC)
+    now = [start]
+    service = Service(config, clock=lambda: now[0])
+    started: list[str] = []
+    release = asyncio.Event()
+
+    async def poll(feed: Any) -> None:  # stands in for the real poll, and stays "in flight" until released
+        service._polling.add(feed.url)
+        started.append(feed.name)
+        await release.wait()
+        service._polling.discard(feed.url)
+
+    service._poll = poll  # type: ignore[method-assign]
+    fast, slow = config.feeds
+    service._due = {fast.url: (fast, start), slow.url: (slow, start + timedelta(minutes=30))}
+
+    async def go() -> None:
+        await service._tick()
+        await asyncio.sleep(0)  # the spawned poll starts
+        assert started == ["fast"]
+        assert service._due[fast.url][1] == start + timedelta(minutes=10)
+        now[0] = start + timedelta(minutes=25)  # fast is due again (two rounds late) but still in flight
+        await service._tick()
+        await asyncio.sleep(0)
+        assert started == ["fast"]
+        release.set()
+        await asyncio.sleep(0)
+        await service._tick()  # now it may start; the missed rounds are one poll
+        await asyncio.sleep(0)
+        assert started == ["fast", "fast"]
+        assert service._due[fast.url][1] == start + timedelta(minutes=30)  # on the 10-minute grid
+        now[0] = start + timedelta(minutes=30)
+        await service._tick()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert sorted(started) == ["fast", "fast", "fast", "slow"]
+        assert service._due[slow.url][1] == start + timedelta(minutes=90)
+        await asyncio.gather(*service.running)
+
+    asyncio.run(go())
