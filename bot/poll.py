@@ -19,7 +19,7 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -170,7 +170,8 @@ class Poller:
             except Exception as exc:  # a bug or a case nobody foresaw: record it, go on with the others
                 log.exception("feed=%s status=error: unexpected failure", feed.name)
                 outcome = self._failed(feed, f"unexpected failure: {type(exc).__name__}: {exc}"[:300])
-            outcome = replace(outcome, ms=int((time.monotonic() - started) * 1000))
+            ms = int((time.monotonic() - started) * 1000)
+            outcome = PollOutcome(outcome.feed, outcome.status, outcome.new, outcome.error, ms)
             # An unchanged feed is the common case: at DEBUG (-v), so that the
             # journal of 1,000 feeds shows what changed and what failed.
             level = (

@@ -48,6 +48,7 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _STATUS = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 # RFC 9110 §5.1, §5.5: a field name is a token; a value has no control characters but tab.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_TOKENS = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:\n[-!#$%&'*+.^_`|~0-9A-Za-z]+)*)?")  # names, one a line
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _UNSAFE = re.compile(rb"[\r\n\0]")
@@ -341,10 +342,14 @@ def _parse_head(raw: bytes) -> Head:
             headers[-1] = (name, value + b" " + line.strip())
             continue
         name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
+        if not colon:
             raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}")
         headers.append((name, value.strip()))
-    if not _FIELD_VALUE.fullmatch(b"\t".join(value for _, value in headers)):  # one search: tab is allowed
+    # One search each over all names and all values (this runs for every response).
+    if not _TOKENS.fullmatch(b"\n".join(name for name, _ in headers)):
+        line = next(name for name, _ in headers if not _TOKEN.fullmatch(name))
+        raise httpx.RemoteProtocolError(f"malformed header line {line[:40]!r}")
+    if not _FIELD_VALUE.fullmatch(b"\t".join(value for _, value in headers)):  # tab is allowed in values
         name = next(name for name, value in headers if not _FIELD_VALUE.fullmatch(value))
         raise httpx.RemoteProtocolError(f"control character in the {name[:40]!r} header")
     keep_alive = minor == b"1"
@@ -553,6 +558,6 @@ async def _serialise(request: httpx.Request, method: bytes) -> bytes:
 def check_headers(fields: list[tuple[bytes, bytes]]) -> None:
     """A line break in a header would let its value write further headers
     (one search over all of them: this runs for every request)."""
-    if _UNSAFE.search(b" ".join(b" ".join(field) for field in fields)):
+    if _UNSAFE.search(b"".join(map(b"".join, fields))):
         name = next(name for name, value in fields if _UNSAFE.search(name + value))
         raise httpx.LocalProtocolError(f"line break in the request header {name[:40]!r}")
