@@ -221,19 +221,26 @@ def rss_of_run(
         start = time.monotonic()
         end = start + seconds
         steady_from = steady_cpu = None
-        done_in: set[int] = set()
+        next_sample = start + 2
+        last_cpu, idle_checks, burst_seen = _cpu_of(proc.pid), 0, False
         while time.monotonic() < end:
-            time.sleep(2)
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            samples.append(int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]))
-            elapsed = time.monotonic() - start
-            if steady_from is None and elapsed > cycle:  # the first round is over
+            time.sleep(0.25)
+            if time.monotonic() >= next_sample:
+                next_sample += 2
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                samples.append(int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]))
+            if steady_from is None and time.monotonic() - start > cycle:  # the first round is over
                 steady_from, steady_cpu = time.monotonic(), _cpu_of(proc.pid)
-            # Rounds start about every `cycle` seconds from the start and last ~1.5 s.
-            index, phase = divmod(elapsed, cycle)
-            if between is not None and steady_from is not None and 3 <= phase < 5 and index not in done_in:
-                done_in.add(int(index))
+            # `between` runs once after each round, when the service has been
+            # idle for a second: never beside a round, which would slow both.
+            cpu = _cpu_of(proc.pid)
+            busy, last_cpu = cpu - last_cpu > 0.02, cpu
+            idle_checks = 0 if busy else idle_checks + 1
+            burst_seen = burst_seen or busy
+            if between is not None and steady_from is not None and burst_seen and idle_checks >= 4:
+                burst_seen = False
                 others.append(between())
+                last_cpu = _cpu_of(proc.pid)
         assert steady_from is not None and steady_cpu is not None
         per_cycle = (_cpu_of(proc.pid) - steady_cpu) / ((time.monotonic() - steady_from) / cycle)
     finally:
