@@ -19,24 +19,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import statistics
 import sys
 from collections.abc import Awaitable, Callable
 
 import httpx
 
+from bench.floor import cpu
 from bench.run import start_farm
 from bot.config import PollSettings
 from bot.fetch import FEED_ACCEPT, FEED_MAX_BYTES, _ssl_context, get, make_client
 from bot.wire import WireTransport
 
 CONCURRENCY = 16
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def round_of(one: Callable[[int], Awaitable[int]], feeds: int) -> float:

@@ -47,8 +47,9 @@ KEEPALIVE_EXPIRY: Final = 5.0  # seconds an idle connection is kept; servers oft
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _STATUS = re.compile(rb"HTTP/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 # RFC 9110 §5.1, §5.5: a field name is a token; a value has no control characters but tab.
-_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_TOKENS = re.compile(rb"(?:[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:\n[-!#$%&'*+.^_`|~0-9A-Za-z]+)*)?")  # names, one a line
+_TOKEN_TEXT = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_TOKEN = re.compile(_TOKEN_TEXT)
+_TOKENS = re.compile(rb"(?:%s(?:\n%s)*)?" % (_TOKEN_TEXT, _TOKEN_TEXT))  # names, one a line
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _UNSAFE = re.compile(rb"[\r\n\0]")
