@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.articles import corpus_dir
+from bench.pages import corpus_dir
 from bot.errors import ParseError
 from bot.parse import _fast, parse_feed
 

@@ -1,365 +1,341 @@
-"""Article body extraction: page bytes in, paragraphs out (pure).
+"""Article bodies: page bytes in, one-line paragraphs out (pure).
 
-``extract_body(data, url, content_type, mode)`` decodes the page (HTTP
-charset, BOM, ``<meta charset>``, then detection; Shift_JIS read as CP932)
-and returns its body as a list of one-line paragraphs in document order.
+``extract_body(data, url, content_type, mode)`` returns the body of a
+fetched page as a list of one-line paragraphs in document order, or ``[]``
+for a page that has no article (an index, a live-updates list, a search
+result, a login wall).  ``mode`` is ``"auto"`` or a CSS selector from the
+feed's config, whose elements' text is the body.
 
-``mode`` is ``"auto"`` (find the main text) or a CSS selector (the text of
-the selected elements).  A page without an article body, such as an index
-or a live-updates page, gives ``[]``: link lists are not a body.
+The automatic path is trafilatura, chosen by measurement (issue 11,
+``python -m bench.extract_eval``, ``docs/extraction.md``), with feedbot's
+own knowledge around it:
 
-The "auto" extractor scores text blocks in the spirit of Readability: a
-block is a run of inline text between block-level boundaries; blocks with
-enough text and few links vote for their parent and grandparent; the best
-container, plus siblings that score nearly as well, is the article.
-Boilerplate (navigation, share buttons, related links, captions, footers)
-is removed before scoring by tag and by class/id words.
+1. before: furigana readings (``<rt>``, ``<rp>``) and photo-teaser links
+   (``【写真】…``) leave the tree, and a link inside a run of Japanese,
+   Chinese or Korean prose becomes plain text, because trafilatura's
+   link-density limits count characters and a CJK sentence with one linked
+   name looks like a short link to them;
+2. trafilatura in its precision mode; when that finds little prose, its
+   recall mode, taken if it finds more;
+3. after: the paragraphs put back in the page's order (trafilatura appends
+   the text it recovers from outside the main block, such as a lead kept
+   apart), and the small print removed line by line (``bot.boilerplate``):
+   datelines, bylines, captions and credits, "related" blocks, badges,
+   copyright and share lines, the page's own title, repeated lines;
+4. a result with less than ``MIN_PROSE_CHARS`` of running text (link lines
+   and headings do not count) is no article: ``[]``.
 
 This module does no I/O.
 """
 
 from __future__ import annotations
 
-import codecs
-import html
 import re
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # bs4 costs ~80 ms to import: only the code paths that parse HTML load it
-    from bs4 import BeautifulSoup, Tag
+from bot.boilerplate import Line, clean_lines, prose_chars
+from bot.markup import block_texts, decode_html, soup_of
+from bot.text import clean, collapse
 
-from bot.text import BLOCK_TAGS, INVISIBLE_TAGS, clean, collapse
+if TYPE_CHECKING:  # lxml and trafilatura load only when a page is extracted
+    from lxml.etree import _Element
+    from lxml.html import HtmlElement
 
-# Elements that are never article text.
-_BOILERPLATE_TAGS = frozenset(
-    ["nav", "header", "footer", "aside", "form", "button", "select", "figure", "figcaption", "dialog", "menu"]
+MIN_PROSE_CHARS = 30  # less running text than this is not an article (a 速報 flash can be this short)
+RETRY_PROSE_CHARS = 400  # precision mode found less: ask recall mode too…
+CJK_DENSITY = 4  # …or a quarter of it in CJK text, which says as much in fewer characters
+TEASER_MIN = 4  # a list of blurbs has at least this many…
+TEASER_MAX_CHARS = 120  # …of at most this many characters (median)…
+TEASER_SHARE = 0.75  # …and a headline link between this share of them
+HEADLINE_MIN_CHARS = 10  # a link with this much text can be a headline
+CJK_LINK_SHARE = 0.5  # in CJK prose, links that are at most this share of their block's text are text
+CJK_MIN_TEXT = 20  # …and the block has at least this many characters outside links
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]{0,200}\?>")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
+# Links that advertise a photo, video or chart of the story from inside its
+# text (Yahoo! News, Japanese wire copy): 【写真】「…」 is never body.
+_TEASER_LINK = re.compile(
+    r"^\s*[【［\[](?:写真|画像|動画|図|図解|表|グラフ|関連|関連記事|PR|広告)[^】］\]]{0,10}[】］\]]"
 )
-# class/id words that mark boilerplate containers.  Matched as whole words
-# (split on - _ and space) to avoid hitting "shadow" for "ad".
-_BOILERPLATE_WORDS = frozenset(
-    """share sharing social sns related recommend recommended ranking rank popular breadcrumb breadcrumbs
-    comment comments footer header nav navi navigation menu sidebar ad ads advert advertisement banner promo
-    newsletter signup subscribe caption credit copyright tags tag pagination pager byline author toolbar
-    modal cookie consent widget sponsor pr relatedarticles trending gallery slideshow carousel about
-    tool tools pulldown dropdown login regist register paywall""".split()
+_INLINE_BLOCKS = frozenset(
+    "a abbr b bdi bdo cite code data dfn em font i kbd mark q ruby s samp small span strong sub sup time u var wbr"
+    .split()
 )
-_CONTENT_WORDS = frozenset(["article", "content", "main", "story", "body", "entry", "post"])
-_NEVER_BOILERPLATE = frozenset(["html", "body", "main", "article"])
-_BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search", "dialog"})
-_WORD_SPLIT = re.compile(r"[\s_\-]+|(?<=[a-z])(?=[A-Z])")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
-_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
-_LISTS = frozenset(["ul", "ol"])
-
-MIN_BLOCK_CHARS = 20  # shorter blocks do not vote (CJK text is dense: 20 chars is a sentence)
-MIN_BODY_CHARS = 30  # a "body" shorter than this is not an article (a 速報 flash can be this short)
-MAX_LINK_DENSITY = 0.35  # a block with more link text than this does not vote
-MAX_BODY_LINK_DENSITY = 0.5  # inside the article, a paragraph may link more
-LINKY_PART = 0.5  # a part of the article with more link text than this is a link module
+_INVISIBLE = frozenset(["script", "style", "noscript", "template", "head", "title"])
 
 
-@dataclass
-class _Block:
-    text: str
-    element: Tag  # nearest block-level ancestor
-    link_chars: int
+def extract_body(data: bytes, url: str, content_type: str | None, mode: str) -> list[str]:
+    """The article body of a fetched page as one-line paragraphs.
 
-    @property
-    def link_density(self) -> float:
-        return self.link_chars / max(len(self.text), 1)
+    ``url`` is the page's address (trafilatura uses it to tell links
+    within the site); ``mode`` is ``"auto"`` or a CSS selector.
+    """
+    if content_type and not re.search(r"html|xml", content_type, re.IGNORECASE):
+        return []
+    markup = decode_html(data, content_type)
+    if mode != "auto":
+        return _selected(markup, mode)
+    tree = _load(markup)
+    if tree is None:
+        return []
+    return [clean(line.text) for line in auto_lines(tree, url)]
 
 
-# -- decoding ---------------------------------------------------------------
+def auto_lines(tree: HtmlElement, url: str | None = None) -> list[Line]:
+    """The body lines of a parsed page (the tree is changed: readings and
+    prose links are taken out)."""
+    _prepare(tree)
+    page_text, links = _visible_text(tree)
+    lines = _trafilatura(tree, url, precision=True)
+    if prose_chars(lines) < _retry_below(lines):
+        wider = _trafilatura(tree, url, precision=False)
+        if _better(wider, lines, page_text):
+            lines = wider
+    placed = in_page_order(lines, page_text)
+    body = clean_lines([line for _, line in placed], _titles(tree))
+    if prose_chars(body) < MIN_PROSE_CHARS or _teaser_list(body, placed, links):
+        return []
+    return body
 
 
-def charset_from_content_type(content_type: str | None) -> str | None:
-    if not content_type:
+# -- the page -----------------------------------------------------------------
+
+
+def _load(markup: str) -> HtmlElement | None:
+    from lxml import etree
+    from lxml.html import HTMLParser, document_fromstring
+
+    # lxml refuses a str that still declares its (byte) encoding.
+    markup = _XML_DECLARATION.sub("", markup, count=1)
+    if not markup.strip():
         return None
-    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", content_type, re.I)
-    return m.group(1) if m else None
-
-
-def normalise_codec(name: str) -> str | None:
-    """Map a declared charset to the Python codec that really decodes it."""
+    # trafilatura's own parser settings: comments and processing
+    # instructions out, so that text around them joins up.
+    parser = HTMLParser(remove_comments=True, remove_pis=True, collect_ids=False, default_doctype=False)
     try:
-        codec = codecs.lookup(name.strip().lower()).name
-    except LookupError:
-        return None
-    # Japanese pages labelled Shift_JIS are written by Windows tools: CP932
-    # is the superset (NEC/IBM extensions, ① and friends).
-    if codec in ("shift_jis", "shift_jis_2004", "shift_jisx0213"):
-        return "cp932"
-    if codec == "euc_jp":
-        return "euc_jis_2004"
-    if codec in ("latin-1", "iso8859-1", "ascii"):
-        return "cp1252"  # what browsers do (WHATWG encoding standard)
-    return codec
-
-
-def _try(data: bytes, codec: str | None) -> str | None:
-    if codec is None:
-        return None
-    try:
-        return data.decode(codec)
-    except (UnicodeDecodeError, LookupError):
+        return document_fromstring(markup, parser=parser)
+    except (etree.ParserError, ValueError):
         return None
 
 
-def decode_html(data: bytes, content_type: str | None = None) -> str:
-    """Decode a page: a declared charset that does not decode is not trusted."""
-    for bom, codec in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            text = _try(data, codec)
-            if text is not None:
-                return text
-    declared = charset_from_content_type(content_type)
-    if declared:
-        text = _try(data, normalise_codec(declared))
-        if text is not None:
-            return text
-    m = _META_CHARSET.search(data[:8192])
-    if m:
-        text = _try(data, normalise_codec(m.group(1).decode("ascii", "replace")))
-        if text is not None:
-            return text
-    text = _try(data, "utf-8")
-    if text is not None:
-        return text
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[:200_000]).best()
-    if best is not None and best.encoding:
-        text = _try(data, normalise_codec(best.encoding))
-        if text is not None:
-            return text
-    return data.decode("utf-8", errors="replace")
+def _block_of(element: HtmlElement) -> HtmlElement | None:
+    node = element.getparent()
+    while node is not None and isinstance(node.tag, str) and node.tag in _INLINE_BLOCKS:
+        node = node.getparent()
+    return node
 
 
-# -- parsing and blocks -----------------------------------------------------
+def _squeezed_len(text: str) -> int:
+    return len(text) - sum(text.count(c) for c in " \n\t\r\u3000")
 
 
-def soup_of(markup: str) -> BeautifulSoup:
-    from bs4 import BeautifulSoup
-    from bs4.element import Comment
+def _prepare(tree: HtmlElement) -> None:
+    for reading in list(tree.iter("rt", "rp")):
+        reading.drop_tree()  # keeps the text after it
+    links = list(tree.iter("a"))
+    for link in links:
+        if _TEASER_LINK.match(link.text_content()):
+            link.drop_tree()
+    for link in links:
+        if link.getparent() is None:
+            continue
+        block = _block_of(link)
+        if block is None:
+            continue
+        text = block.text_content()
+        if len(_CJK.findall(text)) * 2 < _squeezed_len(text):
+            continue  # not CJK prose: trafilatura's limits fit it
+        total = _squeezed_len(text)
+        linked = sum(_squeezed_len(a.text_content()) for a in block.iter("a"))
+        if linked <= CJK_LINK_SHARE * total and total - linked >= CJK_MIN_TEXT:
+            link.drop_tag()  # its text stays in place
 
-    soup = BeautifulSoup(markup, "lxml")
-    for tag in soup.find_all(INVISIBLE_TAGS):
-        tag.decompose()
-    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
-        comment.extract()
-    return soup
+
+def _titles(tree: HtmlElement) -> list[str]:
+    """The page's own headline: the digest prints it already."""
+    found = [collapse(h.text_content()) for h in tree.iter("h1", "title")]
+    for meta in tree.iter("meta"):
+        if meta.get("property") == "og:title" or meta.get("name") == "twitter:title":
+            found.append(collapse(meta.get("content") or ""))
+    return [t for t in found if t]
 
 
-def _iter_blocks(root: Tag) -> Iterator[_Block]:
-    """Runs of inline text between block boundaries, in document order."""
-    from bs4 import Tag
-    from bs4.element import NavigableString
+def _visible_text(tree: HtmlElement) -> tuple[str, list[tuple[int, int]]]:
+    """The page's text without scripts and styles, whitespace removed, and
+    where in it the text of each headline-sized link lies."""
+    body = tree.find("body")
+    parts: list[str] = []
+    size = 0
+    links: list[tuple[int, int]] = []
 
+    def add(text: str | None) -> None:
+        nonlocal size
+        if text:
+            squeezed = "".join(text.split())
+            parts.append(squeezed)
+            size += len(squeezed)
+
+    def walk(node: _Element) -> None:
+        if isinstance(node.tag, str) and node.tag not in _INVISIBLE:
+            start = size
+            add(node.text)
+            for child in node:
+                walk(child)
+            if node.tag == "a" and size - start >= HEADLINE_MIN_CHARS:
+                links.append((start, size))
+        add(node.tail)
+
+    for child in body if body is not None else tree:
+        walk(child)
+    return "".join(parts), links
+
+
+def in_page_order(lines: Sequence[Line], page_text: str) -> list[tuple[int, Line]]:
+    """``lines`` sorted by where they start in the page's text (whitespace
+    removed), with that place.
+
+    Each line is looked for after the previous one first, so that a line
+    repeated earlier in the page (a teaser) does not move it; a line not
+    found keeps its place after its predecessor.
+    """
+    placed: list[tuple[int, int, Line]] = []
+    previous = 0
+    for n, line in enumerate(lines):
+        probe = "".join(line.text.split())[:24]
+        where = page_text.find(probe, previous) if probe else -1
+        if where < 0 and probe:
+            where = page_text.find(probe)
+        if where < 0:
+            where = previous
+        placed.append((where, n, line))
+        previous = where
+    return [(where, line) for where, _, line in sorted(placed, key=lambda p: (p[0], p[1]))]
+
+
+def _retry_below(lines: Sequence[Line]) -> int:
+    """Prose below which recall mode is asked too."""
+    sample = "".join(line.text for line in lines)[:2000]
+    cjk = len(_CJK.findall(sample)) * 2 >= len(sample) > 0
+    return RETRY_PROSE_CHARS // CJK_DENSITY if cjk else RETRY_PROSE_CHARS
+
+
+def _better(wider: Sequence[Line], narrow: Sequence[Line], page_text: str) -> bool:
+    """Recall mode's result replaces precision mode's when it has more
+    prose in at least as many paragraphs, and is not trafilatura's last
+    resort: the page's whole text run together, which means no article was
+    found (an index, a login form), or an article whose paragraphs it lost."""
+    if len(wider) < len(narrow) or prose_chars(wider) <= prose_chars(narrow):
+        return False
+    return not (len(wider) == 1 and 2 * _squeezed_len(wider[0].text) >= len(page_text))
+
+
+def _teaser_list(body: Sequence[Line], placed: Sequence[tuple[int, Line]], links: Sequence[tuple[int, int]]) -> bool:
+    """Short blurbs with a headline link between each two: search results
+    or a topic page, not an article (whose paragraphs follow one another)."""
+    kept = {id(line) for line in body}
+    spots = [(where, _squeezed_len(line.text)) for where, line in placed if id(line) in kept and not line.heading]
+    if len(spots) < TEASER_MIN or sorted(n for _, n in spots)[len(spots) // 2] > TEASER_MAX_CHARS:
+        return False
+    starts = [start for start, _ in links]
+    linked_gaps = 0
+    for (a, n), (b, _) in pairwise(spots):
+        i = bisect_left(starts, a + n)
+        if i < len(links) and links[i][1] <= b:
+            linked_gaps += 1
+    return linked_gaps >= TEASER_SHARE * (len(spots) - 1)
+
+
+# -- the engine ---------------------------------------------------------------
+
+
+def _trafilatura(tree: HtmlElement, url: str | None, precision: bool) -> list[Line]:
+    from trafilatura import bare_extraction
+
+    document = bare_extraction(
+        tree,  # copied by trafilatura: ours stays whole
+        url=url,
+        favor_precision=precision,
+        favor_recall=not precision,
+        include_comments=False,
+        include_tables=True,
+        include_links=True,  # to tell link lines from prose
+        include_images=False,
+        with_metadata=False,
+    )
+    body = getattr(document, "body", None)
+    return list(_body_lines(body)) if body is not None else []
+
+
+# trafilatura's output elements that start a line of their own; <code> does
+# only as a block (inside a paragraph it is a word in monospace).
+_LINE_ELEMENTS = frozenset(["p", "head", "item", "quote", "row", "list", "table", "div"])
+_TEXT_ELEMENTS = frozenset(["p", "head", "item", "quote", "cell", "hi", "ref", "del"])
+
+
+def _body_lines(body: _Element) -> Iterator[Line]:
+    """trafilatura's XML body as lines: a paragraph, heading, list item,
+    quote or table row each, ``<lb/>`` breaking a line."""
     parts: list[str] = []
     link_chars = 0
-    owner: Tag = root
+    heading = False
 
-    def flush() -> _Block | None:
-        nonlocal parts, link_chars
+    def flush() -> Line | None:
+        nonlocal link_chars, heading
         text = collapse("".join(parts))
-        block = _Block(text, owner, min(link_chars, len(text))) if text else None
-        parts, link_chars = [], 0
-        return block
+        line = Line(text, heading, min(link_chars, len(text))) if text else None
+        parts.clear()
+        link_chars, heading = 0, False
+        return line
 
-    def walk(node: Tag, in_link: bool) -> Iterator[_Block]:
-        nonlocal owner, link_chars
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                s = str(child)
-                parts.append(s)
-                if in_link:
-                    link_chars += len(collapse(s))
-            elif isinstance(child, Tag):
-                if child.name == "br":
-                    block = flush()
-                    if block:
-                        yield block
-                    continue
-                if child.name in BLOCK_TAGS:
-                    block = flush()
-                    if block:
-                        yield block
-                    saved = owner
-                    owner = child
-                    yield from walk(child, in_link)
-                    block = flush()
-                    if block:
-                        yield block
-                    owner = saved
-                else:
-                    yield from walk(child, in_link or child.name == "a")
+    def walk(node: _Element, in_link: bool) -> Iterator[Line]:
+        nonlocal link_chars, heading
+        parent = node.getparent()
+        starts = node.tag in _LINE_ELEMENTS or (
+            node.tag == "code" and (parent is None or parent.tag not in _TEXT_ELEMENTS)
+        )
+        if starts or node.tag == "lb":
+            line = flush()
+            if line:
+                yield line
+        if node.tag == "head":
+            heading = True
+        elif node.tag == "cell":
+            parts.append(" ")
+        linked = in_link or node.tag == "ref"
+        if node.text:
+            parts.append(node.text)
+            if linked:
+                link_chars += _squeezed_len(node.text)
+        for child in node:
+            yield from walk(child, linked)
+        if starts:
+            line = flush()
+            if line:
+                yield line
+        if node.tail:
+            parts.append(node.tail)
+            if in_link:
+                link_chars += _squeezed_len(node.tail)
 
-    yield from walk(root, False)
+    for child in body:
+        yield from walk(child, False)
     last = flush()
     if last:
         yield last
 
 
-def block_texts(soup: BeautifulSoup | Tag) -> list[str]:
-    """Every non-empty text block of a fragment, one line each."""
-    return [b.text for b in _iter_blocks(soup)]
+# -- a selector from the config ----------------------------------------------
 
 
-# -- auto extraction --------------------------------------------------------
-
-
-def _is_boilerplate(tag: Tag) -> bool:
-    if tag.name in _BOILERPLATE_TAGS:
-        return True
-    if tag.name in _NEVER_BOILERPLATE:
-        return False
-    attrs = tag.attrs or {}
-    if attrs.get("hidden") is not None or attrs.get("aria-hidden") == "true":
-        return True
-    if str(attrs.get("role", "")).lower() in _BOILERPLATE_ROLES:
-        return True
-    tokens: list[str] = []
-    for key in ("class", "id"):
-        value = attrs.get(key)
-        if value:
-            tokens.extend(value if isinstance(value, list) else str(value).split())
-    return any(_boilerplate_token(t) for t in tokens)
-
-
-def _boilerplate_token(token: str) -> bool:
-    """One class or id: ``article-share`` and ``ArticleBody-related-coverage``
-    are boilerplate, ``share-content`` is not.  Class names read from the
-    general to the particular (BEM), so the last of the telling words wins.
-    """
-    verdict = False
-    for word in _WORD_SPLIT.split(token):
-        w = word.lower()
-        if w in _BOILERPLATE_WORDS:
-            verdict = True
-        elif w in _CONTENT_WORDS:
-            verdict = False
-    return verdict
-
-
-def _strip_boilerplate(root: Tag) -> None:
-    doomed = [t for t in root.find_all(True) if _is_boilerplate(t)]
-    for tag in doomed:
-        if not tag.decomposed:
-            tag.decompose()
-
-
-def _good(block: _Block) -> bool:
-    return (
-        len(block.text) >= MIN_BLOCK_CHARS
-        and block.link_density <= MAX_LINK_DENSITY
-        and block.element.name not in _HEADINGS
-    )
-
-
-def _auto(soup: BeautifulSoup) -> list[str]:
-    root = soup.body or soup
-    _strip_boilerplate(root)
-    blocks = list(_iter_blocks(root))
-    # Each element scores the text of its good blocks minus all link text
-    # inside it.  The article is the best-scoring element, the deepest one on
-    # ties: growing a container pays only when it adds text without links
-    # (a lead paragraph kept apart from the rest), and costs when it adds
-    # link lists (related stories, rankings).
-    scores: dict[int, float] = {}
-    text_chars: dict[int, int] = {}
-    link_chars: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    nodes: dict[int, Tag] = {}
-    chains: list[list[int]] = []  # per block: its elements, innermost first
-    for block in blocks:
-        value = (len(block.text) if _good(block) else 0) - block.link_chars
-        chain: list[Tag] = []
-        node: Tag | None = block.element
-        while node is not None:
-            chain.append(node)
-            node = node.parent if node is not root else None
-        chains.append([id(t) for t in chain])
-        for level, tag in enumerate(reversed(chain)):
-            key = id(tag)
-            scores[key] = scores.get(key, 0.0) + value
-            text_chars[key] = text_chars.get(key, 0) + len(block.text)
-            link_chars[key] = link_chars.get(key, 0) + block.link_chars
-            depth[key] = level
-            nodes[key] = tag
-    if not scores:
-        return []
-    best = max(scores, key=lambda k: (scores[k], depth[k]))
-    if scores[best] <= 0:
-        return []
-    top = nodes[best]
-    # Inside the article, a part that is mostly links (a "related" module,
-    # a list of headlines) is not body, even when each line has some text.
-    linky = {id(lst) for lst in _link_lists(top)} | {
-        k for k in scores if text_chars[k] >= 40 and link_chars[k] > LINKY_PART * text_chars[k]
-    }
-    body: list[str] = []
-    for block, ids in zip(blocks, chains, strict=True):
-        if best not in ids:
-            continue
-        inner = ids[: ids.index(best)]
-        if any(k in linky for k in inner) or block.element.name == "h1":  # h1: the title, already the headline
-            continue
-        if block.link_density > MAX_BODY_LINK_DENSITY:
-            continue
-        if (
-            len(block.text) >= MIN_BLOCK_CHARS
-            or block.element.name in ("p", "h2", "h3", "h4")
-            or _sentence_end(block.text)
-        ):
-            body.append(block.text)
-    if sum(len(t) for t in body) < MIN_BODY_CHARS:
-        return []
-    return body
-
-
-def _link_lists(top: Tag) -> list[Tag]:
-    """Lists inside the article whose items are mostly links ("Full Article")."""
-    found: list[Tag] = []
-    for lst in top.find_all(_LISTS):
-        items = lst.find_all("li", recursive=False)
-        if len(items) >= 2 and sum(1 for li in items if li.find("a")) * 2 >= len(items):
-            found.append(lst)
-    return found
-
-
-def _sentence_end(text: str) -> bool:
-    """A short block that ends like a sentence is a paragraph, not a label."""
-    return text.endswith(("。", ".", "!", "?", "！", "？", "」", "”", '"'))
-
-
-def _selected(soup: BeautifulSoup, selector: str) -> list[str]:
+def _selected(markup: str, selector: str) -> list[str]:
     out: list[str] = []
-    for element in soup.select(selector):
-        out.extend(b.text for b in _iter_blocks(element))
+    for element in soup_of(markup).select(selector):
+        out.extend(clean(text) for text in block_texts(element))
     return out
-
-
-def looks_like_markup(text: str) -> bool:
-    return "<" in text and re.search(r"</?[a-zA-Z][^>]*>", text) is not None
-
-
-def html_paragraphs(fragment: str) -> list[str]:
-    """Paragraphs of an HTML fragment (feed content), one line each."""
-    if not looks_like_markup(fragment):
-        decoded = html.unescape(fragment)
-        return [p for p in (collapse(x) for x in re.split(r"\n\s*\n", decoded)) if p]
-    return block_texts(soup_of(fragment))
-
-
-def plain(fragment: str) -> str:
-    """A fragment as one line of plain text (titles, post texts)."""
-    return " ".join(html_paragraphs(fragment))
 
 
 def limit_body(
@@ -387,17 +363,3 @@ def limit_body(
     if cut and kept:
         kept[-1] += ellipsis
     return tuple(kept)
-
-
-def extract_body(data: bytes, url: str, content_type: str | None, mode: str) -> list[str]:
-    """The article body of a fetched page as one-line paragraphs.
-
-    ``url`` names the page in errors and is kept for rules that depend on
-    the site; ``mode`` is ``"auto"`` or a CSS selector.
-    """
-    del url  # reserved for site-specific rules; the generic path needs none
-    if content_type and not re.search(r"html|xml", content_type, re.I):
-        return []
-    soup = soup_of(decode_html(data, content_type))
-    paragraphs = _auto(soup) if mode == "auto" else _selected(soup, mode)
-    return [clean(p) for p in paragraphs if p]

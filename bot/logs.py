@@ -39,9 +39,13 @@ def setup(level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler and httpx are chatty at INFO (every request, every job run).
+    # APScheduler and httpx are chatty at INFO (every request, every job run);
+    # trafilatura logs a page it finds no text in as an ERROR, which for
+    # feedbot is an item without a body, not a fault.
     for noisy in ("apscheduler", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    for quiet in ("trafilatura", "htmldate", "courlan", "justext"):
+        logging.getLogger(quiet).setLevel(logging.CRITICAL)
 
 
 class _Redactor(logging.Filter):

@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 from bot.errors import ParseError
-from bot.extract import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
+from bot.markup import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.models import Entry, ParsedFeed
 from bot.text import collapse
 

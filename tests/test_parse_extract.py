@@ -9,7 +9,8 @@ import pytest
 
 from bot.demo import SITE
 from bot.errors import ParseError
-from bot.extract import decode_html, extract_body, html_paragraphs
+from bot.extract import extract_body
+from bot.markup import decode_html, html_paragraphs
 from bot.parse import parse_feed
 from tests.conftest import REFERENCE
 

@@ -1,0 +1,193 @@
+"""HTML as text: page decoding, and plain text from feed fragments (pure).
+
+- ``decode_html(data, content_type)`` decodes page bytes the way a browser
+  would: BOM, the HTTP charset, ``<meta charset>``, then detection; a
+  declared charset that does not decode is not trusted; Shift_JIS is read
+  as CP932 and Latin-1 as Windows-1252 (the WHATWG encoding standard).
+- ``html_paragraphs`` and ``plain`` turn an HTML fragment from a feed (a
+  description, a title with markup) into one-line paragraphs or one line.
+- ``block_texts`` gives the text blocks of a parsed fragment, one line
+  each: the body of a page whose CSS selector the config names.
+
+Article bodies found automatically are ``bot.extract``'s business.  This
+module does no I/O.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # bs4 costs ~80 ms to import: only the code paths that parse HTML load it
+    from bs4 import BeautifulSoup, Tag
+
+from bot.text import BLOCK_TAGS, INVISIBLE_TAGS, collapse
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+_HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.I)
+# A tag: "<", a name, then anything but another "<" up to ">".  Excluding
+# "<" keeps the search linear: "&lt;a" repeated 360,000 times made the old
+# pattern ([^>]*) scan to the end of the text from every "<a" (issue 13).
+_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+# -- decoding ---------------------------------------------------------------
+
+
+def charset_from_content_type(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    m = _HTTP_CHARSET.search(content_type)
+    return m.group(1) if m else None
+
+
+def normalise_codec(name: str) -> str | None:
+    """Map a declared charset to the Python codec that really decodes it."""
+    try:
+        codec = codecs.lookup(name.strip().lower()).name
+    except LookupError:
+        return None
+    # Japanese pages labelled Shift_JIS are written by Windows tools: CP932
+    # is the superset (NEC/IBM extensions, ① and friends).
+    if codec in ("shift_jis", "shift_jis_2004", "shift_jisx0213"):
+        return "cp932"
+    if codec == "euc_jp":
+        return "euc_jis_2004"
+    if codec in ("latin-1", "iso8859-1", "ascii"):
+        return "cp1252"  # what browsers do (WHATWG encoding standard)
+    return codec
+
+
+def _try(data: bytes, codec: str | None) -> str | None:
+    if codec is None:
+        return None
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def decode_html(data: bytes, content_type: str | None = None) -> str:
+    """Decode a page: a declared charset that does not decode is not trusted."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            text = _try(data, codec)
+            if text is not None:
+                return text
+    declared = charset_from_content_type(content_type)
+    if declared:
+        text = _try(data, normalise_codec(declared))
+        if text is not None:
+            return text
+    m = _META_CHARSET.search(data[:8192])
+    if m:
+        text = _try(data, normalise_codec(m.group(1).decode("ascii", "replace")))
+        if text is not None:
+            return text
+    text = _try(data, "utf-8")
+    if text is not None:
+        return text
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    if best is not None and best.encoding:
+        text = _try(data, normalise_codec(best.encoding))
+        if text is not None:
+            return text
+    return data.decode("utf-8", errors="replace")
+
+
+# -- fragments ----------------------------------------------------------------
+
+
+def soup_of(markup: str) -> BeautifulSoup:
+    """A parsed fragment without scripts, styles, furigana readings or comments."""
+    from bs4 import BeautifulSoup
+    from bs4.element import Comment
+
+    soup = BeautifulSoup(markup, "lxml")
+    for tag in soup.find_all(INVISIBLE_TAGS):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):
+        comment.extract()
+    return soup
+
+
+def iter_blocks(root: Tag) -> Iterator[tuple[str, Tag, int]]:
+    """Runs of inline text between block boundaries, in document order:
+    (one-line text, nearest block-level element, characters inside links)."""
+    from bs4 import Tag
+    from bs4.element import NavigableString
+
+    parts: list[str] = []
+    link_chars = 0
+    owner: Tag = root
+
+    def flush() -> tuple[str, Tag, int] | None:
+        nonlocal parts, link_chars
+        text = collapse("".join(parts))
+        block = (text, owner, min(link_chars, len(text))) if text else None
+        parts, link_chars = [], 0
+        return block
+
+    def walk(node: Tag, in_link: bool) -> Iterator[tuple[str, Tag, int]]:
+        nonlocal owner, link_chars
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                s = str(child)
+                parts.append(s)
+                if in_link:
+                    link_chars += len(collapse(s))
+            elif isinstance(child, Tag):
+                if child.name == "br":
+                    block = flush()
+                    if block:
+                        yield block
+                    continue
+                if child.name in BLOCK_TAGS:
+                    block = flush()
+                    if block:
+                        yield block
+                    saved = owner
+                    owner = child
+                    yield from walk(child, in_link)
+                    block = flush()
+                    if block:
+                        yield block
+                    owner = saved
+                else:
+                    yield from walk(child, in_link or child.name == "a")
+
+    yield from walk(root, False)
+    last = flush()
+    if last:
+        yield last
+
+
+def block_texts(root: BeautifulSoup | Tag) -> list[str]:
+    """Every non-empty text block of a fragment, one line each."""
+    return [text for text, _, _ in iter_blocks(root)]
+
+
+def looks_like_markup(text: str) -> bool:
+    return "<" in text and _TAG.search(text) is not None
+
+
+def html_paragraphs(fragment: str) -> list[str]:
+    """Paragraphs of an HTML fragment (feed content), one line each."""
+    if not looks_like_markup(fragment):
+        decoded = html.unescape(fragment)
+        return [p for p in (collapse(x) for x in _PARAGRAPH_BREAK.split(decoded)) if p]
+    return block_texts(soup_of(fragment))
+
+
+def plain(fragment: str) -> str:
+    """A fragment as one line of plain text (titles, post texts)."""
+    return " ".join(html_paragraphs(fragment))
