@@ -257,7 +257,11 @@ def exercise(box: Container, config: Path, base: str, rec: Receiver) -> None:
         r.returncode == 0 and "SubState=running" in active,
         f"{time.monotonic() - started:.1f}s; {' '.join(active.split())}",
     )
-    check("a digest reaches the receiver on the host", rec.wait_for(1, 60), f"{len(rec.accepted)} message(s)")
+    delivered = rec.wait_for(1, 60)
+    detail = f"{len(rec.accepted)} message(s)"
+    if not delivered:  # say why: the service's own account
+        detail += "\n" + box.sh("journalctl -u feedbot --no-pager -o cat | tail -n 30").stdout
+    check("a digest reaches the receiver on the host", delivered, detail)
 
     def journal(needle: str) -> bool:
         return needle in box.sh("journalctl -u feedbot --no-pager -o cat").stdout
