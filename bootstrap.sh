@@ -37,7 +37,7 @@ if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
 fi
 
 if [ "$mode" = test ] && ! command -v openssl >/dev/null 2>&1; then
-  # tests/test_wire.py makes a throwaway certificate to test HTTPS.
+  # tests/test_http.py makes a throwaway certificate to test HTTPS.
   as_root apt-get update -qq
   as_root apt-get install -y -qq openssl
 fi

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.pages import ROOT, Page, Score, corpus_dir, pages, score
+from bench.report import splice
 
 Extractor = Callable[[bytes, str | None], str]
 
@@ -329,7 +330,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--write", type=Path, help="replace the measured part of this markdown file")
+    parser.add_argument("--write", type=Path, help="rewrite the figures in this markdown page (the prose stays)")
     parser.add_argument("--split", choices=["tune", "test", "all"], default="all")
     parser.add_argument("--only", nargs="+", choices=list(CANDIDATES), help="candidates to run (default: all)")
     parser.add_argument("--source", help="only pages of this source (e.g. aeb, articles-newspaper)")
@@ -365,21 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     text = head + "\n\n" + body
     print(text)
     if args.write:
-        _splice(args.write, text)
+        splice(args.write, "extract_eval", text)
     return 0
-
-
-BEGIN, END = "<!-- extract_eval: begin -->", "<!-- extract_eval: end -->"
-
-
-def _splice(path: Path, text: str) -> None:
-    """Replace what lies between the markers in ``path`` (the prose stays)."""
-    old = path.read_text(encoding="utf-8") if path.exists() else f"{BEGIN}\n{END}\n"
-    if BEGIN not in old or END not in old:
-        old = old.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    before, rest = old.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    path.write_text(f"{before}{BEGIN}\n{text}\n{END}{after}", encoding="utf-8")
 
 
 if __name__ == "__main__":

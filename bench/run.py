@@ -268,7 +268,7 @@ finally:
 STAGES = {
     # Checked in order, against "file:function" of each profile entry.
     "parse": ("parse.py", "fastfeedparser", "feedparser", "keys.py", "extract.py", "text.py", "sgmllib", "lxml"),
-    "HTTP": ("httpx", "httpcore", "anyio", "fetch.py", "wire.py", "h11", "ssl", "socket", "selector_events"),
+    "HTTP": ("httpx", "aiohttp", "yarl", "multidict", "fetch.py", "transport.py", "ssl", "socket", "selector_events"),
     "SQLite": ("state.py", "sqlite3"),
     "rendering": ("render.py", "topics.py", "payloads.py"),
     "start-up (imports, config)": (

@@ -666,9 +666,16 @@ def _kind(v: Any) -> str:
 def _http_url(v: Any, echo: bool = True) -> str:
     s = _nonempty_str(v)
     shown = f": {s!r}" if echo else ""
-    parts = urlsplit(s)
+    try:
+        parts = urlsplit(s)
+    except ValueError:
+        raise ValueError(f"not an http(s) URL{shown}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL{shown}")
+    if any(c.isspace() or not c.isprintable() for c in s):
+        # A URL never holds them; a two-line url_file or a pasted tab would
+        # otherwise pass here and fail at every delivery.
+        raise ValueError(f"contains whitespace or control characters{shown}")
     try:
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:

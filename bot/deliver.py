@@ -6,8 +6,14 @@ stops that webhook's queue (order matters) and never another's.
 
 Retries: transport errors, 408, 429 and 5xx are retried with exponential
 backoff and jitter, capped; ``Retry-After`` and Discord's ``retry_after``
-are honoured.  Other 4xx answers are not retried: the message stays pending
-with its error for ``feedbot status``.  No URL ever appears in an error.
+are honoured up to a day.  Other 4xx answers are not retried: the message
+stays pending with its error for ``feedbot status``.  No URL ever appears in
+an error.
+
+Every POST has a deadline for the whole exchange (a receiver that drips
+its answer cannot hold a digest), and a receiver's reply is read only to
+``REPLY_MAX_BYTES`` (inflated within it): enough for an error message or a
+``retry_after``.
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 
 import httpx
 
 from bot.config import Webhook
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, FetchError
+from bot.fetch import cap_hint, read_limited, retry_after_seconds, short
 from bot.payloads import sign, target_url
 from bot.state import OutMessage, Store
 
@@ -38,6 +44,7 @@ RETRY_AFTER_WAIT_CAP = 30.0  # a longer Retry-After is waited out by the queue, 
 QUEUE_BACKOFF_BASE = 30.0  # seconds before the service retries a failed queue, doubling
 QUEUE_BACKOFF_CAP = 3600.0
 HOLD_AFTER_REJECTION = 6 * 3600.0  # a 4xx is not retried blindly: next digest time, or in 6 h
+REPLY_MAX_BYTES = 64 * 1024  # of a receiver's answer: its error message, its retry_after
 
 
 @dataclass(frozen=True)
@@ -49,25 +56,30 @@ class DeliveryReport:
     retry_at: datetime | None = None  # when the queue is tried again (backoff)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait: the Retry-After header, or Discord's JSON ``retry_after``."""
-    header = response.headers.get("retry-after", "").strip()
-    if header:
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes  # at most REPLY_MAX_BYTES; b"" when it said nothing readable
+
+    def json(self) -> object:
         try:
-            return max(0.0, float(header))
-        except ValueError:
-            try:
-                when = parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+
+
+def _retry_after(reply: _Reply) -> float | None:
+    """Seconds to wait (at most a day): the Retry-After header, or Discord's
+    JSON ``retry_after``."""
+    header = reply.headers.get("retry-after", "")
+    if header.strip():
+        return retry_after_seconds(header)
+    body = reply.json()
     value = body.get("retry_after") if isinstance(body, dict) else None
-    return float(value) if isinstance(value, int | float) and value >= 0 else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return cap_hint(float(value))
 
 
 def backoff(attempt: int, rng: random.Random, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -90,12 +102,15 @@ class Deliverer:
         clock: Callable[[], datetime],
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        # A whole POST and its answer: twice the client's read timeout, as for feeds.
+        self.deadline = deadline if deadline is not None else 2 * (client.timeout.read or 20.0)
 
     async def deliver_all(self, webhooks: Sequence[Webhook], force: bool = True) -> list[DeliveryReport]:
         return list(await asyncio.gather(*(self.deliver(w, force) for w in webhooks)))
@@ -155,24 +170,45 @@ class Deliverer:
             if attempt:
                 await self.sleep(wait)
             try:
-                r = await self.client.post(url, content=msg.body, headers=headers)
-            except httpx.HTTPError as exc:
-                last = DeliveryError(f"{webhook.name}: request failed ({type(exc).__name__})")
+                r = await self._exchange(url, msg.body, headers)
+            except DeliveryError as exc:
+                last = DeliveryError(f"{webhook.name}: {exc}")
                 wait = backoff(attempt, self.rng)
                 continue
-            if 200 <= r.status_code < 300:
+            if r is None:  # 2xx
                 return
-            detail = f"{webhook.name}: HTTP {r.status_code}{_scrub(_reason(r), webhook)}"
-            if r.status_code in (408, 429) or r.status_code >= 500:
-                hint = _retry_after(r) if r.status_code in (429, 503) else None
-                last = DeliveryError(detail, r.status_code, retry_after=hint)
+            detail = f"{webhook.name}: HTTP {r.status}{_scrub(_reason(r), webhook)}"
+            if r.status in (408, 429) or r.status >= 500:
+                hint = _retry_after(r) if r.status in (429, 503) else None
+                last = DeliveryError(detail, r.status, retry_after=hint)
                 if hint is not None and hint > RETRY_AFTER_WAIT_CAP:
                     break  # a long rate limit: the queue waits it out, the loop does not
                 wait = hint if hint is not None else backoff(attempt, self.rng)
                 continue
-            raise DeliveryError(detail, r.status_code, retryable=False)
+            raise DeliveryError(detail, r.status, retryable=False)
         assert last is not None
         raise last
+
+    async def _exchange(self, url: str, body: bytes, headers: dict[str, str]) -> _Reply | None:
+        """One POST within the deadline: None if accepted (2xx), else the
+        answer; DeliveryError (without the URL) if there was none."""
+        try:
+            async with asyncio.timeout(self.deadline), self.client.stream(
+                "POST", url, content=body, headers=headers
+            ) as r:
+                if 200 <= r.status_code < 300:
+                    return None  # the answer's body is not needed
+                try:
+                    text = await read_limited(r.aiter_raw(), r.headers, REPLY_MAX_BYTES)
+                except FetchError:
+                    text = b""  # too long or not inflatable: the status says enough
+                return _Reply(r.status_code, r.headers, text)
+        except TimeoutError:
+            raise DeliveryError(f"no complete answer within {self.deadline:g}s") from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"request failed ({type(exc).__name__})") from None
+        except (ValueError, UnicodeError):
+            raise DeliveryError("request failed (the URL is not valid)") from None
 
 
 def _scrub(text: str, webhook: Webhook) -> str:
@@ -184,13 +220,12 @@ def _scrub(text: str, webhook: Webhook) -> str:
     return text
 
 
-def _reason(r: httpx.Response) -> str:
+def _reason(r: _Reply) -> str:
     """A short reason from the body (Discord/Slack say what was wrong)."""
-    try:
-        body = r.json()
-    except (ValueError, UnicodeDecodeError):
-        text = r.text.strip().splitlines()[0][:120] if r.text.strip() else ""
-        return f" ({text})" if text else ""
+    body = r.json()
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return f" ({body['message'][:120]})"
-    return f" ({json.dumps(body, ensure_ascii=False)[:120]})" if body else ""
+        return f" ({short(body['message'], 120)})"
+    if body:
+        return f" ({short(json.dumps(body, ensure_ascii=False), 120)})"
+    text = short(r.body.decode("utf-8", "replace"), 120)
+    return f" ({text})" if text else ""

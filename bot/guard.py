@@ -3,14 +3,19 @@
 Article links come from feeds, which the bot does not control: a link (or a
 redirect, or a DNS answer) pointing at 127.0.0.1, 10.0.0.5 or the cloud
 metadata address would make the bot fetch from inside its own network.  So
-article fetches reach only public addresses, unless the address belongs to
-the host of the item's own feed (a feed on an intranet linking to its own
-pages) or the config says ``[poll] allow_private_addresses = true``.
+article fetches reach only public addresses, unless the page is on the
+exact origin (scheme, host and port) of the item's own feed (a feed on an
+intranet linking to its own pages) or the config says
+``[poll] allow_private_addresses = true``.
 
-The check is made twice: on every hop's host before the request (which also
-covers a pooled connection), and on the address actually connected to, in
-the network backend (which covers DNS answers that change between the two).
-Feed URLs and webhooks are configured by the user and are not restricted.
+How: the page fetcher's connections resolve names through
+``GuardedResolver``, which resolves each name once, checks every address
+it gets, and gives aiohttp only the allowed ones to connect to, so a DNS
+answer that changes between a check and the connection cannot slip past.
+aiohttp does not ask a resolver about an address written in the URL, so
+the fetcher checks those itself (``Policy.check_literal``), at every
+redirect hop.  Feed URLs and webhooks are configured by the user and are
+not restricted.
 """
 
 from __future__ import annotations
@@ -19,32 +24,59 @@ import asyncio
 import contextvars
 import ipaddress
 import socket
-import typing
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
-import httpcore
+import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 IsPublic = Callable[[str], bool]
+Origin = tuple[str, str, int]  # scheme, host (lower case), port
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible form, ::a.b.c.d
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT's IPv4-translated form, ::ffff:0:a.b.c.d
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries: mapped (::ffff:a.b.c.d),
+    translated (::ffff:0:a.b.c.d), compatible (::a.b.c.d), NAT64
+    (64:ff9b::a.b.c.d), 6to4 (2002:AABB:CCDD::)."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64 or ip in _COMPATIBLE or ip in _TRANSLATED:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    return None
 
 
 def is_public(address: str) -> bool:
-    """True for globally routable unicast addresses only."""
+    """True for globally routable unicast addresses only; an IPv6 address
+    that carries an IPv4 one is judged as that IPv4 address."""
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            return inner.is_global and not inner.is_multicast and not inner.is_unspecified
     return ip.is_global and not ip.is_multicast
 
 
 async def resolve(host: str, port: int) -> list[str]:
     """The addresses ``host`` resolves to (itself, if it is an address)."""
+    literal = host.strip("[]")
     try:
-        ipaddress.ip_address(host.strip("[]"))
-        return [host.strip("[]")]
+        ipaddress.ip_address(literal)
+        return [literal]
     except ValueError:
         pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -55,63 +87,91 @@ class AddressRefused(Exception):
     """The address is not one article fetches may reach."""
 
 
+def origin_of(url: httpx.URL) -> Origin:
+    return (url.scheme, url.host.lower(), url.port or (443 if url.scheme == "https" else 80))
+
+
 @dataclass(frozen=True)
 class Policy:
     allow_private: bool = False
-    own_hosts: frozenset[str] = field(default_factory=frozenset)  # the feed's host: always allowed
+    own: Origin | None = None  # the feed's origin: its pages may be on a private address
     public: IsPublic = is_public
 
-    def allows(self, host: str, address: str) -> bool:
-        return self.allow_private or host.lower() in self.own_hosts or self.public(address)
+    @classmethod
+    def for_feed(cls, feed_url: str, *, allow_private: bool = False, public: IsPublic = is_public) -> Policy:
+        try:
+            own: Origin | None = origin_of(httpx.URL(feed_url))
+        except (httpx.InvalidURL, ValueError):
+            own = None
+        return cls(allow_private, own, public)
 
-    def check(self, host: str, addresses: Iterable[str]) -> list[str]:
+    def is_own(self, url: httpx.URL) -> bool:
+        return self.own is not None and origin_of(url) == self.own
+
+    def allows(self, host: str, port: int, address: str, *, own_origin: bool) -> bool:
+        if self.allow_private or self.public(address):
+            return True
+        return own_origin and self.own is not None and (host.lower(), port) == self.own[1:]
+
+    def check(self, host: str, port: int, addresses: Iterable[str], *, own_origin: bool) -> list[str]:
         found = list(addresses)
-        allowed = [a for a in found if self.allows(host, a)]
+        allowed = [a for a in found if self.allows(host, port, a, own_origin=own_origin)]
         if not allowed:
             shown = ", ".join(found[:3]) or "nothing"
             raise AddressRefused(f"{host} resolves to a non-public address ({shown})")
         return allowed
 
+    def check_literal(self, host: str, port: int, *, own_origin: bool) -> None:
+        """An address written in the URL (aiohttp connects to it unasked)."""
+        literal = host.strip("[]")
+        try:
+            ipaddress.ip_address(literal)
+        except ValueError:
+            return
+        self.check(host, port, [literal], own_origin=own_origin)
 
-# Set by the page fetcher around each fetch; None (feeds, webhooks): no check.
+
+# Set by the page fetcher around each fetch; connections made without one
+# (there are none on the page clients) are held to public addresses.
 current: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("feedbot_guard", default=None)
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, connecting only to allowed addresses."""
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for the article-page clients: one lookup per
+    connection, every address checked, only allowed ones returned.
 
-    def __init__(self, resolver: Resolver = resolve) -> None:
-        self.inner = httpcore.AnyIOBackend()
+    ``own_origin``: the client that serves a feed's own origin may reach its
+    private address; the pooled client for every other page may not (so a
+    kept-alive connection to a private address never serves another feed).
+    """
+
+    def __init__(self, resolver: Resolver = resolve, *, own_origin: bool = False) -> None:
         self.resolver = resolver
+        self.own_origin = own_origin
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[typing.Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        policy = current.get()
-        if policy is None:
-            return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        policy = current.get() or Policy()
         try:
-            addresses = policy.check(host, await self.resolver(host, port))
-        except (AddressRefused, OSError) as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                last = exc
-        assert last is not None
-        raise last
+            found = await self.resolver(host, port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot resolve {host} ({exc.strerror or exc})") from None
+        allowed = policy.check(host, port, found, own_origin=self.own_origin)
+        return [_result(host, address, port) for address in allowed]
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: typing.Iterable[typing.Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used for article pages")
+    async def close(self) -> None:
+        return None
 
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+
+def _result(host: str, address: str, port: int) -> ResolveResult:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    entry: dict[str, Any] = {
+        "hostname": host,
+        "host": address,
+        "port": port,
+        "family": family,
+        "proto": 0,
+        "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    }
+    return entry  # type: ignore[return-value]

@@ -24,23 +24,38 @@ def after_failure(interval: timedelta, failures: int, retry_after: float | None)
     """The wait before the next try, after ``failures`` failures in a row."""
     wait: timedelta = min(interval * 2 ** min(max(failures - 1, 0), 16), max(BACKOFF_CAP, interval))
     if retry_after is not None:
-        wait = max(wait, min(timedelta(seconds=retry_after), HINT_CAP))
+        wait = max(wait, _capped(retry_after))
     return wait
 
 
 def after_success(interval: timedelta, headers: Mapping[str, str], ttl_minutes: int | None) -> timedelta | None:
     """A wait longer than the feed's interval, if the server asked for one."""
-    hints = [timedelta(seconds=s) for s in (max_age(headers),) if s is not None]
+    hints = [_capped(s) for s in (max_age(headers),) if s is not None]
     if ttl_minutes is not None:
-        hints.append(timedelta(minutes=ttl_minutes))
-    longest = min(max(hints, default=timedelta(0)), HINT_CAP)
+        hints.append(_capped(ttl_minutes * 60.0))
+    longest = max(hints, default=timedelta(0))
     return longest if longest > interval else None
+
+
+def _capped(seconds: float) -> timedelta:
+    """A server's number of seconds as a wait in [0, HINT_CAP]: capped
+    before it becomes a timedelta, which overflows past 10⁹ days (and
+    ``inf`` or ``1e300`` are numbers a server can send)."""
+    if seconds != seconds:  # NaN
+        return timedelta(0)
+    return timedelta(seconds=min(max(seconds, 0.0), HINT_CAP.total_seconds()))
 
 
 def max_age(headers: Mapping[str, str]) -> int | None:
     value = next((v for k, v in headers.items() if k.lower() == "cache-control"), "")
-    m = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value, re.I)
-    return int(m.group(1)) if m else None
+    m = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value[:1000], re.I)
+    return bounded_int(m.group(1)) if m else None
+
+
+def bounded_int(digits: str) -> int:
+    """A server's run of digits as an int, at most 10¹²: Python refuses to
+    convert more than 4,300 digits, and no wait needs more than twelve."""
+    return int(digits) if len(digits) <= 12 else 10**12
 
 
 def should_warn(now: datetime, failing_since: datetime | None, warned_at: datetime | None) -> bool:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 TRACKING_PARAMS = frozenset(
     {
@@ -70,17 +70,31 @@ def _digest(kind: str, value: str) -> Key:
     return hashlib.sha1(f"{kind}\0{value}".encode("utf-8", "surrogatepass")).digest()
 
 
+def split_url(value: str) -> SplitResult | None:
+    """``urlsplit``, or None for a URL it refuses (``http://[::1/a``):
+    one unreadable link in a feed costs its entry, never the feed."""
+    try:
+        return urlsplit(value.strip())
+    except ValueError:
+        return None
+
+
 def is_url(value: str) -> bool:
-    parts = urlsplit(value.strip())
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    parts = split_url(value)
+    return parts is not None and parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 # A poll asks about each link several times (pass keep_fragment by position,
 # so that the calls share cache entries); the cache stays small.
 @lru_cache(maxsize=4096)
 def canonical_url(url: str, keep_fragment: bool = False) -> str:
-    """The URL people would call "the same page", for dedupe and display."""
-    parts = urlsplit(url.strip())
+    """The URL people would call "the same page", for dedupe and display.
+
+    A link urlsplit cannot read (``http://[::1/a``) is its own canonical
+    form: one bad link costs its entry nothing but a tidy key."""
+    parts = split_url(url)
+    if parts is None:
+        return url.strip()
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower().rstrip(".")
     try:
@@ -152,7 +166,7 @@ def entry_keys(
         # that the entry is known whatever its neighbours in the document.
         if not sharing.page_shared:
             keys.append(_url_key(link, keep_fragment=False))
-        if urlsplit(link).fragment and not sharing.link_shared:
+        if (split_url(link) or urlsplit("")).fragment and not sharing.link_shared:
             keys.append(_url_key(link, keep_fragment=True))
     keys.append(title_key)
     return Identity(tuple(keys))

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -56,6 +58,22 @@ class Reply:
 
 
 Handler = Callable[[Request], Reply]
+
+
+def throwaway_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with
+    openssl in ``folder`` (for HTTPS tests and benchmarks; valid two days)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl is needed to make a test certificate (bootstrap.sh test installs it)")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 class Server:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from bot.errors import ParseError
+from bot.health import bounded_int
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.markup import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.models import Entry, ParsedFeed
@@ -130,7 +131,8 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
         entries.append(_entry(raw, url, link, sharing))
     title = plain(str(channel.get("title", "")))
     ttl = str(channel.get("ttl", "")).strip()
-    return ParsedFeed(title=title, entries=tuple(entries), warning=warning, ttl=int(ttl) if ttl.isdigit() else None)
+    minutes = bounded_int(ttl) if ttl.isascii() and ttl.isdigit() else None
+    return ParsedFeed(title=title, entries=tuple(entries), warning=warning, ttl=minutes)
 
 
 Parsed = tuple[list[Any], Mapping[str, Any], str | None]  # entries, channel, warning
@@ -228,7 +230,10 @@ def _link(raw: Any, feed_url: str) -> str:
     link = str(link).strip()
     if link.startswith(("https://", "http://")):
         return link  # already absolute: urljoin is the costliest step of a poll's parse
-    return urljoin(feed_url, link) if link else ""
+    try:
+        return urljoin(feed_url, link) if link else ""
+    except ValueError:
+        return link  # unreadable: kept as given; its page fetch will fail and say so
 
 
 def _date(raw: Any) -> datetime | None:

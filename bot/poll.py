@@ -267,4 +267,13 @@ class Poller:
             )
             return entry.content
         # Extraction is CPU-bound (a parse of the page): keep it off the loop.
-        return tuple(await asyncio.to_thread(extract_body, page.content, page.url, page.content_type, feed.body))
+        try:
+            return tuple(await asyncio.to_thread(extract_body, page.content, page.url, page.content_type, feed.body))
+        except Exception as exc:  # a page nobody foresaw costs its entry the body, not the feed its poll
+            log.warning(
+                "feed=%s article=%s status=error error=%r fallback=feed-content",
+                feed.name,
+                entry.link,
+                f"extraction failed: {type(exc).__name__}",
+            )
+            return entry.content

@@ -42,8 +42,11 @@ class Secret:
 
 def redact_url(url: str) -> str:
     """``https://discord.com/api/webhooks/123/abc`` → ``https://discord.com/…``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<redacted>"
     if not parts.scheme or not parts.hostname:
         return "<redacted>"
-    port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname}{port}/…"

@@ -268,14 +268,24 @@ def test_public_addresses() -> None:
         "::ffff:127.0.0.1",
         "224.0.0.1",
         "not-an-ip",
+        # IPv6 forms that carry an IPv4 address are judged as that address.
+        "::7f00:1",  # IPv4-compatible ::127.0.0.1
+        "::ffff:0:7f00:1",  # SIIT-translated
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata address 169.254.169.254
+        "64:ff9b:1::1",  # local-use NAT64
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a00:5::1",  # 6to4 of 10.0.0.5
     ):
         assert not is_public(private), private
-    for public in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"):
+    for public in ("8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"):
         assert is_public(public), public
-    policy = Policy(own_hosts=frozenset({"intranet.local"}))
-    assert policy.allows("intranet.local", "10.0.0.5")
-    assert not policy.allows("evil.example", "10.0.0.5")
-    assert Policy(allow_private=True).allows("evil.example", "127.0.0.1")
+    policy = Policy.for_feed("http://intranet.local:8080/feed.xml")
+    assert policy.allows("intranet.local", 8080, "10.0.0.5", own_origin=True)
+    assert not policy.allows("intranet.local", 8080, "10.0.0.5", own_origin=False)  # the pooled client never
+    assert not policy.allows("intranet.local", 9090, "10.0.0.5", own_origin=True)  # another port: not the origin
+    assert not policy.allows("evil.example", 8080, "10.0.0.5", own_origin=True)
+    assert Policy(allow_private=True).allows("evil.example", 80, "127.0.0.1", own_origin=False)
 
 
 def test_feed_backoff_and_server_hints() -> None:

@@ -169,7 +169,7 @@ def test_a_misbehaving_server_ends_in_bounded_time_and_memory(tmp_path: Path, cl
         "gzip-bomb": "response too large",
         "trickle": "no complete response within 6s",
         "loop": "more than 5 redirects",
-        "to-ftp": "not http(s)",
+        "to-ftp": "not an http(s) URL",
         "html": "not a feed",
         "empty": "not a feed",
         "error-page": "not a feed",

@@ -244,7 +244,7 @@ def test_failures_are_logged_once_with_a_reason(
     assert "refused: 127.0.0.3 resolves to a non-public address (127.0.0.3)" in reasons
     assert "more than 5 redirects" in reasons
     assert "response too large" in reasons
-    assert "not http(s)" in reasons
+    assert "not an http(s) URL" in reasons
 
 
 def test_private_addresses_allowed_by_config(

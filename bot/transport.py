@@ -1,0 +1,208 @@
+"""httpx's API on aiohttp's HTTP/1.1: the one HTTP stack of feeds, pages and webhooks.
+
+httpx is the client feedbot is written against: it builds requests, follows
+redirects (credentials only to the same origin), keeps cookies, reads
+proxies from the environment and raises its own exceptions.  aiohttp does
+the protocol: connection pools, TLS, and llhttp, its C parser, which costs a
+fraction of httpcore's CPU per request (issue 12, ``bench/http_compare.py``).
+This module is only the glue between them: an ``httpx`` transport that hands
+each request to an ``aiohttp`` session and streams the raw reply back.
+
+- Bodies come back as sent (``auto_decompress=False``): the caller inflates
+  within its size cap (``bot.fetch``), never a whole gzip bomb at once.
+- aiohttp's cookies, redirects and proxy lookup are off: httpx does them.
+- aiohttp's exceptions become httpx's (``_errors``), so callers handle one
+  family; an unknown one is an ``httpx.TransportError``, never a crash.
+- ``resolver``: an ``aiohttp.abc.AbstractResolver`` that decides which
+  addresses a connection may be made to (the article-page guard,
+  ``bot.guard.GuardedResolver``); without one, aiohttp's threaded resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import httpx
+from yarl import URL
+
+READ_CHUNK = 64 * 1024
+
+
+class _Body(httpx.AsyncByteStream):
+    """aiohttp's response body, as raw chunks, for httpx."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _errors():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def aclose(self) -> None:
+        # A body not read to its end cannot leave the connection reusable:
+        # release() closes it then, and returns it to the pool otherwise.
+        self._response.release()
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """aiohttp's exceptions as httpx's (the most specific first)."""
+    try:
+        yield
+    except (aiohttp.ConnectionTimeoutError, aiohttp.ServerTimeoutError) as exc:
+        cls: type[httpx.TransportError] = (
+            httpx.ConnectTimeout if isinstance(exc, aiohttp.ConnectionTimeoutError) else httpx.ReadTimeout
+        )
+        raise cls(str(exc) or "timed out") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(_first_line(exc)) from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError) as exc:
+        # A body cut short or malformed, a connection closed mid-reply, a
+        # status line or header aiohttp's parser rejects.
+        raise httpx.RemoteProtocolError(_first_line(exc)) from exc
+    except aiohttp.InvalidURL as exc:
+        raise httpx.UnsupportedProtocol(f"invalid URL {_first_line(exc)}") from exc
+    except aiohttp.ClientError as exc:
+        raise httpx.TransportError(_first_line(exc)) from exc
+    except TimeoutError as exc:  # aiohttp's sock_read deadline
+        raise httpx.ReadTimeout("timed out") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+@functools.lru_cache(maxsize=16)
+def _timeout(connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport on one aiohttp session (made on first use, in the
+    running event loop)."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        *,
+        max_connections: int,
+        keepalive_expiry: float | None = 5.0,
+        proxy: httpx.Proxy | None = None,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+        reuse_connections: bool = True,
+    ) -> None:
+        self.ssl_context = ssl_context
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        # httpx has moved a proxy URL's credentials to ``auth``.
+        self.proxy = str(proxy.url) if proxy is not None else None
+        self.proxy_headers: dict[str, str] | None = None
+        if proxy is not None and proxy.auth:
+            userpass = base64.b64encode(f"{proxy.auth[0]}:{proxy.auth[1]}".encode()).decode("ascii")
+            self.proxy_headers = {"Proxy-Authorization": f"Basic {userpass}"}
+        self.resolver = resolver
+        self.reuse_connections = reuse_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            ssl=self.ssl_context,
+            limit=self.max_connections,
+            keepalive_timeout=self.keepalive_expiry if self.reuse_connections else None,
+            force_close=not self.reuse_connections,
+            resolver=self.resolver,
+            # A guarded resolver must see every connection's name: no cache
+            # may answer for it under another policy.
+            use_dns_cache=self.resolver is None,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+            auto_decompress=False,
+            trust_env=False,  # httpx chose the proxy already
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme not in ("http", "https"):  # as httpx's own transports say it
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{request.url.scheme}://'.")
+        if self._session is None or self._session.closed:
+            self._session = self._open()
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        body = await request.aread() if request.method != "GET" else b""
+        url = request.url
+        if url.userinfo:  # httpx has made it the Authorization header already
+            url = url.copy_with(userinfo=b"")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        if self.proxy_headers and url.scheme == "http":
+            # Plain HTTP goes to the proxy as is (no CONNECT): the proxy's
+            # credentials ride on the request itself.
+            headers += self.proxy_headers.items()
+        with _errors():
+            response = await self._session.request(
+                request.method,
+                # httpx has validated and encoded the URL: yarl must not again.
+                URL(str(url), encoded=True),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                proxy=self.proxy,
+                proxy_headers=self.proxy_headers,
+                timeout=_timeout(timeouts.get("connect"), timeouts.get("read")),
+            )
+        reason = (response.reason or "").encode("latin-1", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_Body(response),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # aiohttp closes TLS transports on the next loop iteration.
+            await asyncio.sleep(0)
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, which skips its per-response work (wrapping the
+    exchange in urllib's request and response objects for http.cookiejar)
+    when there is no ``Set-Cookie``: about a sixth of the CPU of a 304."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class Client(httpx.AsyncClient):
+    """httpx's client whose every transport, proxied ones included, is an
+    ``AiohttpTransport`` (httpx makes one per proxy it reads from the
+    environment; ``NO_PROXY`` is honoured by httpx's routing)."""
+
+    def __init__(self, *, transport_options: dict[str, Any], **kwargs: Any) -> None:
+        self._transport_options = transport_options
+        super().__init__(**kwargs)
+        # httpx's setter would copy the jar into a plain Cookies (pinned <0.29).
+        self._cookies = _Cookies(self._cookies.jar)
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        transport = kwargs.get("transport")
+        if transport is not None:
+            return transport  # type: ignore[no-any-return]
+        return AiohttpTransport(**self._transport_options)
+
+    def _init_proxy_transport(self, proxy: httpx.Proxy, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
+        if proxy.url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"proxy scheme {proxy.url.scheme!r} is not supported (http, https)")
+        return AiohttpTransport(**self._transport_options, proxy=proxy)
