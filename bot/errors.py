@@ -5,7 +5,8 @@
     ├── FetchError       an HTTP fetch failed (feed, article page)
     ├── ParseError       a feed document could not be turned into entries
     ├── StateError       the SQLite state cannot be opened or used
-    └── DeliveryError    a webhook did not accept a message
+    ├── DeliveryError    a webhook did not accept a message
+    └── WorkerError      a parse or extraction was stopped at its limits
 
 Expected failures carry a one-sentence message meant for the user; the CLI
 prints it without a traceback.  Messages never contain a secret (webhook URLs
@@ -57,3 +58,8 @@ class DeliveryError(FeedbotError):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after  # seconds the server asked us to wait
+
+
+class WorkerError(FeedbotError):
+    """A task in a worker process was stopped: over its CPU time, wall
+    time or memory, or its worker died (``bot.workers``)."""

@@ -37,7 +37,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from bot.boilerplate import Line, clean_lines, prose_chars
-from bot.markup import block_texts, decode_html, soup_of
+from bot.markup import block_texts, bounded_markup, decode_html, soup_of
 from bot.text import clean, collapse
 
 if TYPE_CHECKING:  # lxml and trafilatura load only when a page is extracted
@@ -76,7 +76,7 @@ def extract_body(data: bytes, url: str, content_type: str | None, mode: str) -> 
     """
     if content_type and not re.search(r"html|xml", content_type, re.IGNORECASE):
         return []
-    markup = decode_html(data, content_type)
+    markup = bounded_markup(decode_html(data, content_type))
     if mode != "auto":
         return _selected(markup, mode)
     tree = _load(markup)

@@ -25,7 +25,7 @@ from bot.health import bounded_int
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.markup import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.models import Entry, ParsedFeed
-from bot.text import collapse
+from bot.text import collapse, no_surrogates
 
 # feedparser's notes that are not problems: a feed served as text/plain, or
 # a charset header that disagrees with the document (it then uses the right
@@ -72,11 +72,36 @@ def transcode(data: bytes, headers: dict[str, str]) -> tuple[bytes, str | None]:
             return data, None  # feedparser decodes it as declared, correctly
     if text is None:
         return data, None
-    if m:
-        text = re.sub(r"""(encoding\s*=\s*["'])[^"']+""", r"\1utf-8", text, count=1)
+    if m:  # the declaration is at the start: only the head is searched
+        head = re.sub(r"""(encoding\s*=\s*["'])[^"']+""", r"\1utf-8", text[:1000], count=1)
+        text = head + text[1000:]
     if "content-type" in headers:
         headers["content-type"] = re.sub(r"charset\s*=\s*[^;\s]+", "charset=utf-8", headers["content-type"], flags=re.I)
     return text.encode("utf-8"), warning
+
+
+# A numeric character reference to no character: a lone surrogate (&#xD800;),
+# NUL, or past U+10FFFF.  Bounded digits keep the search linear.
+_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+
+
+def _repair_references(data: bytes) -> tuple[bytes, str | None]:
+    """References to no character become U+FFFD: one such entity made the
+    parser fail the whole feed (a surrogate cannot be encoded)."""
+    if b"&#" not in data:
+        return data, None
+    count = 0
+
+    def fix(m: re.Match[bytes]) -> bytes:
+        nonlocal count
+        code = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+        if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+            count += 1
+            return b"&#xFFFD;"
+        return m.group(0)
+
+    fixed = _REFERENCE.sub(fix, data)
+    return fixed, (f"{count} invalid character reference{'s' if count != 1 else ''} replaced" if count else None)
 
 
 def _mostly_utf8(data: bytes) -> str | None:
@@ -112,8 +137,12 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
     """
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     data, repaired = transcode(data, response_headers)
+    data, references = _repair_references(data)
+    repaired = "; ".join(w for w in (repaired, references) if w) or None
     response_headers.setdefault("content-location", url)
-    parsed = _fast(data) if fast else None
+    parsed = _json_feed(data, url) if data.lstrip()[:1] == b"{" else None
+    if parsed is None and fast:
+        parsed = _fast(data)
     if parsed is None:
         parsed = _slow(data, response_headers, url)
     raw_entries, channel, warning = parsed
@@ -124,18 +153,69 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
     exact = Counter(canonical_url(x, True) for x in links if x)
     guids: set[str] = set()
     entries: list[Entry] = []
+    skipped: list[str] = []
     for raw, link in zip(raw_entries, links, strict=True):
         guid = str(raw.get("id") or "").strip()
         sharing = _sharing(link, pages, exact, repeated=guid in guids)
         guids.add(guid)
-        entries.append(_entry(raw, url, link, sharing))
-    title = plain(str(channel.get("title", "")))
+        try:
+            entries.append(_entry(raw, url, link, sharing))
+        except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+            # One entry nobody could read costs that entry, not the feed.
+            skipped.append(f"{type(exc).__name__}: {str(exc)[:80]}")
+    if skipped:
+        note = f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} skipped ({skipped[0]})"
+        warning = "; ".join(w for w in (warning, note) if w)
+    title = plain(no_surrogates(str(channel.get("title", ""))))
     ttl = str(channel.get("ttl", "")).strip()
     minutes = bounded_int(ttl) if ttl.isascii() and ttl.isdigit() else None
     return ParsedFeed(title=title, entries=tuple(entries), warning=warning, ttl=minutes)
 
 
 Parsed = tuple[list[Any], Mapping[str, Any], str | None]  # entries, channel, warning
+
+
+def _json_feed(data: bytes, url: str) -> Parsed | None:
+    """JSON Feed 1.0/1.1 (jsonfeed.org), which feedparser 6.0 does not read:
+    its items as the same raw entries the XML parsers give.  None when the
+    document is not a JSON Feed."""
+    if b"jsonfeed.org/version" not in data[:4096]:
+        return None
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"feed {url}: not a valid JSON Feed ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise ParseError(f"feed {url}: not a valid JSON Feed (no items)")
+    entries = []
+    for item in doc["items"]:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content_html") or item.get("content_text") or ""
+        when = item.get("date_published") or item.get("date_modified")
+        try:
+            published = datetime.fromisoformat(when) if isinstance(when, str) else None
+        except ValueError:
+            published = None
+        if published is not None and published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        entries.append(
+            {
+                "title": _json_text(item.get("title")),
+                "link": _json_text(item.get("url") or item.get("external_url")),
+                "id": _json_text(item.get("id")),
+                "published_dt": published,
+                "content": [{"value": _json_text(content)}] if content else [],
+                "summary": _json_text(item.get("summary")),
+            }
+        )
+    return entries, {"title": _json_text(doc.get("title"))}, None
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
 
 
 def _slow(data: bytes, headers: dict[str, str], url: str) -> Parsed:
@@ -157,11 +237,31 @@ def _slow(data: bytes, headers: dict[str, str], url: str) -> Parsed:
 # Only plain, well-formed RSS 2.0/RSS 1.0/Atom 1.0 goes the fast way: the
 # forms where fastfeedparser's reading was proven identical to feedparser's
 # on the corpora (bench/parser_identity.py); anything else, feedparser.
-_FAST_ROOT = re.compile(
-    rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*"
-    rb"<(rss\s+version=[\"']2\.0[\"']|rdf:RDF\s|feed\s+xmlns=[\"']http://www\.w3\.org/2005/Atom[\"'])",
-    re.S,
+_FAST_ROOTS = re.compile(
+    rb"<(rss\s+version=[\"']2\.0[\"']|rdf:RDF\s|feed\s+xmlns=[\"']http://www\.w3\.org/2005/Atom[\"'])"
 )
+
+
+def _fast_root(head: bytes) -> bool:
+    """Whether the document's root is one of ``_FAST_ROOTS``, after an
+    optional XML declaration and any comments.  A loop with ``find``, not a
+    regex: ``(<!--.*?-->\\s*)*`` backtracked exponentially on a run of empty
+    comments before a root it then rejected (26 of them cost 42 s)."""
+    at = len(head) - len(head.lstrip())
+    if head.startswith(b"<?xml", at):
+        end = head.find(b">", at)
+        if end < 0:
+            return False
+        at = end + 1
+    while True:
+        at += len(head[at:]) - len(head[at:].lstrip())
+        if not head.startswith(b"<!--", at):
+            break
+        end = head.find(b"-->", at + 4)
+        if end < 0:
+            return False
+        at = end + 3
+    return _FAST_ROOTS.match(head, at) is not None
 
 
 # Literal markers, found with bytes.find (a case-insensitive regex over every
@@ -173,7 +273,7 @@ def _fast(data: bytes) -> Parsed | None:
     m = _XML_ENCODING.match(data[:500])
     if m and m.group(2).lower() not in (b"utf-8", b"utf8"):
         return None  # declared legacy charsets: feedparser's repairs (cp1252 "demoronizing")
-    if not _FAST_ROOT.match(data[:2000]) or any(marker in data for marker in _NOT_FAST):
+    if not _fast_root(data[:2000]) or any(marker in data for marker in _NOT_FAST):
         return None
     try:
         import fastfeedparser
@@ -227,13 +327,15 @@ def _link(raw: Any, feed_url: str) -> str:
         guid = raw.get("id") or ""
         if is_url(guid) and raw.get("guidislink", True):
             link = guid
-    link = str(link).strip()
+    link = no_surrogates(str(link).strip())
     if link.startswith(("https://", "http://")):
         return link  # already absolute: urljoin is the costliest step of a poll's parse
     try:
-        return urljoin(feed_url, link) if link else ""
+        absolute = urljoin(feed_url, link) if link else ""
     except ValueError:
         return link  # unreadable: kept as given; its page fetch will fail and say so
+    # Only web links reach a digest: javascript:, data:, file: and the like are dropped.
+    return absolute if absolute.lower().startswith(("https://", "http://")) else ""
 
 
 def _date(raw: Any) -> datetime | None:
@@ -256,16 +358,16 @@ def _content(raw: Any) -> tuple[str, ...]:
     best = max(contents, key=len, default="")
     if not best:
         best = str(raw.get("summary") or raw.get("description") or "")
-    return tuple(html_paragraphs(best)) if best else ()
+    return tuple(html_paragraphs(no_surrogates(best))) if best else ()
 
 
 def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
-    raw_title = str(raw.get("title") or "")
+    raw_title = no_surrogates(str(raw.get("title") or ""))
     # The title is plain text (DIGEST_FORMAT): markup is stripped even from
     # a title the feed calls plain, since feeds escape HTML into titles.
     title = plain(raw_title) if looks_like_markup(raw_title) or "&" in raw_title else collapse(raw_title)
     published = _date(raw)
-    guid = raw.get("id")
+    guid = no_surrogates(str(raw.get("id") or "")) or None
     identity = entry_keys(
         feed_url,
         str(guid) if guid else None,

@@ -27,7 +27,7 @@ import httpx
 
 from bot import health
 from bot.config import Config, Feed, PollSettings
-from bot.errors import FetchError, ParseError, StateError
+from bot.errors import FetchError, ParseError, StateError, WorkerError
 from bot.extract import extract_body, limit_body
 from bot.fetch import PageFetcher, Response, fetch_feed
 from bot.keys import Key
@@ -35,6 +35,8 @@ from bot.models import Entry
 from bot.parse import parse_feed
 from bot.state import FeedState, NewItem, Store
 from bot.topics import excluded, fold, matches
+from bot.workers import Workers
+from bot.workers import shared as shared_workers
 
 log = logging.getLogger("feedbot.poll")
 
@@ -117,11 +119,15 @@ class Poller:
         client: httpx.AsyncClient,
         clock: Clock,
         pages: PageFetcher | None = None,
+        workers: Workers | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.client = client
         self.clock = clock
+        # Parsing and extraction run in worker processes (bot/workers.py):
+        # nothing a feed or page holds can stop this event loop.
+        self.workers = workers or shared_workers()
         self._pages = pages
         self._own_pages = pages is None
         self.deadline = config.poll.timeout.total_seconds() * 2
@@ -217,11 +223,11 @@ class Poller:
                 now = self.clock()
                 self.store.record_not_modified(feed.url, feed.name, now, self._asked_wait(feed, response, None, now))
                 return PollOutcome(feed.name, "not-modified")
-            parsed = parse_feed(response.content, feed.url, response.headers)
+            parsed = await self.workers.run(parse_feed, response.content, feed.url, response.headers)
         except FetchError as exc:
             return self._failed(feed, str(exc), exc.retry_after)
-        except ParseError as exc:
-            return self._failed(feed, str(exc))
+        except (ParseError, WorkerError) as exc:
+            return self._failed(feed, str(exc) if isinstance(exc, ParseError) else f"parse {exc}")
         now = self.clock()
         seen = self.store.seen(feed.url, parsed.entries)
         choice = choose(
@@ -266,14 +272,11 @@ class Poller:
                 "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, str(exc)
             )
             return entry.content
-        # Extraction is CPU-bound (a parse of the page): keep it off the loop.
         try:
-            return tuple(await asyncio.to_thread(extract_body, page.content, page.url, page.content_type, feed.body))
+            return tuple(await self.workers.run(extract_body, page.content, page.url, page.content_type, feed.body))
         except Exception as exc:  # a page nobody foresaw costs its entry the body, not the feed its poll
+            reason = f"extraction {exc}" if isinstance(exc, WorkerError) else f"extraction failed: {type(exc).__name__}"
             log.warning(
-                "feed=%s article=%s status=error error=%r fallback=feed-content",
-                feed.name,
-                entry.link,
-                f"extraction failed: {type(exc).__name__}",
+                "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, reason
             )
             return entry.content

@@ -65,6 +65,13 @@ _UNSAFE = re.compile(
     "\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]"
 )
 _ZWJ = "\u200d"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def no_surrogates(text: str) -> str:
+    """Lone surrogates (from a JSON "\\ud800" or a broken reference) as
+    U+FFFD: they cannot be encoded, so one would fail a whole poll."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def collapse(text: str) -> str:
@@ -74,7 +81,7 @@ def collapse(text: str) -> str:
 
 def clean(text: str) -> str:
     """Remove characters that can hide or disguise text; keep emoji intact."""
-    text = _UNSAFE.sub("", text)
+    text = _UNSAFE.sub("", no_surrogates(text))
     if _ZWJ in text:
         text = "".join(
             c

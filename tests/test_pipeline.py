@@ -412,6 +412,14 @@ def test_scheduled_polls_share_the_concurrency_bound(tmp_path: Path, clock: Cloc
     assert most == 1
 
 
+def _flaky_parse(data: bytes, url: str, headers: dict[str, str] | None = None) -> object:
+    from bot.parse import parse_feed
+
+    if url.endswith("/bad"):
+        raise RuntimeError("a case nobody foresaw")
+    return parse_feed(data, url, headers)
+
+
 def test_an_unexpected_failure_is_recorded_on_its_feed_and_the_others_go_on(
     tmp_path: Path, feeds: DynamicFeeds, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -419,14 +427,8 @@ def test_an_unexpected_failure_is_recorded_on_its_feed_and_the_others_go_on(
 
     add(feeds, "good", 1, clock.now - timedelta(hours=1))
     add(feeds, "bad", 1, clock.now - timedelta(hours=1))
-    real = bot.poll.parse_feed
-
-    def flaky(data: bytes, url: str, headers: object = None) -> object:
-        if url.endswith("/bad"):
-            raise RuntimeError("a case nobody foresaw")
-        return real(data, url, headers)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bot.poll, "parse_feed", flaky)
+    # Module-level, so that the worker process can import it by name.
+    monkeypatch.setattr(bot.poll, "parse_feed", _flaky_parse)
     config = make_config(tmp_path, feeds, ["good", "bad"], [])
     outcomes = {o.feed: o for o in poll(config, clock)}
     assert outcomes["good"].new == 1

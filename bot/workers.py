@@ -1,0 +1,153 @@
+"""CPU work on untrusted input, in worker processes with limits.
+
+Parsing a feed (``bot.parse``) and extracting a page's body
+(``bot.extract``) are pure functions, but what they read comes from
+servers feedbot does not control, and their cost is not bounded by its
+size alone.  On the event loop, one document that costs a minute would stop
+everything: the watchdog's pings, SIGTERM, the other feeds, the digests.
+So they run here, in a small pool of worker processes (pebble):
+
+- each task has a CPU-time limit: the worker lowers its own ``RLIMIT_CPU``
+  to "now + the limit" before the task, and the kernel kills it past that
+  (``SIGXCPU``); and a wall-clock limit, after which pebble kills it (a
+  generous one: a task waiting on a busy machine is not a hostile one);
+- each worker has an address-space limit (``RLIMIT_AS``): a task that
+  allocates past it fails with ``MemoryError``, or its worker dies;
+- a killed worker is replaced by pebble, and its task becomes a
+  ``WorkerError`` with the reason, recorded as that feed's or page's error;
+- the event loop awaits the task's future and never runs the task; a task
+  whose caller is cancelled (SIGTERM) is cancelled, its worker killed.
+
+Workers start from a fork server, not by forking the service itself
+(forking a process with threads, aiohttp's resolver and the scheduler's,
+is unsafe), and import what a task needs on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError, TimeoutError
+from typing import Any, TypeVar
+
+from pebble import ProcessExpired, ProcessPool
+
+from bot.errors import WorkerError
+
+T = TypeVar("T")
+
+CPU_SECONDS = 20.0  # per task: a 10 MB feed parses in a few seconds on a slow machine
+WALL_FACTOR = 3.0  # the wall-clock limit, in CPU limits, plus WALL_SLACK
+WALL_SLACK = 10.0
+MEMORY_BYTES = 768 * 1024 * 1024  # address space of one worker (its imports take ~60 MB)
+
+
+def default_processes() -> int:
+    """One worker per core, two at least (one busy worker must not hold
+    every other feed's parse), four at most."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+def _start_worker(memory_bytes: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the service
+    # stops the pool itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if memory_bytes:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+
+
+def _limited(fn: Callable[..., T], cpu_seconds: float, args: tuple[Any, ...]) -> T:
+    """Run ``fn`` in the worker under a CPU-time limit counted from now."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime + cpu_seconds) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    return fn(*args)
+
+
+class Workers:
+    """The pool: ``await workers.run(fn, *args)`` runs ``fn(*args)`` in a
+    worker and gives its result or raises its exception; the limits' breaches
+    are ``WorkerError``s."""
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        cpu_seconds: float = CPU_SECONDS,
+        memory_bytes: int = MEMORY_BYTES,
+    ) -> None:
+        self.processes = processes or default_processes()
+        self.cpu_seconds = cpu_seconds
+        self.memory_bytes = memory_bytes
+        self._pool: ProcessPool | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> ProcessPool:
+        with self._lock:
+            if self._pool is None or not self._pool.active:
+                self._pool = ProcessPool(
+                    max_workers=self.processes,
+                    initializer=_start_worker,
+                    initargs=(self.memory_bytes,),
+                    context=multiprocessing.get_context("forkserver"),
+                )
+            return self._pool
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        future = self._get_pool().schedule(
+            _limited,
+            args=(fn, self.cpu_seconds, args),
+            timeout=self.cpu_seconds * WALL_FACTOR + WALL_SLACK,
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated; it kills a running task's worker
+            raise
+        except TimeoutError:
+            raise WorkerError(f"stopped: took longer than {self.cpu_seconds * WALL_FACTOR + WALL_SLACK:g}s") from None
+        except ProcessExpired as exc:
+            raise WorkerError(_expired(exc.exitcode, self.cpu_seconds, self.memory_bytes)) from None
+        except MemoryError:
+            raise WorkerError(f"stopped: needed more than {self.memory_bytes // 2**20} MB of memory") from None
+        except RecursionError:
+            raise WorkerError("stopped: nested too deeply") from None
+        except CancelledError:  # the pool was stopped under the task
+            raise WorkerError("stopped: the worker pool was shut down") from None
+
+    def close(self) -> None:
+        """Stop the workers (tasks still running are killed)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
+            pool.join(timeout=10)
+
+
+def _expired(exitcode: int | None, cpu_seconds: float, memory_bytes: int) -> str:
+    if exitcode == -signal.SIGXCPU:
+        return f"stopped: used more than {cpu_seconds:g}s of CPU time"
+    if exitcode == -signal.SIGKILL:
+        return f"stopped: killed (out of memory? the limit is {memory_bytes // 2**20} MB)"
+    return f"stopped: the worker died (exit code {exitcode})"
+
+
+_shared: Workers | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Workers:
+    """The process's pool, made on first use and stopped at exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Workers()
+            atexit.register(_shared.close)
+        return _shared
