@@ -193,6 +193,7 @@ def _when(value: datetime | None, config: Config) -> str:
 
 def cmd_status(config: Config) -> int:
     from bot.state import Store
+    from bot.text import shown
 
     store = Store.open(config.state_dir)
     try:
@@ -204,7 +205,7 @@ def cmd_status(config: Config) -> int:
                 " and runs the previous config:"
             )
             for problem in problems.split("\n"):
-                print(f"  {problem}")
+                print(f"  {shown(problem, 300)}")
         states = store.all_feed_states()
         print(f"feeds ({len(config.feeds)}):")
         for feed in config.feeds:
@@ -217,14 +218,15 @@ def cmd_status(config: Config) -> int:
                 f", new {s.last_new}, items {s.items_taken}"
             )
             if s.error_count:
-                line += f", {s.error_count} error(s) since {_when(s.failing_since, config)}: {s.last_error}"
+                since = _when(s.failing_since, config)
+                line += f", {s.error_count} error(s) since {since}: {shown(s.last_error or '')}"
                 if s.failing_since and _now() - s.failing_since > timedelta(days=1):
                     line += f" — FAILING for {(_now() - s.failing_since).days} day(s)"
             if s.next_poll_at and s.next_poll_at > _now():
                 why = "backing off" if s.error_count else "the server asked to wait"
                 line += f"; {why} until {_when(s.next_poll_at, config)}"
             elif s.last_error:
-                line += f" (warning: {s.last_error})"
+                line += f" (warning: {shown(s.last_error)})"
             print(line + ("" if feed.enabled else " (disabled)"))
         print(f"pending items: {store.pending_count()}")
         names = {
@@ -238,7 +240,7 @@ def cmd_status(config: Config) -> int:
             who = names.get(b.webhook, f"webhook {b.webhook} (no longer configured)")
             line = f"  {who}: {b.pending} message(s) pending"
             if b.last_error:
-                line += f", last attempt {_when(b.last_attempt_at, config)} failed: {b.last_error}"
+                line += f", last attempt {_when(b.last_attempt_at, config)} failed: {shown(b.last_error)}"
             if b.next_attempt_at:
                 line += f"; next try {_when(b.next_attempt_at, config)}"
             print(line)

@@ -96,6 +96,9 @@ class PollSettings:
     user_agent: str = DEFAULT_USER_AGENT
     allow_private_addresses: bool = False  # article links may reach loopback/private addresses
     host_spacing: timedelta = timedelta(seconds=1)  # between two feed requests to one host
+    # Article pages one poll of one feed may fetch; its other new items keep
+    # the feed's own text (a feed of 10,000 new links costs 30 fetches).
+    max_pages_per_poll: int = 30
     retention: timedelta | None = timedelta(days=90)  # forget seen keys and sent digests after; None: never
 
 
@@ -104,6 +107,9 @@ class DigestSettings:
     default_topic: str = "ニュース"
     lead: tuple[str, ...] = ()
     headline_max: int = 140
+    # Items one feed may add to one digest; the rest wait for the next (a
+    # feed that suddenly lists 100,000 entries cannot flood the channel).
+    max_items_per_feed: int = 50
 
 
 @dataclass(frozen=True)
@@ -294,6 +300,9 @@ class _Reader:
                 t, "allow_private_addresses", "poll.allow_private_addresses", _bool, d.allow_private_addresses
             ),
             host_spacing=self.get(t, "host_spacing", "poll.host_spacing", _duration, d.host_spacing),
+            max_pages_per_poll=self.get(
+                t, "max_pages_per_poll", "poll.max_pages_per_poll", _int_between(0, 10_000), d.max_pages_per_poll
+            ),
             retention=self.retention(t, max_age),
         )
 
@@ -318,6 +327,9 @@ class _Reader:
             default_topic=self.get(t, "default_topic", "digest.default_topic", _tag, d.default_topic),
             lead=self.get(t, "lead", "digest.lead", _str_list, d.lead),
             headline_max=self.get(t, "headline_max", "digest.headline_max", _int_between(10, 1000), d.headline_max),
+            max_items_per_feed=self.get(
+                t, "max_items_per_feed", "digest.max_items_per_feed", _int_between(1, 10_000), d.max_items_per_feed
+            ),
         )
 
     def feeds(self, data: Any) -> tuple[Feed, ...]:
@@ -395,6 +407,7 @@ class _Reader:
             self.problem("webhooks", "must be an array of tables ([[webhooks]])")
             return ()
         out: list[Webhook] = []
+        positions: list[int] = []
         for i, raw in enumerate(data):
             p = f"webhooks[{i}]"
             t = self.table(raw, p, {"kind", "url", "url_file", "name", "secret", "secret_file"})
@@ -414,8 +427,9 @@ class _Reader:
             name = self.get(t, "name", f"{p}.name", _nonempty_str, f"{kind}#{i}")
             ident = f"name:{name}" if "name" in t else f"{kind}#{i}"
             out.append(Webhook(kind=kind, url=url, name=name, ident=ident, secret=secret))
+            positions.append(i)  # its index in the file: an invalid one before it is not in ``out``
         seen: dict[str, int] = {}
-        for i, w in enumerate(out):
+        for i, w in zip(positions, out, strict=True):
             for key, what in ((w.url.fingerprint(w.kind), "the same kind and URL as"), (w.ident, "the same name as")):
                 if key in seen:
                     self.problem(f"webhooks[{i}]", f"{what} webhooks[{seen[key]}]")

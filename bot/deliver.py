@@ -25,6 +25,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
@@ -212,11 +213,24 @@ class Deliverer:
 
 
 def _scrub(text: str, webhook: Webhook) -> str:
-    """Receivers echo the request: keep the URL's secret parts out of errors."""
-    url = webhook.url.reveal()
-    parts = [url, *(p for p in url.split("://", 1)[-1].split("/")[1:] if len(p) >= 8)]
-    for part in sorted(parts, key=len, reverse=True):
-        text = text.replace(part, "…")
+    """Receivers echo the request: keep the URL's secret parts out of errors
+    (which ``status`` prints and the state keeps).  Every part of the URL
+    after the host can be a token: the path whole and by segment, the query
+    whole and every value, percent-encoded or not."""
+    return scrub_url_parts(text, webhook.url.reveal())
+
+
+def scrub_url_parts(text: str, url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    except ValueError:
+        return text.replace(url, "…")
+    secrets = {url, url.split("://", 1)[-1], parts.path, parts.query, *values}
+    secrets |= {segment for segment in parts.path.split("/") if len(segment) >= 6}
+    secrets |= {unquote(x) for x in list(secrets)}
+    for secret in sorted((x for x in secrets if len(x) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "…")
     return text
 
 

@@ -31,6 +31,22 @@ LAST_PRUNE_KEY = "last_prune_at"
 PRUNE_EVERY = timedelta(days=1)
 
 
+def cap_per_feed(items: Sequence[Item], cap: int) -> tuple[list[Item], dict[str, int]]:
+    """At most ``cap`` items of each feed, the oldest taken first (by when
+    they were taken: the rest go into the next digest in the same order);
+    and how many each feed has left over."""
+    taken: dict[str, int] = {}
+    kept: list[Item] = []
+    held: dict[str, int] = {}
+    for item in sorted(items, key=lambda i: i.id):
+        if taken.get(item.feed_url, 0) < cap:
+            taken[item.feed_url] = taken.get(item.feed_url, 0) + 1
+            kept.append(item)
+        else:
+            held[item.feed] = held.get(item.feed, 0) + 1
+    return kept, held
+
+
 def compose(config: Config, items: Sequence[Item], day: date) -> Rendered:
     digest = build_digest(items, day, config.topics, config.labels, config.digest)
     return render(config, digest)
@@ -66,7 +82,7 @@ class Digester:
         return self.clock().astimezone(self.config.timezone).date()
 
     def preview(self, day: date | None = None) -> Rendered | None:
-        items = self.store.unbound_items()
+        items, _ = cap_per_feed(self.store.unbound_items(), self.config.digest.max_items_per_feed)
         return compose(self.config, items, day or self.today()) if items else None
 
     async def run(self, day: date | None = None) -> DigestResult:
@@ -84,7 +100,14 @@ class Digester:
         dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)
         if dropped:
             log.warning("dropped %d undelivered message(s) of webhooks no longer configured", dropped)
-        items = self.store.unbound_items()
+        items, held = cap_per_feed(self.store.unbound_items(), self.config.digest.max_items_per_feed)
+        for feed, count in held.items():
+            log.warning(
+                "feed=%s has more items than digest.max_items_per_feed (%d): %d wait for the next digest",
+                feed,
+                self.config.digest.max_items_per_feed,
+                count,
+            )
         digest_id = None
         if items:
             rendered = compose(self.config, items, day or self.today())

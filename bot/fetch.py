@@ -33,8 +33,18 @@ import httpx
 from bot import __version__, guard
 from bot.config import PollSettings
 from bot.errors import FetchError
-from bot.guard import AddressRefused, GuardedResolver, IsPublic, Policy, Resolver, is_public, origin_of, resolve
-from bot.text import collapse
+from bot.guard import (
+    AddressRefused,
+    GuardedResolver,
+    IsPublic,
+    Policy,
+    Resolver,
+    is_loopback,
+    is_public,
+    origin_of,
+    resolve,
+)
+from bot.text import collapse, shown
 from bot.transport import Client
 
 FEED_MAX_BYTES = 10 * 1024 * 1024
@@ -145,8 +155,7 @@ def _inflater(encoding: str) -> zlib._Decompress | None:
 
 def short(text: str, limit: int = REASON_MAX) -> str:
     """A server's text for an error: one line, printable, cut to ``limit``."""
-    line = collapse("".join(c if c.isprintable() else " " for c in text[: limit * 4]))
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return shown(collapse(text[: limit * 4]), limit)
 
 
 @contextmanager
@@ -281,9 +290,16 @@ class PageFetcher:
     origin, whose address may be private, and keeps no connection.
     """
 
-    def __init__(self, settings: PollSettings, resolver: Resolver = resolve, public: IsPublic = is_public) -> None:
+    def __init__(
+        self,
+        settings: PollSettings,
+        resolver: Resolver = resolve,
+        public: IsPublic = is_public,
+        loopback: IsPublic = is_loopback,
+    ) -> None:
         self.settings = settings
         self.is_public = public
+        self.is_loopback = loopback
         self.public = make_client(settings, resolver=GuardedResolver(resolver), follow_redirects=False)
         self.own = make_client(
             settings,
@@ -299,12 +315,20 @@ class PageFetcher:
         await self.own.aclose()
 
     async def fetch(self, url: str, feed_url: str, deadline: float) -> Response:
-        policy = Policy.for_feed(feed_url, allow_private=self.settings.allow_private_addresses, public=self.is_public)
+        policy = Policy.for_feed(
+            feed_url,
+            allow_private=self.settings.allow_private_addresses,
+            public=self.is_public,
+            loopback=self.is_loopback,
+        )
         token = guard.current.set(policy)
         try:
             with _errors(deadline):
                 target = httpx.URL(url)
-                async with self._total, self._per_host(target.host), asyncio.timeout(deadline):
+                # The host's turn first, then a slot of the total: a fetch
+                # waiting for a busy host holds no slot another feed's page
+                # could use.  The deadline counts from the fetch's own turn.
+                async with self._per_host(target.host), self._total, asyncio.timeout(deadline):
                     return await self._follow(target, policy)
         except AddressRefused as exc:
             raise FetchError(f"refused: {exc}") from None

@@ -4,8 +4,10 @@ Article links come from feeds, which the bot does not control: a link (or a
 redirect, or a DNS answer) pointing at 127.0.0.1, 10.0.0.5 or the cloud
 metadata address would make the bot fetch from inside its own network.  So
 article fetches reach only public addresses, unless the page is on the
-exact origin (scheme, host and port) of the item's own feed (a feed on an
-intranet linking to its own pages) or the config says
+exact origin (scheme, host and port) of the item's own feed and not on a
+loopback address (a feed on an intranet linking to its own pages; a local
+bridge such as RSSHub on ``localhost:1200`` relays links from anywhere, so
+its origin gets no exception), or the config says
 ``[poll] allow_private_addresses = true``.
 
 How: the page fetcher's connections resolve names through
@@ -71,6 +73,19 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 and ::1, in any IPv6 form that carries them."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            return inner.is_loopback
+    return ip.is_loopback
+
+
 async def resolve(host: str, port: int) -> list[str]:
     """The addresses ``host`` resolves to (itself, if it is an address)."""
     literal = host.strip("[]")
@@ -96,14 +111,22 @@ class Policy:
     allow_private: bool = False
     own: Origin | None = None  # the feed's origin: its pages may be on a private address
     public: IsPublic = is_public
+    loopback: IsPublic = is_loopback
 
     @classmethod
-    def for_feed(cls, feed_url: str, *, allow_private: bool = False, public: IsPublic = is_public) -> Policy:
+    def for_feed(
+        cls,
+        feed_url: str,
+        *,
+        allow_private: bool = False,
+        public: IsPublic = is_public,
+        loopback: IsPublic = is_loopback,
+    ) -> Policy:
         try:
             own: Origin | None = origin_of(httpx.URL(feed_url))
         except (httpx.InvalidURL, ValueError):
             own = None
-        return cls(allow_private, own, public)
+        return cls(allow_private, own, public, loopback)
 
     def is_own(self, url: httpx.URL) -> bool:
         return self.own is not None and origin_of(url) == self.own
@@ -111,7 +134,9 @@ class Policy:
     def allows(self, host: str, port: int, address: str, *, own_origin: bool) -> bool:
         if self.allow_private or self.public(address):
             return True
-        return own_origin and self.own is not None and (host.lower(), port) == self.own[1:]
+        if not own_origin or self.own is None or self.loopback(address):
+            return False
+        return (host.lower(), port) == self.own[1:]
 
     def check(self, host: str, port: int, addresses: Iterable[str], *, own_origin: bool) -> list[str]:
         found = list(addresses)

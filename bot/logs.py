@@ -2,6 +2,13 @@
 
 Under systemd (``JOURNAL_STREAM`` names our stderr) the journal adds its own
 timestamps, so lines carry a ``<N>`` syslog priority prefix instead.
+
+A log line quotes what servers and feeds wrote (links, titles, errors), so
+control characters in a message are shown escaped (``\\n``, ``\\x1b``):
+a newline in a link would otherwise start a journal record of its own, at a
+priority of the feed's choosing, and an escape sequence would reach the
+terminal of whoever reads the log.  A traceback keeps its lines, each with
+the record's priority.
 """
 
 from __future__ import annotations
@@ -10,12 +17,28 @@ import logging
 import os
 import sys
 
+from bot.text import escape_controls
+
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
-class _JournalFormatter(logging.Formatter):
+class _SafeFormatter(logging.Formatter):
+    """The message escaped; a traceback's lines each prefixed by ``prefix``."""
+
+    def __init__(self, fmt: str, datefmt: str | None = None, journal: bool = False) -> None:
+        super().__init__(fmt, datefmt)
+        self.journal = journal
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
-        return f"<{_PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+        text = super().format(record)
+        if not self.journal:
+            return text
+        prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
+        return "\n".join(prefix + line for line in text.split("\n"))
 
 
 def _under_journal() -> bool:
@@ -33,9 +56,9 @@ def _under_journal() -> bool:
 def setup(level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if _under_journal():
-        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+        handler.setFormatter(_SafeFormatter("%(name)s: %(message)s", journal=True))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -25,6 +25,7 @@ from bot.health import bounded_int
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.markup import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
 from bot.models import Entry, ParsedFeed
+from bot.secrets import without_credentials
 from bot.text import collapse, no_surrogates
 
 # feedparser's notes that are not problems: a feed served as text/plain, or
@@ -186,9 +187,9 @@ def _json_feed(data: bytes, url: str) -> Parsed | None:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        raise ParseError(f"feed {url}: not a valid JSON Feed ({type(exc).__name__})") from None
+        raise ParseError(f"feed {without_credentials(url)}: not a valid JSON Feed ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
-        raise ParseError(f"feed {url}: not a valid JSON Feed (no items)")
+        raise ParseError(f"feed {without_credentials(url)}: not a valid JSON Feed (no items)")
     entries = []
     for item in doc["items"]:
         if not isinstance(item, dict):
@@ -224,12 +225,12 @@ def _slow(data: bytes, headers: dict[str, str], url: str) -> Parsed:
     try:
         result: Any = feedparser.parse(data, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # feedparser is meant not to raise; if it does, it is this feed's error
-        raise ParseError(f"feed {url}: parser failed: {type(exc).__name__}: {exc}") from exc
+        raise ParseError(f"feed {without_credentials(url)}: parser failed: {type(exc).__name__}: {exc}") from exc
     raw_entries = list(result.get("entries") or [])
     problem = result.get("bozo_exception")
     detail = f"{type(problem).__name__}: {problem}" if result.get("bozo") and problem else None
     if not raw_entries and not result.get("version"):
-        raise ParseError(f"feed {url}: not a feed ({detail or 'no RSS, Atom or JSON feed found'})")
+        raise ParseError(f"feed {without_credentials(url)}: not a feed ({detail or 'no RSS, Atom or JSON feed found'})")
     warning = detail if detail and type(problem).__name__ not in _BENIGN else None
     return raw_entries, result.get("feed", {}), warning
 

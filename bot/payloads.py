@@ -25,6 +25,11 @@ JSON_SCHEMA = "feedbot.digest/1"
 
 _ZWSP = "\u200b"
 _DISCORD_MENTION = re.compile(r"@(everyone|here)|<(@[!&]?|#)(?=\d)", re.I)
+# Markdown that could make feed text pass for something else: a masked link
+# ("[nhk.or.jp](https://evil.example)"), a spoiler, a code fence, and the
+# line-start forms (headings, subtext, quotes).
+_DISCORD_INLINE = re.compile(r"\]\(|\|\||```")
+_DISCORD_LINE_START = re.compile(r"^(?:#{1,3} |-# |>>> |> )")
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,16 @@ def _map_blocks(rendered: Rendered, fn: Callable[[str], str]) -> list[Block]:
 
 
 def neutralise_discord(line: str) -> str:
-    """``@everyone`` and ``<@123>`` shown as text, never as a ping."""
-    return _DISCORD_MENTION.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], line)
+    """``@everyone`` and ``<@123>`` shown as text, never as a ping; masked
+    links, spoilers, code fences, headings and quotes shown as the text they
+    are (a zero-width space breaks each, and the words read the same)."""
+    line = _DISCORD_MENTION.sub(_broken, line)
+    line = _DISCORD_INLINE.sub(_broken, line)
+    return _ZWSP + line if _DISCORD_LINE_START.match(line) else line
+
+
+def _broken(m: re.Match[str]) -> str:
+    return m.group(0)[0] + _ZWSP + m.group(0)[1:]
 
 
 def escape_slack(line: str) -> str:

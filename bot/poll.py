@@ -39,6 +39,7 @@ from bot.workers import Workers
 from bot.workers import shared as shared_workers
 
 log = logging.getLogger("feedbot.poll")
+PAGES_AT_ONCE = 2  # article pages of one feed fetched at a time: no feed can take every slot
 
 Clock = Callable[[], datetime]
 
@@ -233,7 +234,7 @@ class Poller:
         choice = choose(
             parsed.entries, seen, state.first_ok_at is None, now, self.config.poll, lambda e: wanted(feed, e)
         )
-        bodies = await asyncio.gather(*(self.body(feed, e) for e in choice.take))
+        bodies = await self._bodies(feed, choice.take)
         taken = self.store.record_poll(
             feed.url,
             feed.name,
@@ -252,6 +253,37 @@ class Poller:
         """Not before this, if the server asked for longer than our interval."""
         wait = health.after_success(self.config.feed_interval(feed), response.headers, ttl)
         return now + wait if wait else None
+
+    async def _bodies(self, feed: Feed, entries: Sequence[Entry]) -> list[tuple[str, ...]]:
+        """The bodies of one poll's new entries: at most ``PAGES_AT_ONCE``
+        pages of this feed fetched at a time (so that another feed's pages
+        are never queued behind this one's), and at most
+        ``poll.max_pages_per_poll`` in all; the rest keep the feed's text."""
+        budget = self.config.poll.max_pages_per_poll
+        fetching = [e for e in entries if self._needs_page(feed, e)]
+        over = fetching[budget:]
+        if over:
+            log.warning(
+                "feed=%s has %d new items with pages; %d over poll.max_pages_per_poll (%d) keep the feed's text",
+                feed.name,
+                len(fetching),
+                len(over),
+                budget,
+            )
+        skipped = {id(e) for e in over}
+        turn = asyncio.Semaphore(PAGES_AT_ONCE)
+
+        async def one(entry: Entry) -> tuple[str, ...]:
+            if id(entry) in skipped:
+                return limit_body(entry.content, feed.max_paragraphs, feed.max_body_chars)
+            async with turn:
+                return await self.body(feed, entry)
+
+        return list(await asyncio.gather(*(one(e) for e in entries)))
+
+    @staticmethod
+    def _needs_page(feed: Feed, entry: Entry) -> bool:
+        return not entry.titleless and feed.body not in ("feed", "none") and bool(entry.link)
 
     async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
         """The body stored with the item: fetched once, at poll time."""

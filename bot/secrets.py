@@ -9,7 +9,7 @@ redacted path, since a Discord or Slack webhook URL *is* its credential.
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 class Secret:
@@ -50,3 +50,14 @@ def redact_url(url: str) -> str:
     if not parts.scheme or not parts.hostname:
         return "<redacted>"
     return f"{parts.scheme}://{parts.hostname}{port}/…"
+
+
+def without_credentials(url: str) -> str:
+    """A feed URL fit to show: ``https://user:pass@host/rss`` → ``https://host/rss``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unreadable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))

@@ -130,3 +130,24 @@ def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
     if len(text) <= limit:
         return text
     return text[: safe_cut(text, limit)].rstrip() + ellipsis
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (``\\x0a``, ``\\x1b``): one
+    line, nothing a terminal or the journal would obey."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """A server's or a feed's text fit to show: control characters escaped,
+    cut at ``limit`` characters with "…"."""
+    line = escape_controls(text[: limit * 2])
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -15,7 +15,7 @@ import resource
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from bot.config import PollSettings, load_config
 from bot.deliver import Deliverer
 from bot.errors import DeliveryError, FetchError
 from bot.fetch import PageFetcher, fetch_feed, make_client, retry_after_seconds
+from bot.guard import is_loopback
 from bot.loopback import Reply, Request, Server, throwaway_certificate
 from bot.poll import Poller
 from bot.state import OutMessage, Store
@@ -427,8 +428,9 @@ def test_a_name_is_resolved_once_per_connection_and_rebinding_is_caught() -> Non
 
 
 def test_the_feeds_own_origin_is_exact(tmp_path: Path) -> None:
-    """A feed on a local bridge (localhost:1200) may link to its own pages,
-    not to another port of the same host."""
+    """A feed on an intranet host may link to its own pages, not to another
+    port of the same host; a feed on loopback (a local bridge) gets no
+    exception at all."""
     hits: list[str] = []
 
     def bridge(req: Request) -> Reply:
@@ -437,16 +439,21 @@ def test_the_feeds_own_origin_is_exact(tmp_path: Path) -> None:
 
     with Server(bridge) as own, Server(bridge) as other:
 
-        async def go(link: str) -> object:
-            pages = PageFetcher(SETTINGS)
+        async def go(link: str, loopback: Callable[[str], bool]) -> object:
+            pages = PageFetcher(SETTINGS, loopback=loopback)
             try:
                 return await pages.fetch(link, own.base + "/feed.xml", 5.0)
             finally:
                 await pages.aclose()
 
-        assert run(go(own.base + "/mine")).status == 200  # type: ignore[attr-defined]
+        def intranet(address: str) -> bool:
+            return False  # here 127.0.0.1 stands for an intranet address
+
+        assert run(go(own.base + "/mine", intranet)).status == 200  # type: ignore[attr-defined]
         with pytest.raises(FetchError, match="refused"):
-            run(go(other.base + "/not-mine"))
+            run(go(other.base + "/not-mine", intranet))
         with pytest.raises(FetchError, match="refused"):
-            run(go(own.base.replace("127.0.0.1", "[::ffff:127.0.0.1]") + "/mapped"))
+            run(go(own.base.replace("127.0.0.1", "[::ffff:127.0.0.1]") + "/mapped", intranet))
+        with pytest.raises(FetchError, match="refused"):
+            run(go(own.base + "/bridge", is_loopback))  # the real classification: loopback
     assert hits == ["/mine"]

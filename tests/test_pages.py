@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -163,12 +163,17 @@ url = "{feeds.feed_url("site")}"
     return load_config(write_toml(tmp_path, text), {})
 
 
-def run_poll(config: Config, clock: Clock) -> dict[str, tuple[str, ...]]:
+def no_loopback(address: str) -> bool:
+    """This simulated world has no loopback: 127.0.0.1 is the feed's intranet host."""
+    return False
+
+
+def run_poll(config: Config, clock: Clock, loopback: Callable[[str], bool] = no_loopback) -> dict[str, tuple[str, ...]]:
     async def go() -> None:
         store = Store.open(config.state_dir)
         try:
             async with make_client(config.poll) as client:
-                pages = PageFetcher(config.poll, resolver=fake_resolve, public=fake_public)
+                pages = PageFetcher(config.poll, resolver=fake_resolve, public=fake_public, loopback=loopback)
                 async with Poller(config, store, client, clock, pages) as poller:
                     (outcome,) = await poller.poll_all(config.feeds)
                     assert outcome.status == "ok"
@@ -259,11 +264,26 @@ def test_private_addresses_allowed_by_config(
 
 
 def test_pages_on_the_feeds_own_host_are_allowed(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
-    """The feed is on 127.0.0.1 (private); its own article pages are fetched."""
+    """The feed is on a private (intranet) address; its own article pages are fetched."""
     link = feeds.article("/own", ["自社サイトの記事本文です。" * 3])
     feeds.feeds["site"] = [FeedItem("g", "own", link, clock.now, FEED_SUMMARY)]
     bodies = run_poll(config_for(tmp_path, feeds), clock)
     assert bodies["own"] == ("自社サイトの記事本文です。" * 3,)
+
+
+def test_a_feed_on_loopback_gets_no_exception_for_its_origin(
+    tmp_path: Path, feeds: DynamicFeeds, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A local bridge (RSSHub on localhost) relays links from anywhere: a link
+    back to its own origin is refused like any other loopback link."""
+    link = feeds.article("/own", ["ブリッジの中の文書です。" * 3])
+    feeds.feeds["site"] = [FeedItem("g", "own", link, clock.now, FEED_SUMMARY)]
+    from bot.guard import is_loopback
+
+    with caplog.at_level("WARNING", logger="feedbot.poll"):
+        bodies = run_poll(config_for(tmp_path, feeds), clock, loopback=is_loopback)
+    assert bodies["own"] == (FEED_SUMMARY,)  # the feed's own text, not the page
+    assert "refused: 127.0.0.1 resolves to a non-public address" in caplog.text
 
 
 def test_body_limits(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
@@ -285,3 +305,52 @@ first_poll = "all"
 """
     bodies = run_poll(load_config(write_toml(tmp_path, text), {}), clock)
     assert len(bodies["long"]) == 3 and bodies["long"][-1].endswith("…")
+
+
+def test_one_feeds_slow_pages_do_not_hold_another_feeds_page(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
+    """Feed A links 24 pages of a host that does not answer (yet); feed B one
+    page of another host. B's page is fetched while all of A's wait."""
+    release = threading.Event()
+    asked = threading.Event()
+    slow_hits: list[str] = []
+
+    def slow(req: Request) -> Reply:
+        slow_hits.append(req.path)
+        asked.set()
+        return Reply(
+            200, {"Content-Type": "text/html"}, page("遅いサイトの記事本文です。"), before=lambda: release.wait(10)
+        )
+
+    def fast(req: Request) -> Reply:
+        return Reply(200, {"Content-Type": "text/html"}, page("速いサイトの記事本文です。"))
+
+    with Server(slow, "127.0.0.2") as x, Server(fast, "127.0.0.3") as y:
+        feeds.feeds["a"] = [FeedItem(f"a{n}", f"a{n}", f"{x.base}/a{n}", clock.now, FEED_SUMMARY) for n in range(24)]
+        feeds.feeds["b"] = [FeedItem("b", "b", y.base + "/b", clock.now, FEED_SUMMARY)]
+        text = (
+            '[poll]\ntimeout = "5s"\nfirst_poll = "all"\nhost_spacing = "0s"\nallow_private_addresses = true\n'
+            f'[[feeds]]\nname = "a"\nurl = "{feeds.feed_url("a")}"\n'
+            f'[[feeds]]\nname = "b"\nurl = "{feeds.feed_url("b")}"\n'
+        )
+        config = load_config(write_toml(tmp_path, text), {})
+        store = Store.open(config.state_dir)
+
+        async def go() -> tuple[object, object, int]:
+            async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
+                feed_a, feed_b = config.feeds
+                task_a = asyncio.create_task(poller.poll(feed_a))
+                assert await asyncio.to_thread(asked.wait, 10)  # A's fetches have started (and queued)
+                outcome_b = await asyncio.wait_for(poller.poll(feed_b), 4)  # A's 24 pages are all still waiting
+                waiting = len(slow_hits)
+                release.set()
+                return await task_a, outcome_b, waiting
+
+        try:
+            outcome_a, outcome_b, waiting = asyncio.run(go())
+            bodies = {i.title: i.body for i in store.unbound_items()}
+        finally:
+            release.set()
+            store.close()
+    assert outcome_b.status == "ok" and bodies["b"] == twice("速いサイトの記事本文です。")  # type: ignore[attr-defined]
+    assert waiting <= 2  # A asked the slow host for two pages at a time, no more
+    assert outcome_a.status == "ok" and bodies["a0"] == twice("遅いサイトの記事本文です。")  # type: ignore[attr-defined]

@@ -39,6 +39,7 @@ first_poll = "1d"
 max_age = "7d"
 timeout = "5s"
 host_spacing = "0s"
+allow_private_addresses = true  # the article pages are on loopback
 {extra}
 [digest]
 default_topic = "ニュース"
