@@ -55,6 +55,7 @@ class Reply:
     # ``headers``, the connection is closed at its end.
     stream: Callable[[], Iterator[bytes]] | None = None
     before: Callable[[], object] | None = None  # called before answering (to stall)
+    reason: str | None = None  # the status line's reason phrase, if not the usual one
 
 
 Handler = Callable[[Request], Reply]
@@ -99,7 +100,7 @@ class Server:
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     return
-                self.send_response(reply.status)
+                self.send_response(reply.status, reply.reason)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
                 if reply.stream is None:
