@@ -45,6 +45,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from bench.proctree import tree_cpu, tree_rss_kb
+
 ROOT = Path(__file__).resolve().parent.parent
 R2E_VENV = ROOT / "bench" / ".venv-r2e"
 
@@ -175,16 +177,10 @@ def render_bench(folder: Path) -> float:
     return statistics.median(times)
 
 
-def _cpu_of(pid: int) -> float:
-    """User + system CPU seconds of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss_of_run(
     config: Path, seconds: float, cycle: float, between: Callable[[], float] | None = None
 ) -> tuple[list[int], float, list[float]]:
-    """VmRSS samples (KB) of `feedbot run`, every 2 s; its CPU seconds per
+    """VmRSS samples (KB) of `feedbot run` and its workers, every 2 s; their CPU seconds per
     poll cycle once the first round is done (every feed answering 304): the
     service's steady state, without the start-up a `feedbot poll` pays; and
     what ``between`` returned, called once per cycle while the service is
@@ -222,27 +218,26 @@ def rss_of_run(
         end = start + seconds
         steady_from = steady_cpu = None
         next_sample = start + 2
-        last_cpu, idle_checks, burst_seen = _cpu_of(proc.pid), 0, False
+        last_cpu, idle_checks, burst_seen = tree_cpu(proc.pid), 0, False
         while time.monotonic() < end:
             time.sleep(0.25)
             if time.monotonic() >= next_sample:
                 next_sample += 2
-                status = Path(f"/proc/{proc.pid}/status").read_text()
-                samples.append(int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]))
+                samples.append(tree_rss_kb(proc.pid))  # the service and its worker processes
             if steady_from is None and time.monotonic() - start > cycle:  # the first round is over
-                steady_from, steady_cpu = time.monotonic(), _cpu_of(proc.pid)
+                steady_from, steady_cpu = time.monotonic(), tree_cpu(proc.pid)
             # `between` runs once after each round, when the service has been
             # idle for a second: never beside a round, which would slow both.
-            cpu = _cpu_of(proc.pid)
+            cpu = tree_cpu(proc.pid)
             busy, last_cpu = cpu - last_cpu > 0.02, cpu
             idle_checks = 0 if busy else idle_checks + 1
             burst_seen = burst_seen or busy
             if between is not None and steady_from is not None and burst_seen and idle_checks >= 4:
                 burst_seen = False
                 others.append(between())
-                last_cpu = _cpu_of(proc.pid)
+                last_cpu = tree_cpu(proc.pid)
         assert steady_from is not None and steady_cpu is not None
-        per_cycle = (_cpu_of(proc.pid) - steady_cpu) / ((time.monotonic() - steady_from) / cycle)
+        per_cycle = (tree_cpu(proc.pid) - steady_cpu) / ((time.monotonic() - steady_from) / cycle)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -424,7 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             cell(fb[1]),
             cell(rr.get(1)),
             f"wall {ratio(fb[1][0], rr[1][0] if 1 in rr else None)}, "
-            f"CPU {ratio(fb[1][1], rr[1][1] if 1 in rr else None)}",
+            f"CPU {ratio(fb[1][1], rr[1][1] if 1 in rr else None)}; feedbot used {fb[1][1] / fb[1][0]:.1f} cores"
+            f" (CPU ÷ wall; rss2email {rr[1][1] / rr[1][0]:.1f})"
+            if 1 in rr
+            else "–",
         ),
         (f'2. first poll, {args.body_feeds} × 20, body = "auto"', cell(fb[2]), "–", "–"),
         (
@@ -450,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             " run between the service's rounds)"
             if interleaved
             else "–",
-            "target < 100 MB, flat; all-304 cycle CPU "
+            "target < 100 MB, flat (the service and its worker processes); all-304 cycle CPU "
             + ratio(steady, statistics.median(interleaved) if interleaved else None),
         ),
         (

@@ -31,6 +31,7 @@ from bot.errors import FetchError, ParseError, StateError, WorkerError
 from bot.extract import extract_body, limit_body
 from bot.fetch import PageFetcher, Response, fetch_feed
 from bot.keys import Key
+from bot.markup import bounded_bytes
 from bot.models import Entry
 from bot.parse import parse_feed
 from bot.state import FeedState, NewItem, Store
@@ -40,6 +41,7 @@ from bot.workers import shared as shared_workers
 
 log = logging.getLogger("feedbot.poll")
 PAGES_AT_ONCE = 2  # article pages of one feed fetched at a time: no feed can take every slot
+BIG_PAGE_BYTES = 512 * 1024  # a page this big (scripts and styles out) is extracted alone, in a fresh worker
 
 Clock = Callable[[], datetime]
 
@@ -305,7 +307,14 @@ class Poller:
             )
             return entry.content
         try:
-            return tuple(await self.workers.run(extract_body, page.content, page.url, page.content_type, feed.body))
+            # Scripts and styles cut out here: what the worker gets, and decodes, is the page's text.
+            data, url, content_type = bounded_bytes(page.content), page.url, page.content_type
+            del page  # the whole page is not kept while the worker works
+            # A big page is extracted in a worker of its own, one at a time:
+            # what extraction holds grows with the page, and a long-lived
+            # worker would keep that memory.
+            big = len(data) > BIG_PAGE_BYTES
+            return tuple(await self.workers.run(extract_body, data, url, content_type, feed.body, single=big))
         except Exception as exc:  # a page nobody foresaw costs its entry the body, not the feed its poll
             reason = f"extraction {exc}" if isinstance(exc, WorkerError) else f"extraction failed: {type(exc).__name__}"
             log.warning(

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
+import ctypes.util
+import gc
 import multiprocessing
 import os
 import resource
@@ -61,6 +64,11 @@ def _start_worker(memory_bytes: int) -> None:
     if memory_bytes:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    libc = _libc()
+    if libc is not None:
+        # Allocations of 64 KB and more get pages of their own, given back
+        # when freed: a page's parse tree does not stay in the worker.
+        libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)
 
 
 def _limited(fn: Callable[..., T], cpu_seconds: float, args: tuple[Any, ...]) -> T:
@@ -69,7 +77,31 @@ def _limited(fn: Callable[..., T], cpu_seconds: float, args: tuple[Any, ...]) ->
     soft = int(used.ru_utime + used.ru_stime + cpu_seconds) + 1
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    return fn(*args)
+    try:
+        return fn(*args)
+    finally:
+        _give_back_memory()
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _libc() -> Any:
+    """glibc, for its malloc tuning; None elsewhere (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def _give_back_memory() -> None:
+    """Return the heap a task freed to the system (glibc keeps it otherwise):
+    a worker that parsed one big page should not stay its size for ever."""
+    libc = _libc()
+    if libc is not None:
+        gc.collect()
+        libc.malloc_trim(0)
 
 
 class Workers:
@@ -87,21 +119,31 @@ class Workers:
         self.cpu_seconds = cpu_seconds
         self.memory_bytes = memory_bytes
         self._pool: ProcessPool | None = None
+        self._single: ProcessPool | None = None
         self._lock = threading.Lock()
 
-    def _get_pool(self) -> ProcessPool:
+    def _get_pool(self, single: bool) -> ProcessPool:
         with self._lock:
-            if self._pool is None or not self._pool.active:
-                self._pool = ProcessPool(
-                    max_workers=self.processes,
+            pool = self._single if single else self._pool
+            if pool is None or not pool.active:
+                pool = ProcessPool(
+                    max_workers=1 if single else self.processes,
+                    max_tasks=1 if single else 0,
                     initializer=_start_worker,
                     initargs=(self.memory_bytes,),
                     context=multiprocessing.get_context("forkserver"),
                 )
-            return self._pool
+                if single:
+                    self._single = pool
+                else:
+                    self._pool = pool
+            return pool
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        future = self._get_pool().schedule(
+    async def run(self, fn: Callable[..., T], *args: Any, single: bool = False) -> T:
+        """``single``: in a worker of its own that ends with the task, one
+        such task at a time (a big page: its memory goes back to the system
+        with the process, instead of staying in a long-lived worker)."""
+        future = self._get_pool(single).schedule(
             _limited,
             args=(fn, self.cpu_seconds, args),
             timeout=self.cpu_seconds * WALL_FACTOR + WALL_SLACK,
@@ -125,10 +167,11 @@ class Workers:
     def close(self) -> None:
         """Stop the workers (tasks still running are killed)."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
-            pool.join(timeout=10)
+            pools, self._pool, self._single = (self._pool, self._single), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
+                pool.join(timeout=10)
 
 
 def _expired(exitcode: int | None, cpu_seconds: float, memory_bytes: int) -> str:

@@ -232,6 +232,8 @@ ADVERSARIAL = {
     "paragraphs": "from bot.markup import html_paragraphs\n"
     "html_paragraphs('\\n' + ' ' * 1_000_000 + 'x\\n \\n' * 1000)",
     "heavy elements": "from bot.markup import bounded_markup; bounded_markup('<script' * 200_000 + '<style>' * 1000)",
+    "heavy elements, bytes": "from bot.markup import bounded_bytes\n"
+    "bounded_bytes(b'<script ' * 200_000 + b'</style' * 1000)",
     "text clean": "from bot.text import collapse, shown\n"
     "collapse('\\u200d' * 1_000_000); shown('\\x1b' * 1_000_000)",
     "small print": "from bot.boilerplate import drop_reason\n"

@@ -1,0 +1,58 @@
+"""A process and its descendants, from /proc: resident memory and CPU.
+
+feedbot parses and extracts in worker processes (bot/workers.py) started
+from a fork server: what the service costs is the sum over that tree, not
+its main process alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of one process, in KB (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    line = next((x for x in status.splitlines() if x.startswith("VmRSS")), "VmRSS: 0 kB")
+    return int(line.split()[1])
+
+
+def tree_rss_kb(pid: int) -> int:
+    return sum(rss_kb(p) for p in tree(pid))
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of the live processes of the tree."""
+    total = 0
+    for p in tree(pid):
+        fields = _stat(p)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
