@@ -38,7 +38,9 @@ PAGES = {
     "paragraphs": lambda: _fill("<p>短い段落です。</p>"),
     "nested-divs": lambda: _fill("<div>", tail="本文です。" * 20),
     "one-text-node": lambda: _fill("長い一つの段落。", "<p>", "</p>"),
-    "script": lambda: _fill("var x=1;", "<article><p>" + "記事の本文です。" * 30 + "</p></article><script>", "</script>"),
+    "script": lambda: _fill(
+        "var x=1;", "<article><p>" + "記事の本文です。" * 30 + "</p></article><script>", "</script>"
+    ),
     "table": lambda: _fill("<td>セル</td>", "<table><tr>", "</tr></table>"),
     "links": lambda: _fill("<a href='/x'>見出しのリンク</a> "),
     "nested-spans": lambda: _fill("<p>" + "<span>" * 50 + "入れ子" + "</span>" * 50 + "</p>"),
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        out, err = proc.communicate(timeout=900)
+        _out, err = proc.communicate(timeout=900)
         sampler.join()
         elapsed = time.perf_counter() - started
     outcomes = [line.split("error=", 1)[1] for line in err.splitlines() if "article=" in line and "error=" in line]

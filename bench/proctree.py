@@ -48,11 +48,12 @@ def tree_rss_kb(pid: int) -> int:
     return sum(rss_kb(p) for p in tree(pid))
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one live process (0 if it is gone)."""
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of the live processes of the tree."""
-    total = 0
-    for p in tree(pid):
-        fields = _stat(p)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu(p) for p in tree(pid))

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bench.proctree import tree_cpu, tree_rss_kb
+from bench.proctree import process_cpu, tree, tree_cpu, tree_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 R2E_VENV = ROOT / "bench" / ".venv-r2e"
@@ -57,13 +57,24 @@ def children_cpu() -> float:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds, output) of a subprocess."""
+    """(wall seconds, CPU seconds, output) of a subprocess and of the
+    processes it starts (feedbot's workers: they are not its children once
+    a fork server starts them, so their CPU is sampled while they run)."""
     cpu0, t0 = children_cpu(), time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0
-    if r.returncode not in (0, 1):
-        raise SystemExit(f"{cmd[:3]} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    return wall, cpu, r.stdout + r.stderr
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        others: dict[int, float] = {}
+        while proc.poll() is None:
+            for pid in tree(proc.pid)[1:]:
+                others[pid] = max(others.get(pid, 0.0), process_cpu(pid))
+            time.sleep(0.05)
+        out.seek(0)
+        err.seek(0)
+        output = out.read() + err.read()
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu0 + sum(others.values())
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}):\n{output[-2000:]}")
+    return wall, cpu, output
 
 
 def start_farm(feeds: int, items: int, seed: int) -> tuple[subprocess.Popen[str], str]:

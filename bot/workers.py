@@ -49,6 +49,8 @@ CPU_SECONDS = 20.0  # per task: a 10 MB feed parses in a few seconds on a slow m
 WALL_FACTOR = 3.0  # the wall-clock limit, in CPU limits, plus WALL_SLACK
 WALL_SLACK = 10.0
 MEMORY_BYTES = 768 * 1024 * 1024  # address space of one worker (its imports take ~60 MB)
+TRIM_AFTER_BYTES = 256 * 1024  # a task on an input this big gives its heap back after
+IDLE_SECONDS = 60.0  # workers with nothing to do for this long are stopped (started again when needed)
 
 
 def default_processes() -> int:
@@ -80,7 +82,8 @@ def _limited(fn: Callable[..., T], cpu_seconds: float, args: tuple[Any, ...]) ->
     try:
         return fn(*args)
     finally:
-        _give_back_memory()
+        if sum(len(a) for a in args if isinstance(a, bytes)) > TRIM_AFTER_BYTES:
+            _give_back_memory()  # a full collection costs milliseconds: only after big inputs
 
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
@@ -121,6 +124,8 @@ class Workers:
         self._pool: ProcessPool | None = None
         self._single: ProcessPool | None = None
         self._lock = threading.Lock()
+        self._active = 0
+        self._idle: threading.Timer | None = None
 
     def _get_pool(self, single: bool) -> ProcessPool:
         with self._lock:
@@ -143,6 +148,13 @@ class Workers:
         """``single``: in a worker of its own that ends with the task, one
         such task at a time (a big page: its memory goes back to the system
         with the process, instead of staying in a long-lived worker)."""
+        self._begin()
+        try:
+            return await self._run(fn, args, single)
+        finally:
+            self._end()
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], single: bool) -> T:
         future = self._get_pool(single).schedule(
             _limited,
             args=(fn, self.cpu_seconds, args),
@@ -163,6 +175,29 @@ class Workers:
             raise WorkerError("stopped: nested too deeply") from None
         except CancelledError:  # the pool was stopped under the task
             raise WorkerError("stopped: the worker pool was shut down") from None
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._active += 1
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+
+    def _end(self) -> None:
+        """After the last task, a timer: idle workers are memory for nothing
+        (a service whose feeds all answer 304 parses nothing for hours)."""
+        with self._lock:
+            self._active -= 1
+            if self._active == 0 and (self._pool is not None or self._single is not None):
+                self._idle = threading.Timer(IDLE_SECONDS, self._close_if_idle)
+                self._idle.daemon = True
+                self._idle.start()
+
+    def _close_if_idle(self) -> None:
+        with self._lock:
+            if self._active:
+                return
+        self.close()
 
     def close(self) -> None:
         """Stop the workers (tasks still running are killed)."""
