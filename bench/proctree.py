@@ -57,3 +57,17 @@ def process_cpu(pid: int) -> float:
 def tree_cpu(pid: int) -> float:
     """User + system CPU seconds of the live processes of the tree."""
     return sum(process_cpu(p) for p in tree(pid))
+
+
+class CpuMeter:
+    """CPU seconds of a process tree, processes that ended included: each
+    process counts with the last CPU time seen of it (sample often)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seen: dict[int, float] = {}
+
+    def total(self) -> float:
+        for p in tree(self.pid):
+            self.seen[p] = max(self.seen.get(p, 0.0), process_cpu(p))
+        return sum(self.seen.values())

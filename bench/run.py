@@ -45,7 +45,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from bench.proctree import process_cpu, tree, tree_cpu, tree_rss_kb
+from bench.proctree import CpuMeter, process_cpu, rss_kb, tree, tree_rss_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 R2E_VENV = ROOT / "bench" / ".venv-r2e"
@@ -190,7 +190,7 @@ def render_bench(folder: Path) -> float:
 
 def rss_of_run(
     config: Path, seconds: float, cycle: float, between: Callable[[], float] | None = None
-) -> tuple[list[int], float, list[float]]:
+) -> tuple[list[int], list[int], float, list[float]]:
     """VmRSS samples (KB) of `feedbot run` and its workers, every 2 s; their CPU seconds per
     poll cycle once the first round is done (every feed answering 304): the
     service's steady state, without the start-up a `feedbot poll` pays; and
@@ -222,39 +222,42 @@ def rss_of_run(
         stderr=subprocess.DEVNULL,
         env=env,
     )
-    samples = []
+    samples: list[int] = []
+    main_samples: list[int] = []  # the service's own process
     others: list[float] = []
     try:
         start = time.monotonic()
         end = start + seconds
         steady_from = steady_cpu = None
         next_sample = start + 2
-        last_cpu, idle_checks, burst_seen = tree_cpu(proc.pid), 0, False
+        meter = CpuMeter(proc.pid)  # workers stop when idle: their CPU must not vanish with them
+        last_cpu, idle_checks, burst_seen = meter.total(), 0, False
         while time.monotonic() < end:
             time.sleep(0.25)
             if time.monotonic() >= next_sample:
                 next_sample += 2
                 samples.append(tree_rss_kb(proc.pid))  # the service and its worker processes
+                main_samples.append(rss_kb(proc.pid))
             if steady_from is None and time.monotonic() - start > cycle:  # the first round is over
-                steady_from, steady_cpu = time.monotonic(), tree_cpu(proc.pid)
+                steady_from, steady_cpu = time.monotonic(), meter.total()
             # `between` runs once after each round, when the service has been
             # idle for a second: never beside a round, which would slow both.
-            cpu = tree_cpu(proc.pid)
+            cpu = meter.total()
             busy, last_cpu = cpu - last_cpu > 0.02, cpu
             idle_checks = 0 if busy else idle_checks + 1
             burst_seen = burst_seen or busy
             if between is not None and steady_from is not None and burst_seen and idle_checks >= 4:
                 burst_seen = False
                 others.append(between())
-                last_cpu = tree_cpu(proc.pid)
+                last_cpu = meter.total()
         assert steady_from is not None and steady_cpu is not None
-        per_cycle = (tree_cpu(proc.pid) - steady_cpu) / ((time.monotonic() - steady_from) / cycle)
+        per_cycle = (meter.total() - steady_cpu) / ((time.monotonic() - steady_from) / cycle)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
         notify.close()
     assert notified[0] > 0, "the service sent no notification"
-    return samples, per_cycle, others
+    return samples, main_samples, per_cycle, others
 
 
 # The profiled cycle: cProfile on CPU time (its default, wall time, would
@@ -397,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 between = r2e_cpu
 
-            samples, steady, interleaved = rss_of_run(run_config, 90, 10, between)
+            samples, main_samples, steady, interleaved = rss_of_run(run_config, 90, 10, between)
         finally:
             farm.terminate()
         small, small_base = start_farm(args.body_feeds, 20, 2)
@@ -453,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         ("6. render + split a 500-item digest", f"{render * 1000:.1f} ms", "–", "target < 50 ms"),
         (
             f"7. `feedbot run` polling {args.feeds} feeds every 10 s, RSS every 2 s ({len(samples)} samples)",
-            f"peak {max(samples) / 1024:.0f} MB; first {samples[0] / 1024:.0f}, last {samples[-1] / 1024:.0f} MB;"
+            f"peak {max(samples) / 1024:.0f} MB; first {samples[0] / 1024:.0f}, last {samples[-1] / 1024:.0f} MB"
+            f" (the service's own process: peak {max(main_samples) / 1024:.0f}, last {main_samples[-1] / 1024:.0f} MB;"
+            " the rest: the workers that parsed the first round, stopped after a minute idle, their fork server"
+            " and multiprocessing's resource tracker);"
             f" {steady:.2f} s CPU per all-304 cycle once running",
             f"{statistics.median(interleaved):.2f} s CPU per all-304 run (median of {len(interleaved)},"
             " run between the service's rounds)"

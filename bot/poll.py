@@ -190,7 +190,8 @@ class Poller:
                 if outcome.status == "not-modified"
                 else logging.INFO
             )
-            log.log(level, "%s", outcome.line())
+            if log.isEnabledFor(level):  # the line is built only when it is written (a 304 is DEBUG)
+                log.log(level, "%s", outcome.line())
             return outcome
 
     async def _space(self, feed: Feed) -> None:
