@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 from bot.errors import ConfigError, FeedbotError
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     poll.add_argument("--feed", metavar="NAME", help="poll only the feed with this name")
     digest = sub.add_parser("digest", help="build the digest of pending items now and deliver it")
     digest.add_argument("--dry-run", action="store_true", help="print the digest; send and record nothing")
+    digest.add_argument(
+        "--explain", action="store_true", help="with --dry-run: how each group's label was chosen (to stderr)"
+    )
     digest.add_argument("--date", metavar="YYYY-MM-DD", type=_date, help="digest date (the YYMMDD label)")
     sub.add_parser("check", help="validate the config; exit 2 listing every problem")
     sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
@@ -114,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "poll":
         return asyncio.run(cmd_poll(config, args.feed))
     if command == "digest":
-        return asyncio.run(cmd_digest(config, args.dry_run, args.date))
+        return asyncio.run(cmd_digest(config, args.dry_run, args.date, args.explain))
     if command == "status":
         return cmd_status(config)
     raise AssertionError(command)  # argparse only lets the commands above through
@@ -159,7 +162,19 @@ async def cmd_poll(config: Config, only: str | None) -> int:
     return EXIT_FAILURE if any(o.status == "error" for o in outcomes) else EXIT_OK
 
 
-async def cmd_digest(config: Config, dry_run: bool, day: date | None) -> int:
+def _explain(choices: list[Any], config: Config) -> None:
+    """Per group, the label chosen and the candidates with their scores."""
+    if config.digest.labels != "auto":
+        print('labels: digest.labels is "date": no automatic labels', file=sys.stderr)
+    if not choices:
+        print("labels: every group is named by a rule, a fixed label or the date", file=sys.stderr)
+    for choice in choices:
+        print(f"#{choice.tag}: {choice.label or '(the date: no candidate)'}", file=sys.stderr)
+        for candidate in choice.candidates:
+            print(f"  {candidate.explain()}", file=sys.stderr)
+
+
+async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: bool = False) -> int:
     from bot.deliver import Deliverer
     from bot.digest import Digester
     from bot.fetch import make_client
@@ -170,11 +185,13 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None) -> int:
         async with make_client(config.poll) as client:
             digester = Digester(config, store, Deliverer(client, store, _now), _now, sys.stdout)
             if dry_run:
-                rendered = digester.preview(day)
+                rendered, choices = await digester.preview(day)
                 if rendered is None:
                     print("feedbot: no pending items", file=sys.stderr)
                 else:
                     print(rendered.text)
+                if explain:
+                    _explain(choices, config)
                 return EXIT_OK
             result = await digester.run(day)
     finally:

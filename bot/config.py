@@ -110,6 +110,9 @@ class DigestSettings:
     # Items one feed may add to one digest; the rest wait for the next (a
     # feed that suddenly lists 100,000 entries cannot flood the channel).
     max_items_per_feed: int = 50
+    labels: str = "auto"  # a group no [[labels]] rule names: "auto" (the day's event, bot/labels.py) or "date"
+    health: str = "message"  # "message": feeds failing longer than health_after, after the digest; "off"
+    health_after: timedelta = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,9 @@ class _Reader:
             max_items_per_feed=self.get(
                 t, "max_items_per_feed", "digest.max_items_per_feed", _int_between(1, 10_000), d.max_items_per_feed
             ),
+            labels=self.get(t, "labels", "digest.labels", _one_of("auto", "date"), d.labels),
+            health=self.get(t, "health", "digest.health", _one_of("message", "off"), d.health),
+            health_after=self.get(t, "health_after", "digest.health_after", _positive_duration, d.health_after),
         )
 
     def feeds(self, data: Any) -> tuple[Feed, ...]:
@@ -668,6 +674,15 @@ def _body(v: Any) -> str:
         first = str(exc).splitlines()[0]
         raise ValueError(f"is neither auto, feed, none nor a valid CSS selector ({first})") from None
     return s
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def convert(v: Any) -> str:
+        if v not in choices:
+            raise ValueError(f"{v!r} is not one of {', '.join(repr(c) for c in choices)}")
+        return str(v)
+
+    return convert
 
 
 def _kind(v: Any) -> str:

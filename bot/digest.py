@@ -10,19 +10,23 @@ written to stdout and archived under ``state_dir/digests``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TextIO
 
 from bot.config import Config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.errors import FeedbotError
-from bot.models import Item, Rendered
+from bot.labels import BACKGROUND_DAYS, Choice, GroupText, ItemText, label_groups
+from bot.models import FailingFeed, Item, Rendered
 from bot.payloads import PAYLOADS
 from bot.render import render
 from bot.state import Store
-from bot.topics import build_digest
+from bot.text import shown
+from bot.topics import assign, build_digest, choose_label, haystack, topic_words
+from bot.workers import Workers
+from bot.workers import shared as shared_workers
 
 log = logging.getLogger("feedbot.digest")
 
@@ -47,9 +51,27 @@ def cap_per_feed(items: Sequence[Item], cap: int) -> tuple[list[Item], dict[str,
     return kept, held
 
 
-def compose(config: Config, items: Sequence[Item], day: date) -> Rendered:
-    digest = build_digest(items, day, config.topics, config.labels, config.digest)
+def compose(config: Config, items: Sequence[Item], day: date, auto: Mapping[str, str] | None = None) -> Rendered:
+    """``auto``: the labels ``bot.labels`` chose, by topic tag."""
+    digest = build_digest(items, day, config.topics, config.labels, config.digest, auto)
     return render(config, digest)
+
+
+def label_input(config: Config, items: Sequence[Item]) -> list[GroupText]:
+    """The day's groups as ``bot.labels`` reads them; ``auto`` for the topic
+    groups that neither a fixed label nor a ``[[labels]]`` rule names."""
+    plan = assign(items, config.topics, config.digest)
+
+    def texts(group: Sequence[Item]) -> tuple[ItemText, ...]:
+        return tuple(ItemText(i.title or (i.body[0] if i.body else ""), i.body) for i in group)
+
+    groups = [GroupText("", (), texts(plan.lead), auto=False)]
+    for topic, members in zip(config.topics, plan.members, strict=True):
+        if members:
+            named = topic.label or choose_label(config.labels, [haystack(i) for i in members])
+            groups.append(GroupText(topic.tag, topic_words(topic), texts(members), auto=named is None))
+    groups.append(GroupText(config.digest.default_topic, (), texts(plan.rest), auto=False))
+    return groups
 
 
 @dataclass(frozen=True)
@@ -71,19 +93,57 @@ class Digester:
         deliverer: Deliverer,
         clock: Callable[[], datetime],
         out: TextIO,
+        workers: Workers | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.deliverer = deliverer
         self.clock = clock
         self.out = out
+        self.workers = workers or shared_workers()
 
     def today(self) -> date:
         return self.clock().astimezone(self.config.timezone).date()
 
-    def preview(self, day: date | None = None) -> Rendered | None:
+    async def preview(self, day: date | None = None) -> tuple[Rendered | None, list[Choice]]:
+        """The digest that would be built now, and how its labels were chosen."""
         items, _ = cap_per_feed(self.store.unbound_items(), self.config.digest.max_items_per_feed)
-        return compose(self.config, items, day or self.today()) if items else None
+        if not items:
+            return None, []
+        day = day or self.today()
+        auto, choices, _ = await self.auto_labels(items, day)
+        return compose(self.config, items, day, auto), choices
+
+    async def auto_labels(self, items: Sequence[Item], day: date) -> tuple[dict[str, str], list[Choice], set[str]]:
+        """The day's event of each group no rule names (``bot.labels``), in a
+        worker of its own: the dictionary takes ~80 MB, which the service's
+        process does not keep."""
+        if self.config.digest.labels != "auto":
+            return {}, [], set()
+        groups = label_input(self.config, items)
+        if not any(g.auto for g in groups):
+            return {}, [], set()
+        background = self.store.label_background(day.isoformat(), BACKGROUND_DAYS)
+        try:
+            choices, phrases = await self.workers.run(label_groups, groups, background, single=True)
+        except FeedbotError as exc:  # labels are a nicety: the digest goes out with dates
+            log.warning("automatic labels failed (%s): the groups are labelled with the date", exc)
+            return {}, [], set()
+        return {c.tag: c.label for c in choices if c.label}, choices, phrases
+
+    def failing_feeds(self, now: datetime) -> tuple[FailingFeed, ...]:
+        """Configured feeds failing for longer than ``digest.health_after``."""
+        if self.config.digest.health != "message":
+            return ()
+        states = self.store.all_feed_states()
+        found = []
+        for feed in self.config.feeds:
+            s = states.get(feed.url)
+            if s is None or not s.error_count or s.failing_since is None:
+                continue
+            if now - s.failing_since >= self.config.digest.health_after:
+                found.append(FailingFeed(feed.name, s.failing_since, s.error_count, shown(s.last_error or "", 160)))
+        return tuple(found)
 
     async def run(self, day: date | None = None) -> DigestResult:
         async with self.store.exclusive("digest"):
@@ -110,7 +170,9 @@ class Digester:
             )
         digest_id = None
         if items:
-            rendered = compose(self.config, items, day or self.today())
+            day = day or self.today()
+            auto, _choices, phrases = await self.auto_labels(items, day)
+            rendered = replace(compose(self.config, items, day, auto), health=self.failing_feeds(now))
 
             def messages(did: int) -> dict[str, Sequence[tuple[str, bytes]]]:
                 return {
@@ -128,6 +190,8 @@ class Digester:
             log.info(
                 "digest=%d date=%s items=%d webhooks=%d", digest_id, rendered.digest.date, len(items), len(webhooks)
             )
+            if phrases:
+                self.store.record_label_phrases(rendered.digest.date, phrases)
         self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
         reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
         self._prune(now)

@@ -100,9 +100,21 @@ class Block:
 
 
 @dataclass(frozen=True)
+class FailingFeed:
+    """A feed failing for longer than ``digest.health_after``, for the
+    broken-feed message that follows a digest."""
+
+    name: str
+    since: datetime
+    tries: int
+    error: str  # one line, cut
+
+
+@dataclass(frozen=True)
 class Rendered:
     digest: Digest
     blocks: tuple[Block, ...] = field(default=())
+    health: tuple[FailingFeed, ...] = field(default=())  # sent after the digest, never inside it
 
     @property
     def text(self) -> str:

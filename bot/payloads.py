@@ -12,15 +12,16 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from bot.models import Block, Item, Rendered
+from bot.models import Block, FailingFeed, Item, Rendered
 from bot.render import split, utf16_len
 
 DISCORD_LIMIT = 2000
 SLACK_LIMIT = 4000
+TEXT_HEALTH_LIMIT = 4000  # a plain-text receiver gets a report of this size at most
 JSON_SCHEMA = "feedbot.digest/1"
 
 _ZWSP = "\u200b"
@@ -71,25 +72,54 @@ def _json_message(payload: object, text: str) -> Message:
     return Message(body, "application/json", text)
 
 
+def health_lines(feeds: Sequence[FailingFeed], zone: tzinfo, limit: int, size: Callable[[str], int] = len) -> list[str]:
+    """The broken-feed report: a heading and a line per feed, cut to fit
+    ``limit`` (the rest counted in a last line)."""
+    lines = [f"⚠ feedbot: {len(feeds)} feed{'s' if len(feeds) != 1 else ''} failing"]
+    for n, feed in enumerate(feeds):
+        since = feed.since.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        line = f"- {feed.name}: failing since {since} ({feed.tries} tries): {feed.error}"
+        more = f"… and {len(feeds) - n} more"
+        if size("\n".join([*lines, line, more])) > limit:
+            lines.append(more)
+            break
+        lines.append(line)
+    return lines
+
+
+def _health(rendered: Rendered, zone: tzinfo, limit: int, escape: Callable[[str], str]) -> str | None:
+    if not rendered.health:
+        return None
+    return "\n".join(escape(line) for line in health_lines(rendered.health, zone, limit - 200, utf16_len))
+
+
 def discord(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
     blocks = _map_blocks(rendered, neutralise_discord)
+    texts = split(blocks, DISCORD_LIMIT, utf16_len)
+    report = _health(rendered, zone, DISCORD_LIMIT, neutralise_discord)
     return [
         _json_message({"content": text, "allowed_mentions": {"parse": []}}, text)
-        for text in split(blocks, DISCORD_LIMIT, utf16_len)
+        for text in [*texts, *([report] if report else [])]
     ]
 
 
 def slack(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
     blocks = _map_blocks(rendered, escape_slack)
+    texts = split(blocks, SLACK_LIMIT, utf16_len)
+    report = _health(rendered, zone, SLACK_LIMIT, escape_slack)
     return [
         _json_message({"text": text, "unfurl_links": False, "unfurl_media": False}, text)
-        for text in split(blocks, SLACK_LIMIT, utf16_len)
+        for text in [*texts, *([report] if report else [])]
     ]
 
 
 def text(rendered: Rendered, digest_id: int, zone: tzinfo) -> list[Message]:
     body = rendered.text
-    return [Message(body.encode("utf-8"), "text/plain; charset=utf-8", body)]
+    messages = [Message(body.encode("utf-8"), "text/plain; charset=utf-8", body)]
+    report = _health(rendered, zone, TEXT_HEALTH_LIMIT, lambda line: line)
+    if report:
+        messages.append(Message(report.encode("utf-8"), "text/plain; charset=utf-8", report))
+    return messages
 
 
 def _item_json(item: Item, lines: tuple[str, ...], zone: tzinfo) -> dict[str, object]:
@@ -125,6 +155,12 @@ def structured(rendered: Rendered, digest_id: int, zone: tzinfo) -> dict[str, ob
                 "items": [_item_json(i, lines[i.id], zone) for i in g.items],
             }
             for g in d.groups
+        ],
+        # Feeds failing for longer than digest.health_after: data beside the
+        # digest, never inside its text.
+        "health": [
+            {"feed": f.name, "failing_since": f.since.isoformat(), "tries": f.tries, "error": f.error}
+            for f in rendered.health
         ],
     }
 

@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from bot.models import Entry, Item
 
 DB_NAME = "feedbot.sqlite3"
 SCHEMA_VERSION = 1
+LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,6 +83,11 @@ CREATE TABLE IF NOT EXISTS items (
     digest_id INTEGER REFERENCES digests(id)
 );
 CREATE INDEX IF NOT EXISTS items_digest ON items(digest_id);
+CREATE TABLE IF NOT EXISTS label_phrases (  -- the phrases of each digest day (bot/labels.py's background)
+    day TEXT NOT NULL,
+    phrase TEXT NOT NULL,
+    PRIMARY KEY (day, phrase)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     digest_id INTEGER NOT NULL REFERENCES digests(id),
     webhook TEXT NOT NULL,
@@ -500,6 +506,21 @@ class Store:
                 WebhookBacklog(webhook, int(count), head.attempts, head.last_error, _dt(last), head.next_attempt_at)
             )
         return out
+
+    def record_label_phrases(self, day: str, phrases: Iterable[str]) -> None:
+        """The phrases of a digest day (``YYYY-MM-DD``), for later days' labels."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO label_phrases VALUES (?, ?)", [(day, p) for p in phrases])
+            oldest = (date.fromisoformat(day) - LABEL_MEMORY).isoformat()
+            db.execute("DELETE FROM label_phrases WHERE day < ?", (oldest,))
+
+    def label_background(self, day: str, days: int) -> dict[str, int]:
+        """Phrase → the number of the ``days`` days before ``day`` it appeared on."""
+        since = (date.fromisoformat(day) - timedelta(days=days)).isoformat()
+        rows = self.conn.execute(
+            "SELECT phrase, COUNT(*) FROM label_phrases WHERE day >= ? AND day < ? GROUP BY phrase", (since, day)
+        )
+        return {str(p): int(n) for p, n in rows}
 
     def prune(self, cutoff: datetime) -> tuple[int, int]:
         """Forget what is older than ``cutoff``, so the state stays bounded:

@@ -9,11 +9,13 @@ found.  Comparison is on NFKC-normalised, case-folded text, so 「ＵＳＡ」,
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from bot.config import DigestSettings, LabelRule, Topic
 from bot.models import Digest, Group, Item
+from bot.stories import together
 
 Rule = tuple[tuple[str, ...], ...]
 
@@ -48,9 +50,9 @@ def is_lead(lead: Sequence[str], item: Item) -> bool:
     return bool(item.title) and any(fold(p) in title for p in lead)
 
 
-def choose_label(rules: Sequence[LabelRule], texts: Sequence[str], fallback: str) -> str:
-    """The rule matched by most items (ties: the first rule), else ``fallback``."""
-    best, best_count = fallback, 0
+def choose_label(rules: Sequence[LabelRule], texts: Sequence[str]) -> str | None:
+    """The rule matched by most items (ties: the first rule), else None."""
+    best, best_count = None, 0
     for rule in rules:
         count = sum(1 for t in texts if matches(rule.match, t))
         if count > best_count:
@@ -62,38 +64,57 @@ def yymmdd(day: date) -> str:
     return day.strftime("%y%m%d")
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """Which group each item of a digest goes to, before labels."""
+
+    lead: tuple[Item, ...]
+    members: tuple[tuple[Item, ...], ...]  # per topic, in configuration order
+    rest: tuple[Item, ...]  # the fallback group
+
+
+def assign(items: Sequence[Item], topics: Sequence[Topic], settings: DigestSettings) -> Assignment:
+    """Lead items, each topic's items and the rest, each in publication order."""
+    ordered = sorted(items, key=lambda i: (i.when, i.id))
+    lead: list[Item] = []
+    members: list[list[Item]] = [[] for _ in topics]
+    rest: list[Item] = []
+    for item in ordered:
+        if is_lead(settings.lead, item):
+            lead.append(item)
+            continue
+        index = topic_of(topics, haystack(item))
+        (rest if index is None else members[index]).append(item)
+    return Assignment(tuple(lead), tuple(tuple(m) for m in members), tuple(rest))
+
+
+def topic_words(topic: Topic) -> tuple[str, ...]:
+    """Every word of a topic's match rule (a label must say more than these)."""
+    return tuple(alt for element in topic.match for alt in element)
+
+
 def build_digest(
     items: Sequence[Item],
     day: date,
     topics: Sequence[Topic],
     labels: Sequence[LabelRule],
     settings: DigestSettings,
+    auto: Mapping[str, str] | None = None,
 ) -> Digest:
-    """Lead items first, then topic groups in configuration order, fallback last."""
-    ordered = sorted(items, key=lambda i: (i.when, i.id))
-    lead: list[Item] = []
-    members: list[list[tuple[Item, str]]] = [[] for _ in topics]
-    rest: list[Item] = []
-    for item in ordered:
-        if is_lead(settings.lead, item):
-            lead.append(item)
-            continue
-        text = haystack(item)
-        index = topic_of(topics, text)
-        if index is None:
-            rest.append(item)
-        else:
-            members[index].append((item, text))
+    """Lead items first, then topic groups in configuration order, fallback last.
+
+    A topic group's label: the topic's fixed label, else the ``[[labels]]``
+    rule most of its items match, else ``auto[tag]`` (the day's event,
+    ``bot.labels``), else the date.  Within a group, items of one story
+    stand together (``together``)."""
+    plan = assign(items, topics, settings)
     date_label = yymmdd(day)
-    groups = [
-        Group(
-            tag=topic.tag,
-            label=topic.label or choose_label(labels, [t for _, t in group], date_label),
-            items=tuple(i for i, _ in group),
-        )
-        for topic, group in zip(topics, members, strict=True)
-        if group
-    ]
-    if rest:
-        groups.append(Group(tag=settings.default_topic, label=date_label, items=tuple(rest)))
-    return Digest(date=day.isoformat(), lead=tuple(lead), groups=tuple(groups))
+    groups = []
+    for topic, group in zip(topics, plan.members, strict=True):
+        if not group:
+            continue
+        label = topic.label or choose_label(labels, [haystack(i) for i in group]) or (auto or {}).get(topic.tag)
+        groups.append(Group(tag=topic.tag, label=label or date_label, items=together(group)))
+    if plan.rest:
+        groups.append(Group(tag=settings.default_topic, label=date_label, items=together(plan.rest)))
+    return Digest(date=day.isoformat(), lead=plan.lead, groups=tuple(groups))

@@ -159,9 +159,9 @@ def test_first_matching_topic_wins_and_exclude_rejects() -> None:
 
 def test_label_is_the_rule_matched_by_most_items_ties_to_the_first() -> None:
     rules = [LabelRule("A", (("a",),)), LabelRule("B", (("b",),))]
-    assert choose_label(rules, ["a b", "b"], "250121") == "B"
-    assert choose_label(rules, ["a", "b"], "250121") == "A"
-    assert choose_label(rules, ["c"], "250121") == "250121"
+    assert choose_label(rules, ["a b", "b"]) == "B"
+    assert choose_label(rules, ["a", "b"]) == "A"
+    assert choose_label(rules, ["c"]) is None  # no rule: the automatic label, or the date
 
 
 def test_grouping_order_lead_fixed_label_and_fallback() -> None:
