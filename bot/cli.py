@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import __version__
-from bot.errors import ConfigError, FeedbotError
+from bot.errors import ConfigError, FeedbotError, UsageError
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -49,6 +49,32 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the config; exit 2 listing every problem")
     sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
     sub.add_parser("demo", help="an offline tour on loopback: sample feeds, a webhook, a digest")
+    add = sub.add_parser(
+        "add",
+        help="add a feed by its address or a page that links to it (edits the config)",
+        description="Find the feed at URL (a feed, or a page whose feeds are discovered), show how its newest"
+        " items would appear in the digest, and append a [[feeds]] table to the config, keeping the rest of"
+        " the file as it is.",
+    )
+    add.add_argument("url", metavar="URL", help="the feed's address, or a page of the site")
+    add.add_argument("--name", help="display name in attribution lines (default: the feed's title)")
+    add.add_argument("--handle", help='account shown as "(@handle)" after the name')
+    add.add_argument("--body", metavar="auto|feed|none|SELECTOR", help="what becomes each item's body (default: auto)")
+    add.add_argument("--pick", type=int, metavar="N", help="the N-th of several feeds found (as listed)")
+    add.add_argument("--dry-run", action="store_true", help="show what would be added; change nothing")
+    sub.add_parser("list", help="the configured feeds, one line each, with their state")
+    remove = sub.add_parser("remove", help="remove a feed from the config (by name or URL)")
+    remove.add_argument("feed", metavar="NAME", help="the feed's name (or its URL)")
+    remove.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    opml = sub.add_parser("opml", help="import or export the feeds as an OPML subscription list")
+    opml_sub = opml.add_subparsers(dest="opml_command", required=True, metavar="import|export")
+    imp = opml_sub.add_parser("import", help="add the feeds of an OPML file (- for standard input)")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--dry-run", action="store_true", help="report what would be added; change nothing")
+    imp.add_argument("--body", metavar="auto|feed|none|SELECTOR", help="body setting of every imported feed")
+    imp.add_argument("--disabled", action="store_true", help="add the feeds with enabled = false, to review first")
+    exp = opml_sub.add_parser("export", help="write the configured feeds as OPML 2.0")
+    exp.add_argument("file", metavar="FILE", nargs="?", help="where to write (default: standard output)")
     return p
 
 
@@ -86,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
+    except UsageError as exc:
+        print(f"feedbot {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except FeedbotError as exc:
         print(f"feedbot: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -102,6 +131,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.demo import run_demo
 
         return run_demo(sys.stdout)
+    if command in ("add", "remove", "opml"):
+        return _manage(args)
     # Commands that send nothing do not need the webhook secrets, which may be
     # readable by the service only (systemd credentials).
     config = _load(args.config, need_secrets=command in ("run", "digest"))
@@ -120,7 +151,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(cmd_digest(config, args.dry_run, args.date, args.explain))
     if command == "status":
         return cmd_status(config)
+    if command == "list":
+        from bot.manage import cmd_list
+
+        return cmd_list(config, _now)
     raise AssertionError(command)  # argparse only lets the commands above through
+
+
+def _manage(args: argparse.Namespace) -> int:
+    """The commands that edit the config file (bot/manage.py)."""
+    from bot import manage
+
+    path = config_path(args.config)
+    if args.command == "add":
+        request = manage.AddRequest(args.url.strip(), args.name, args.handle, args.body, args.pick, args.dry_run)
+        return asyncio.run(manage.cmd_add(path, request, _now))
+    if args.command == "remove":
+        return manage.cmd_remove(path, args.feed, args.dry_run)
+    if args.opml_command == "import":
+        return manage.cmd_opml_import(path, args.file, args.dry_run, args.body, not args.disabled)
+    config = _load(args.config, need_secrets=False)
+    return manage.cmd_opml_export(config, args.file)
 
 
 def cmd_check(config: Config) -> int:

@@ -183,12 +183,21 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None, need_secre
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror})"], str(path)) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"], str(path)) from None
+    return parse_config(text, path, env, need_secrets)
+
+
+def parse_config(text: str, path: Path, environ: Mapping[str, str], need_secrets: bool = True) -> Config:
+    """Validate config text as if read from ``path`` (relative paths in it
+    are relative to its folder): what ``feedbot add`` checks before it
+    writes an edit."""
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"], str(path)) from None
-    return _Reader(path, env, need_secrets).config(data)
+    return _Reader(path, environ, need_secrets).config(data)
 
 
 class _Reader:
@@ -710,3 +719,20 @@ def _http_url(v: Any, echo: bool = True) -> str:
     except ValueError:
         raise ValueError(f"has an invalid port (0-65535){shown}") from None
     return s
+
+
+def feed_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a feed's ``url`` (the check ``check`` makes), or None."""
+    try:
+        _http_url(url, echo=False)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def feed_table_problems(table: Mapping[str, Any]) -> list[str]:
+    """What ``check`` would say of one ``[[feeds]]`` table on its own, each
+    problem keyed by the table's key (``body: ...``)."""
+    reader = _Reader(Path("."), {}, need_secrets=False)
+    reader.feeds([dict(table)])
+    return [p.removeprefix("feeds[0].") for p in reader.problems]

@@ -4,6 +4,8 @@
     ├── ConfigError      the config file cannot be read or is invalid (exit 2)
     ├── FetchError       an HTTP fetch failed (feed, article page)
     ├── ParseError       a feed document could not be turned into entries
+    ├── DiscoveryError   no feed found at an address given to ``feedbot add``
+    ├── UsageError       a request the user can fix: a duplicate feed, a bad option (exit 2)
     ├── StateError       the SQLite state cannot be opened or used
     ├── DeliveryError    a webhook did not accept a message
     └── WorkerError      a parse or extraction was stopped at its limits
@@ -42,6 +44,14 @@ class FetchError(FeedbotError):
 
 class ParseError(FeedbotError):
     """A feed document could not be parsed into entries."""
+
+
+class DiscoveryError(FeedbotError):
+    """No feed was found at (or linked from) an address a user gave."""
+
+
+class UsageError(FeedbotError):
+    """A request the user can fix (a duplicate feed, a bad option): exit 2."""
 
 
 class StateError(FeedbotError):

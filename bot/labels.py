@@ -199,9 +199,7 @@ def _is_topic_word(phrase: str, words: Sequence[str]) -> bool:
     return False
 
 
-def label_groups(
-    groups: Sequence[GroupText], background: Mapping[str, int]
-) -> tuple[list[Choice], set[str]]:
+def label_groups(groups: Sequence[GroupText], background: Mapping[str, int]) -> tuple[list[Choice], set[str]]:
     """A choice per group with ``auto`` set, and every phrase of the day (to
     remember as tomorrow's background).  ``background``: folded phrase →
     the number of previous days it appeared on."""

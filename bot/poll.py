@@ -26,12 +26,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot import health
+from bot.bodies import Bodies
 from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError, StateError, WorkerError
-from bot.extract import extract_body, limit_body
 from bot.fetch import PageFetcher, Response, fetch_feed
 from bot.keys import Key
-from bot.markup import bounded_bytes
 from bot.models import Entry
 from bot.parse import parse_feed
 from bot.state import FeedState, NewItem, Store
@@ -40,8 +39,6 @@ from bot.workers import Workers
 from bot.workers import shared as shared_workers
 
 log = logging.getLogger("feedbot.poll")
-PAGES_AT_ONCE = 2  # article pages of one feed fetched at a time: no feed can take every slot
-BIG_PAGE_BYTES = 512 * 1024  # a page this big (scripts and styles out) is extracted alone, in a fresh worker
 
 Clock = Callable[[], datetime]
 
@@ -131,9 +128,8 @@ class Poller:
         # Parsing and extraction run in worker processes (bot/workers.py):
         # nothing a feed or page holds can stop this event loop.
         self.workers = workers or shared_workers()
-        self._pages = pages
-        self._own_pages = pages is None
-        self.deadline = config.poll.timeout.total_seconds() * 2
+        self.bodies = Bodies(config.poll, self.workers, pages)
+        self.deadline = self.bodies.deadline
         self._bound = asyncio.Semaphore(config.poll.concurrency)
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._host_next: dict[str, float] = {}
@@ -143,15 +139,7 @@ class Poller:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._own_pages and self._pages is not None:
-            await self._pages.aclose()
-
-    @property
-    def pages(self) -> PageFetcher:
-        """Made on first use: a poll of feeds without bodies never needs one."""
-        if self._pages is None:
-            self._pages = PageFetcher(self.config.poll)
-        return self._pages
+        await self.bodies.aclose()
 
     async def poll_all(self, feeds: Sequence[Feed], force: bool = False) -> list[PollOutcome]:
         return list(await asyncio.gather(*(self.poll(f, force) for f in feeds)))
@@ -237,7 +225,7 @@ class Poller:
         choice = choose(
             parsed.entries, seen, state.first_ok_at is None, now, self.config.poll, lambda e: wanted(feed, e)
         )
-        bodies = await self._bodies(feed, choice.take)
+        bodies = await self.bodies.for_entries(feed, choice.take)
         taken = self.store.record_poll(
             feed.url,
             feed.name,
@@ -256,69 +244,3 @@ class Poller:
         """Not before this, if the server asked for longer than our interval."""
         wait = health.after_success(self.config.feed_interval(feed), response.headers, ttl)
         return now + wait if wait else None
-
-    async def _bodies(self, feed: Feed, entries: Sequence[Entry]) -> list[tuple[str, ...]]:
-        """The bodies of one poll's new entries: at most ``PAGES_AT_ONCE``
-        pages of this feed fetched at a time (so that another feed's pages
-        are never queued behind this one's), and at most
-        ``poll.max_pages_per_poll`` in all; the rest keep the feed's text."""
-        budget = self.config.poll.max_pages_per_poll
-        fetching = [e for e in entries if self._needs_page(feed, e)]
-        over = fetching[budget:]
-        if over:
-            log.warning(
-                "feed=%s has %d new items with pages; %d over poll.max_pages_per_poll (%d) keep the feed's text",
-                feed.name,
-                len(fetching),
-                len(over),
-                budget,
-            )
-        skipped = {id(e) for e in over}
-        turn = asyncio.Semaphore(PAGES_AT_ONCE)
-
-        async def one(entry: Entry) -> tuple[str, ...]:
-            if id(entry) in skipped:
-                return limit_body(entry.content, feed.max_paragraphs, feed.max_body_chars)
-            async with turn:
-                return await self.body(feed, entry)
-
-        return list(await asyncio.gather(*(one(e) for e in entries)))
-
-    @staticmethod
-    def _needs_page(feed: Feed, entry: Entry) -> bool:
-        return not entry.titleless and feed.body not in ("feed", "none") and bool(entry.link)
-
-    async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
-        """The body stored with the item: fetched once, at poll time."""
-        if entry.titleless:
-            return entry.content  # a post's text is its body (cut in rendering only)
-        return limit_body(await self._body(feed, entry), feed.max_paragraphs, feed.max_body_chars)
-
-    async def _body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
-        if feed.body == "feed":
-            return entry.content
-        if feed.body == "none" or not entry.link:
-            return ()
-        try:
-            page = await self.pages.fetch(entry.link, feed.url, self.deadline)
-        except FetchError as exc:
-            # The feed's own text is better than nothing; say so once.
-            log.warning(
-                "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, str(exc)
-            )
-            return entry.content
-        try:
-            # Scripts and styles cut out here: what the worker gets, and decodes, is the page's text.
-            data, url, content_type = bounded_bytes(page.content), page.url, page.content_type
-            del page  # the whole page is not kept while the worker works
-            # A big page is extracted in a worker of its own, one at a time:
-            # what extraction holds grows with the page, and a long-lived
-            # worker would keep that memory.
-            big = len(data) > BIG_PAGE_BYTES
-            return tuple(await self.workers.run(extract_body, data, url, content_type, feed.body, single=big))
-        except Exception as exc:  # a page nobody foresaw costs its entry the body, not the feed its poll
-            reason = f"extraction {exc}" if isinstance(exc, WorkerError) else f"extraction failed: {type(exc).__name__}"
-            log.warning(
-                "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, reason
-            )
-            return entry.content

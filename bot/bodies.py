@@ -1,0 +1,112 @@
+"""Article bodies: the page fetched, its text extracted, the feed's text as
+the fallback.
+
+Shared by the poller (bodies stored with new items) and ``feedbot add``
+(the preview of a feed's newest items).  Pages are fetched through the
+guarded ``PageFetcher`` and extracted in worker processes, so that no page
+can stop the caller or reach a private address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from bot.config import Feed, PollSettings
+from bot.errors import FetchError, WorkerError
+from bot.extract import extract_body, limit_body
+from bot.fetch import PageFetcher
+from bot.markup import bounded_bytes
+from bot.models import Entry
+from bot.workers import Workers
+
+log = logging.getLogger("feedbot.poll")
+PAGES_AT_ONCE = 2  # article pages of one feed fetched at a time: no feed can take every slot
+BIG_PAGE_BYTES = 512 * 1024  # a page this big (scripts and styles out) is extracted alone, in a fresh worker
+
+
+class Bodies:
+    """Bodies of entries, with one page fetcher made on first use (a poll of
+    feeds without bodies never needs one); ``aclose`` closes it if it is ours."""
+
+    def __init__(self, settings: PollSettings, workers: Workers, pages: PageFetcher | None = None) -> None:
+        self.settings = settings
+        self.workers = workers
+        self._pages = pages
+        self._own_pages = pages is None
+        self.deadline = settings.timeout.total_seconds() * 2
+
+    @property
+    def pages(self) -> PageFetcher:
+        if self._pages is None:
+            self._pages = PageFetcher(self.settings)
+        return self._pages
+
+    async def aclose(self) -> None:
+        if self._own_pages and self._pages is not None:
+            await self._pages.aclose()
+
+    async def for_entries(self, feed: Feed, entries: Sequence[Entry]) -> list[tuple[str, ...]]:
+        """The bodies of one poll's new entries: at most ``PAGES_AT_ONCE``
+        pages of this feed fetched at a time (so that another feed's pages
+        are never queued behind this one's), and at most
+        ``poll.max_pages_per_poll`` in all; the rest keep the feed's text."""
+        budget = self.settings.max_pages_per_poll
+        fetching = [e for e in entries if self._needs_page(feed, e)]
+        over = fetching[budget:]
+        if over:
+            log.warning(
+                "feed=%s has %d new items with pages; %d over poll.max_pages_per_poll (%d) keep the feed's text",
+                feed.name,
+                len(fetching),
+                len(over),
+                budget,
+            )
+        skipped = {id(e) for e in over}
+        turn = asyncio.Semaphore(PAGES_AT_ONCE)
+
+        async def one(entry: Entry) -> tuple[str, ...]:
+            if id(entry) in skipped:
+                return limit_body(entry.content, feed.max_paragraphs, feed.max_body_chars)
+            async with turn:
+                return await self.body(feed, entry)
+
+        return list(await asyncio.gather(*(one(e) for e in entries)))
+
+    @staticmethod
+    def _needs_page(feed: Feed, entry: Entry) -> bool:
+        return not entry.titleless and feed.body not in ("feed", "none") and bool(entry.link)
+
+    async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
+        """The body stored with the item: fetched once, at poll time."""
+        if entry.titleless:
+            return entry.content  # a post's text is its body (cut in rendering only)
+        return limit_body(await self._body(feed, entry), feed.max_paragraphs, feed.max_body_chars)
+
+    async def _body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
+        if feed.body == "feed":
+            return entry.content
+        if feed.body == "none" or not entry.link:
+            return ()
+        try:
+            page = await self.pages.fetch(entry.link, feed.url, self.deadline)
+        except FetchError as exc:
+            # The feed's own text is better than nothing; say so once.
+            log.warning(
+                "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, str(exc)
+            )
+            return entry.content
+        try:
+            # Scripts and styles cut out here: what the worker gets, and decodes, is the page's text.
+            data, url, content_type = bounded_bytes(page.content), page.url, page.content_type
+            del page  # the whole page is not kept while the worker works
+            # A big page is extracted in a worker of its own, one at a time:
+            # what extraction holds grows with the page, and a long-lived
+            # worker would keep that memory.
+            big = len(data) > BIG_PAGE_BYTES
+            return tuple(await self.workers.run(extract_body, data, url, content_type, feed.body, single=big))
+        except Exception as exc:  # a page nobody foresaw costs its entry the body, not the feed its poll
+            reason = f"extraction {exc}" if isinstance(exc, WorkerError) else f"extraction failed: {type(exc).__name__}"
+            log.warning("feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, reason)
+            return entry.content

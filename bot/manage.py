@@ -1,0 +1,340 @@
+"""The feed-management commands: ``add``, ``list``, ``remove``, ``opml``.
+
+Each edit goes through ``bot.configfile`` (comments and order kept, checked
+as ``check`` does, written atomically with a backup); a running service
+picks it up through its live reload.  Refusals a user can act on (a
+duplicate, a bad option, several feeds to choose from) exit 2; what the
+network or a file did (unreachable, no feed, a file that is not OPML) exits
+1 with one sentence, as the other commands do.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Config, Feed, feed_table_problems
+from bot.configfile import ConfigFile, NewFeed, locked, same_feed_url, write
+from bot.discover import Candidate, discover
+from bot.errors import UsageError
+from bot.models import Entry, Item
+from bot.render import item_lines
+from bot.secrets import without_credentials
+from bot.text import collapse, shown, truncate
+from bot.topics import haystack, is_lead, topic_of, yymmdd
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+PREVIEW_ITEMS = 3
+PREVIEW_BODY_LINES = 3
+NAME_MAX = 100
+RELOAD_NOTE = "a running `feedbot run` picks the change up within seconds (live reload)"
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class AddRequest:
+    url: str
+    name: str | None = None
+    handle: str | None = None
+    body: str | None = None
+    pick: int | None = None
+    dry_run: bool = False
+
+
+def _duplicate(feeds: Sequence[Feed], url: str, name: str | None) -> str | None:
+    key = same_feed_url(url)
+    for feed in feeds:
+        if same_feed_url(feed.url) == key:
+            return f"{without_credentials(url)} is already configured as {feed.name!r}"
+        if name is not None and feed.name == name:
+            return f"a feed named {name!r} already exists ({without_credentials(feed.url)}); choose another with --name"
+    return None
+
+
+def _check_options(name: str | None, url: str, handle: str | None, body: str | None) -> None:
+    """Bad options are refused before anything is fetched, in ``check``'s words."""
+    table = {"name": name, "url": url, "handle": handle, "body": body}
+    problems = feed_table_problems({k: v for k, v in table.items() if v is not None} | {"name": name or "-"})
+    if problems:
+        raise UsageError(
+            "; ".join(p.replace("url:", "the address:", 1) if p.startswith("url:") else f"--{p}" for p in problems)
+        )
+
+
+def _choose(candidates: Sequence[Candidate], pick: int | None, out: TextIO) -> Candidate:
+    if pick is not None:
+        if not 1 <= pick <= len(candidates):
+            raise UsageError(f"--pick {pick}: there are {len(candidates)} feed(s) to pick from")
+        return candidates[pick - 1]
+    if len(candidates) == 1:
+        return candidates[0]
+    if sys.stdin.isatty() and out is sys.stdout:
+        answer = input(f"pick a feed [1-{len(candidates)}]: ").strip()
+        if answer.isdigit() and 1 <= int(answer) <= len(candidates):
+            return candidates[int(answer) - 1]
+    raise UsageError(f"{len(candidates)} feeds found: run again with --pick N (1-{len(candidates)})")
+
+
+def _name_for(candidate: Candidate) -> str:
+    from urllib.parse import urlsplit
+
+    name = collapse(candidate.title) or (urlsplit(candidate.url).hostname or candidate.url)
+    return truncate(name, NAME_MAX, "…")
+
+
+def _newest(entries: Sequence[Entry], count: int) -> list[Entry]:
+    dated = sorted((e for e in entries if e.published), key=lambda e: e.published or 0, reverse=True)
+    undated = [e for e in entries if not e.published]
+    return (dated + undated)[:count]
+
+
+async def _preview(config: Config, feed: Feed, candidate: Candidate, now: datetime, out: TextIO) -> None:
+    """The newest items as the digest would show them, with their group."""
+    from bot.bodies import Bodies
+    from bot.poll import wanted
+    from bot.workers import shared
+
+    entries = _newest(candidate.feed.entries, PREVIEW_ITEMS)
+    if not entries:
+        print("the feed has no items yet", file=out)
+        return
+    print(f"\nits newest {len(entries)} item(s) as the digest would show them:", file=out)
+    bodies = Bodies(config.poll, shared())
+    try:
+        for n, entry in enumerate(entries):
+            body = await bodies.body(feed, entry)
+            item = Item(-1 - n, feed.name, feed.url, entry.title, entry.link, entry.published, now, tuple(body))
+            print("", file=out)
+            print(f"  [{_group(config, item, now)}{_notes(config, feed, entry, now, wanted(feed, entry))}]", file=out)
+            lines = item_lines(config, item)
+            shown_lines = lines[: 2 + PREVIEW_BODY_LINES]
+            for line in shown_lines:
+                print(f"  {shown(line, 300)}", file=out)
+            if len(lines) > len(shown_lines):
+                print(f"  … ({len(lines) - len(shown_lines)} more body line(s))", file=out)
+    finally:
+        await bodies.aclose()
+
+
+def _group(config: Config, item: Item, now: datetime) -> str:
+    if is_lead(config.digest.lead, item):
+        return "lead item, above the groups"
+    index = topic_of(config.topics, haystack(item))
+    if index is None:
+        day = now.astimezone(config.timezone).date()
+        return f"#{config.digest.default_topic}({yymmdd(day)}), the fallback group"
+    return f"#{config.topics[index].tag}"
+
+
+def _notes(config: Config, feed: Feed, entry: Entry, now: datetime, wanted: bool) -> str:
+    notes = []
+    if not wanted:
+        notes.append("left out by the feed's include/exclude")
+    window = config.poll.first_poll
+    if window is not None and (entry.published is None or now - entry.published > window):
+        notes.append("too old for the first poll (poll.first_poll)")
+    return "; " + "; ".join(notes) if notes else ""
+
+
+async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = sys.stdout) -> int:
+    from bot.fetch import make_client
+    from bot.workers import shared
+
+    config = ConfigFile.read(path).validate()  # an invalid file is fixed first, by hand
+    _check_options(request.name, request.url, request.handle, request.body)
+    early = _duplicate(config.feeds, request.url, request.name)
+    if early:
+        raise UsageError(early)
+    async with make_client(config.poll) as client:
+        found = await discover(client, request.url, shared(), config.poll.timeout.total_seconds() * 2)
+    many = len(found.candidates) > 1
+    print(f"{'feeds' if many else 'feed'} found at {without_credentials(request.url)}:", file=out)
+    for n, candidate in enumerate(found.candidates, 1):
+        print(f"  {n}. {shown(candidate.describe(config.timezone), 400)}", file=out)
+    for note in found.notes:
+        print(f"  (not readable: {shown(note, 300)})", file=out)
+    chosen = _choose(found.candidates, request.pick, out)
+    name = request.name or _name_for(chosen)
+    duplicate = _duplicate(config.feeds, chosen.url, name)
+    if duplicate:
+        raise UsageError(duplicate)
+    now = clock()
+    comment = f"added by feedbot add on {now.astimezone(config.timezone):%Y-%m-%d}"
+    if same_feed_url(chosen.url) != same_feed_url(request.url):
+        comment += f", found at {without_credentials(request.url)}"
+    new = NewFeed(name=name, url=chosen.url, handle=request.handle, body=request.body, comments=(comment,))
+    trial = ConfigFile.read(path)
+    trial.add_feeds([new])
+    preview_config = trial.validate()
+    feed = preview_config.feeds[-1]
+    await _preview(preview_config, feed, chosen, now, out)
+    print("", file=out)
+    if request.dry_run:
+        print(f"dry run: {path} not changed; this table would be added:\n\n{new.text()}", file=out)
+        return EXIT_OK
+    with locked(path) as file:
+        again = _duplicate(file.validate().feeds, chosen.url, name)  # edited meanwhile?
+        if again:
+            raise UsageError(again)
+        file.add_feeds([new])
+        backup = _save(file, False, "", out)
+    print(f"added feed {name!r} to {path} (previous version: {backup}); {RELOAD_NOTE}", file=out)
+    return EXIT_OK
+
+
+def _save(file: ConfigFile, dry_run: bool, would: str, out: TextIO) -> Path | None:
+    """Check the edited file and write it (None: a dry run, nothing written)."""
+    file.validate()
+    if dry_run:
+        print(f"dry run: {file.path} not changed{would}", file=out)
+        return None
+    return write(file)
+
+
+def cmd_remove(path: Path, which: str, dry_run: bool, out: TextIO = sys.stdout) -> int:
+    with locked(path) as file:
+        config = file.validate()
+        feed = config.feed_named(which) or next(
+            (f for f in config.feeds if f.url == which or same_feed_url(f.url) == same_feed_url(which)), None
+        )
+        if feed is None:
+            names = ", ".join(repr(f.name) for f in config.feeds) or "none"
+            raise UsageError(f"no feed named {which!r} or with that URL (feeds: {names})")
+        file.remove_feed(feed.name)
+        backup = _save(file, dry_run, f"; feed {feed.name!r} would be removed", out)
+    if backup is None:
+        return EXIT_OK
+    print(
+        f"removed feed {feed.name!r} from {path} (previous version: {backup}); its items already taken still"
+        f" appear in the next digest; {RELOAD_NOTE}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
+    """One line per feed: name, state, URL."""
+    from bot.state import Store
+
+    if not config.feeds:
+        print("no feeds: add one with `feedbot add URL`", file=out)
+        return EXIT_OK
+    store = Store.open(config.state_dir)
+    try:
+        states = store.all_feed_states()
+    finally:
+        store.close()
+    names = [shown(f.name, 40) for f in config.feeds]
+    width = max(_width(n) for n in names)
+    now = clock()
+    for feed, name in zip(config.feeds, names, strict=True):
+        s = states.get(feed.url)
+        if not feed.enabled:
+            state = "disabled"
+        elif s is None or s.last_poll_at is None:
+            state = "never polled"
+        elif s.error_count:
+            since = s.failing_since or s.last_poll_at
+            state = f"FAILING since {_when(since, config)} ({s.error_count}x): {shown(s.last_error or '', 60)}"
+        else:
+            state = f"ok, polled {_when(s.last_poll_at, config)}, {s.items_taken} item(s) taken"
+            if s.last_ok_at and now - s.last_ok_at > config.feed_interval(feed) * 4:
+                state += " (late)"
+        print(f"{_pad(name, width)}  {state}  {without_credentials(feed.url)}", file=out)
+    return EXIT_OK
+
+
+def _when(value: datetime, config: Config) -> str:
+    return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M")
+
+
+def _listed(items: Sequence[str], out: TextIO, limit: int = 10) -> None:
+    for line in items[:limit]:
+        print(f"    {line}", file=out)
+    if len(items) > limit:
+        print(f"    … and {len(items) - limit} more", file=out)
+
+
+def cmd_opml_import(
+    path: Path, source: str, dry_run: bool, body: str | None, enabled: bool, out: TextIO = sys.stdout
+) -> int:
+    from bot.opml import plan_import, read_opml
+
+    if body is not None:
+        _check_options(None, "https://example.org/", None, body)
+    data = _read_source(source)
+    opml = read_opml(data)
+    label = "standard input" if source == "-" else Path(source).name
+    with locked(path) as file:
+        config = file.validate()
+        plan = plan_import(opml, config.feeds, label, body, enabled)
+        title = f" ({shown(opml.title, 80)})" if opml.title else ""
+        print(f"{label}{title}: {len(opml.outlines)} feed outline(s)", file=out)
+        if opml.problem:
+            print(f"  warning: {shown(opml.problem, 300)}", file=out)
+        renamed = f" ({plan.renamed} renamed to keep names unique)" if plan.renamed else ""
+        print(f"  {len(plan.add)} to add{renamed}", file=out)
+        if plan.duplicates:
+            print(f"  {len(plan.duplicates)} skipped, already configured:", file=out)
+            _listed([f"{shown(d.title or '-', 60)} {shown(d.url, 120)}: {d.why}" for d in plan.duplicates], out)
+        if plan.rejected:
+            print(f"  {len(plan.rejected)} skipped, not feed addresses:", file=out)
+            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.rejected], out)
+        folders = [f"{shown(f, 60)} ({n})" for f, n in plan.folders.most_common() if f != "(no folder)"]
+        if folders:
+            print(
+                f"  from {len(folders)} folder(s), written as a comment on each feed (a folder can become a"
+                " [[topics]] rule or a feed's include filter: docs/feeds.md):",
+                file=out,
+            )
+            _listed(folders, out)
+        if not plan.add:
+            print(f"nothing to add: {path} not changed", file=out)
+            return EXIT_OK
+        file.add_feeds(plan.add)
+        backup = _save(file, dry_run, "", out)
+    if backup is None:
+        return EXIT_OK
+    print(f"added {len(plan.add)} feed(s) to {path} (previous version: {backup}); {RELOAD_NOTE}", file=out)
+    return EXIT_OK
+
+
+def _read_source(source: str) -> bytes:
+    from bot.opml import MAX_OPML_BYTES
+
+    if source == "-":
+        return sys.stdin.buffer.read(MAX_OPML_BYTES + 1)
+    try:
+        with open(source, "rb") as f:
+            return f.read(MAX_OPML_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot be read ({exc.strerror})") from None
+
+
+def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout) -> int:
+    from bot.opml import export
+
+    data = export(config.feeds)
+    if target in (None, "-"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    assert target is not None
+    Path(target).write_bytes(data)
+    print(f"wrote {len(config.feeds)} feed(s) to {target}", file=sys.stderr)
+    return EXIT_OK

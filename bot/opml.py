@@ -1,0 +1,163 @@
+"""OPML subscription lists in and out (``feedbot opml import|export``).
+
+Reading is listparser's (Kurt McKee's, the feedparser maintainer's): OPML
+1.0/1.1/2.0, nested folders, ``category`` attributes, miscapitalised
+``xmlURL``, BOMs and odd encoding labels, broken markup recovered as far as
+lxml's recovering parser goes.  It merges outlines with the same URL (their
+folders are kept).  Entities are not expanded and nothing is fetched.
+
+``plan_import`` is pure: the outlines against the configured feeds →
+what to add, what is a duplicate, what is not a feed address, and the
+folders (which ``import`` reports: a folder is often a topic).
+
+``export`` writes OPML 2.0 with the standard library's serializer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+from xml.etree import ElementTree
+
+import listparser
+import lxml.etree
+
+from bot.config import Feed, feed_url_problem
+from bot.configfile import NewFeed, same_feed_url
+from bot.errors import ParseError
+from bot.text import collapse
+
+MAX_OPML_BYTES = 16 * 1024 * 1024  # the largest real export seen is 286 KB
+URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # what quote leaves alone in an address
+NAME_MAX = 100  # characters of a feed name taken from an outline
+
+
+@dataclass(frozen=True)
+class Outline:
+    title: str
+    url: str
+    folders: tuple[str, ...] = ()  # each folder as "a / b" (an outline can sit in several)
+
+
+@dataclass(frozen=True)
+class Opml:
+    title: str
+    outlines: tuple[Outline, ...]
+    problem: str | None = None  # the file is not well-formed: what could be read is here
+
+
+def read_opml(data: bytes) -> Opml:
+    """The feed outlines of an OPML file; ParseError if it holds no OPML at all."""
+    if len(data) > MAX_OPML_BYTES:
+        raise ParseError(f"the file is too large for a subscription list ({len(data)} bytes, limit {MAX_OPML_BYTES})")
+    result: Any = listparser.parse(data)
+    outlines = []
+    for feed in result.feeds:
+        folders = tuple(" / ".join(collapse(p) for p in path if collapse(p)) for path in feed.get("categories", []))
+        url = _quoted(str(feed.get("url", "")))
+        outlines.append(Outline(collapse(str(feed.get("title", ""))), url, tuple(f for f in folders if f)))
+    version = str(result.get("version") or "")
+    if not outlines and not version.startswith("opml"):
+        raise ParseError("not an OPML subscription list (no <opml> element with feed outlines)")
+    return Opml(collapse(str(result.meta.get("title") or "")), tuple(outlines), _not_well_formed(data))
+
+
+def _quoted(url: str) -> str:
+    """Spaces inside an address percent-encoded, as a browser would (old
+    exports hold "http://host/WebLog/jonne kats/rss.aspx")."""
+    url = url.strip()
+    return quote(url, safe=URL_SAFE) if any(c.isspace() for c in url) else url
+
+
+def _not_well_formed(data: bytes) -> str | None:
+    """What a strict parser says, so that a user knows to check the list:
+    a recovering parser may have lost outlines near the error."""
+    parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        lxml.etree.fromstring(data, parser)
+    except lxml.etree.XMLSyntaxError as exc:
+        return f"not well-formed XML ({exc}); outlines near the error may be missing"
+    return None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    title: str
+    url: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    add: tuple[NewFeed, ...]
+    duplicates: tuple[Skipped, ...]
+    rejected: tuple[Skipped, ...]
+    folders: Counter[str] = field(default_factory=Counter)  # folder → feeds added from it
+    renamed: int = 0  # names made unique with " (2)"
+
+
+def _name(outline: Outline) -> str:
+    name = outline.title or (urlsplit(outline.url).hostname or outline.url)
+    if len(name) > NAME_MAX:
+        name = name[: NAME_MAX - 1].rstrip() + "…"
+    return name
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} ({n})" in taken:
+        n += 1
+    return f"{name} ({n})"
+
+
+def plan_import(
+    opml: Opml, existing: Sequence[Feed], source: str, body: str | None = None, enabled: bool = True
+) -> ImportPlan:
+    """What importing ``opml`` into a config with ``existing`` feeds does."""
+    urls = {same_feed_url(f.url): f.name for f in existing}
+    names = {f.name for f in existing}
+    add: list[NewFeed] = []
+    duplicates: list[Skipped] = []
+    rejected: list[Skipped] = []
+    folders: Counter[str] = Counter()
+    renamed = 0
+    for outline in opml.outlines:
+        problem = feed_url_problem(outline.url)
+        if problem is not None:
+            rejected.append(Skipped(outline.title, outline.url, f"not a feed address ({problem})"))
+            continue
+        key = same_feed_url(outline.url)
+        if key in urls:
+            duplicates.append(Skipped(outline.title, outline.url, f"already configured as {urls[key]!r}"))
+            continue
+        base = _name(outline)
+        name = _unique(base, names)
+        renamed += name != base
+        names.add(name)
+        urls[key] = name
+        where = f", folder {' ; '.join(outline.folders)}" if outline.folders else ""
+        comments = (f"from {source}{where}",)
+        add.append(NewFeed(name=name, url=outline.url, body=body, enabled=enabled, comments=comments))
+        folders.update(outline.folders or ("(no folder)",))
+    return ImportPlan(tuple(add), tuple(duplicates), tuple(rejected), folders, renamed)
+
+
+def export(feeds: Iterable[Feed], title: str = "feedbot feeds", now: datetime | None = None) -> bytes:
+    """OPML 2.0 of ``feeds``: what any reader imports, and ``import`` reads back."""
+    root = ElementTree.Element("opml", version="2.0")
+    head = ElementTree.SubElement(root, "head")
+    ElementTree.SubElement(head, "title").text = title
+    ElementTree.SubElement(head, "dateCreated").text = format_datetime(now or datetime.now(UTC))
+    body = ElementTree.SubElement(root, "body")
+    for feed in feeds:
+        ElementTree.SubElement(body, "outline", type="rss", text=feed.name, title=feed.name, xmlUrl=feed.url)
+    ElementTree.indent(root)
+    data: bytes = ElementTree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return data + b"\n"
