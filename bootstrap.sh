@@ -5,7 +5,7 @@
 #   bash bootstrap.sh test   set up with the test tools, then run the whole test suite
 #
 # Installs what is missing: Python's venv module (and, for the tests,
-# openssl) with apt-get, as root or with sudo; a virtual environment; and
+# openssl and the PostgreSQL server) with apt-get, as root or with sudo; a virtual environment; and
 # the pinned dependencies from pyproject.toml.  Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,6 +40,12 @@ if [ "$mode" = test ] && ! command -v openssl >/dev/null 2>&1; then
   # tests/test_http.py makes a throwaway certificate to test HTTPS.
   as_root apt-get update -qq
   as_root apt-get install -y -qq openssl
+fi
+if [ "$mode" = test ] && ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  # The state's contract suite and the multi-instance tests start their own
+  # PostgreSQL server (bot/pgserver.py: initdb and pg_ctl in a temporary folder).
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 fi
 
 if [ ! -x .venv/bin/python ]; then

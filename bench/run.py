@@ -130,9 +130,9 @@ def r2e_config(folder: Path, base: str, feeds: int) -> tuple[Path, Path]:
 def dedupe_bench(folder: Path) -> float:
     """Seconds for 10,000 lookups + inserts against 1,000,000 stored keys."""
     from bot.models import Entry
-    from bot.state import Store
+    from bot.state import SQLiteStore
 
-    store = Store.open(folder / "dedupe")
+    store = SQLiteStore.open(folder / "dedupe")
     rng = random.Random(7)
     with store.transaction() as db:
         db.execute("INSERT INTO feeds(url, name) VALUES ('http://f', 'f')")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from bot import metrics
 from bot.config import Feed, PollSettings
 from bot.errors import FetchError, WorkerError
 from bot.extract import extract_body, limit_body
@@ -64,6 +65,8 @@ class Bodies:
                 budget,
             )
         skipped = {id(e) for e in over}
+        if over:
+            metrics.page_fetches.labels("over-budget").inc(len(over))
         turn = asyncio.Semaphore(PAGES_AT_ONCE)
 
         async def one(entry: Entry) -> tuple[str, ...]:
@@ -91,7 +94,9 @@ class Bodies:
             return ()
         try:
             page = await self.pages.fetch(entry.link, feed.url, self.deadline)
+            metrics.page_fetches.labels("ok").inc()
         except FetchError as exc:
+            metrics.page_fetches.labels("error").inc()
             # The feed's own text is better than nothing; say so once.
             log.warning(
                 "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, str(exc)

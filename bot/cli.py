@@ -75,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--disabled", action="store_true", help="add the feeds with enabled = false, to review first")
     exp = opml_sub.add_parser("export", help="write the configured feeds as OPML 2.0")
     exp.add_argument("file", metavar="FILE", nargs="?", help="where to write (default: standard output)")
+    state = sub.add_parser("state", help="the state database: copy it to PostgreSQL or to SQLite")
+    state_sub = state.add_subparsers(dest="state_command", required=True, metavar="copy")
+    copy = state_sub.add_parser(
+        "copy",
+        help="copy the whole state (feeds, seen keys, pending items, digests, outbox) into an empty database",
+        description="Copy the config's state into TARGET, an empty PostgreSQL database (postgresql://user@host/db;"
+        " the password from PGPASSWORD or ~/.pgpass) or a state directory for SQLite.  Stop the service first;"
+        " then point [state] url (or state_dir) at the copy.",
+    )
+    copy.add_argument("--to", required=True, metavar="TARGET", help="postgresql://… or a directory")
     return p
 
 
@@ -155,6 +165,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.manage import cmd_list
 
         return cmd_list(config, _now)
+    if command == "state":
+        return cmd_state_copy(config, args.to)
     raise AssertionError(command)  # argparse only lets the commands above through
 
 
@@ -192,7 +204,7 @@ def cmd_check(config: Config) -> int:
 async def cmd_poll(config: Config, only: str | None) -> int:
     from bot.fetch import make_client
     from bot.poll import Poller
-    from bot.state import Store
+    from bot.state import open_store
 
     feeds = config.enabled_feeds
     if only is not None:
@@ -202,7 +214,7 @@ async def cmd_poll(config: Config, only: str | None) -> int:
             print(f"feedbot: no feed named {only!r} (feeds: {names})", file=sys.stderr)
             return EXIT_USAGE
         feeds = (feed,)
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         async with make_client(config.poll) as client, Poller(config, store, client, _now) as poller:
             outcomes = await poller.poll_all(feeds, force=True)  # by hand: now, backoff or not
@@ -229,9 +241,9 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: b
     from bot.deliver import Deliverer
     from bot.digest import Digester
     from bot.fetch import make_client
-    from bot.state import Store
+    from bot.state import open_store
 
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         async with make_client(config.poll) as client:
             digester = Digester(config, store, Deliverer(client, store, _now), _now, sys.stdout)
@@ -255,15 +267,53 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: b
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
+def cmd_state_copy(config: Config, to: str) -> int:
+    from bot.state import SQLiteStore, Store, open_store
+    from bot.state.copy import copy_state
+
+    source = open_store(config)
+    target: Store
+    if to.startswith(("postgresql://", "postgres://")):
+        from bot.state.postgres import PostgresStore
+
+        target = PostgresStore.open(to)
+    else:
+        target = SQLiteStore.open(Path(to).expanduser())
+    try:
+        counts = copy_state(source, target)
+    finally:
+        source.close()
+        target.close()
+    print(f"copied {source.where} to {target.where}:")
+    print("  " + ", ".join(f"{table} {n:,}" for table, n in counts.items()))
+    return EXIT_OK
+
+
+def _instances(store: Any, config: Config) -> None:
+    """Who runs on this state; a warning when their config files differ."""
+    running = store.instances(_now())
+    if not running:
+        print(f"state: {store.where}; no `feedbot run` heard from in the last minute")
+        return
+    print(f"state: {store.where}; instances ({len(running)}):")
+    for i in running:
+        print(
+            f"  {i.host} pid {i.pid} (feedbot {i.version}), up since {_when(i.started_at, config)},"
+            f" last seen {_when(i.seen_at, config)}, config {i.config_hash}"
+        )
+    if len({i.config_hash for i in running}) > 1:
+        print("  WARNING: the instances run different config files; make them the same")
+
+
 def _when(value: datetime | None, config: Config) -> str:
     return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M") if value else "never"
 
 
 def cmd_status(config: Config) -> int:
-    from bot.state import Store
+    from bot.state import open_store
     from bot.text import shown
 
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         rejected = store.get_meta("config_error")
         if rejected:
@@ -274,6 +324,7 @@ def cmd_status(config: Config) -> int:
             )
             for problem in problems.split("\n"):
                 print(f"  {shown(problem, 300)}")
+        _instances(store, config)
         states = store.all_feed_states()
         print(f"feeds ({len(config.feeds)}):")
         for feed in config.feeds:

@@ -116,6 +116,18 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class StateSettings:
+    # PostgreSQL, shared by several instances ("postgresql://user@host/db");
+    # None: SQLite in state_dir.  A credential when it holds a password.
+    url: Secret | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    listen: tuple[str, int] | None = None  # Prometheus metrics on this address; None: none
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     timezone: ZoneInfo
@@ -128,6 +140,8 @@ class Config:
     labels: tuple[LabelRule, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     warnings: tuple[str, ...] = ()
+    state: StateSettings = field(default_factory=StateSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def feed_interval(self, feed: Feed) -> timedelta:
         return feed.poll_every or self.schedule.poll_every
@@ -144,6 +158,12 @@ class Config:
                     shown[path] = "…"
             if w.secret is not None and w.secret.reveal():
                 shown[w.secret.reveal()] = "<secret>"
+        if self.state.url is not None and self.state.url.reveal():
+            url = self.state.url.reveal()
+            shown[url] = database_shown(url)
+            password = _password(url)
+            if password:
+                shown[password] = "<password>"
         return shown
 
     def feed_named(self, name: str) -> Feed | None:
@@ -256,7 +276,9 @@ class _Reader:
         top = self.table(
             data,
             "",
-            {"timezone", "state_dir", "schedule", "poll", "digest", "feeds", "topics", "labels", "webhooks"},
+            set(
+                "timezone state_dir state metrics schedule poll digest feeds topics labels webhooks".split()
+            ),
         )
         tz = self.get(top, "timezone", "timezone", _zone, ZoneInfo("UTC"))
         state_raw = self.get(top, "state_dir", "state_dir", _nonempty_str, "state")
@@ -272,6 +294,8 @@ class _Reader:
         topics = self.topics(top.get("topics", []))
         labels = self.labels(top.get("labels", []))
         webhooks = self.webhooks(top.get("webhooks", []))
+        state = self.state(top.get("state", {}))
+        metrics = self.metrics(top.get("metrics", {}))
         if self.problems:
             raise ConfigError(self.problems, str(self.path))
         return Config(
@@ -286,7 +310,24 @@ class _Reader:
             labels=labels,
             webhooks=webhooks,
             warnings=tuple(self.warnings),
+            state=state,
+            metrics=metrics,
         )
+
+    def state(self, data: Any) -> StateSettings:
+        t = self.table(data, "state", {"url", "url_file"})
+        url = self.secret_value(t, "state", "url", "url_file", required=False)
+        if url is not None and url.reveal():
+            try:
+                _database_url(url.reveal())
+            except ValueError as exc:
+                self.problem("state.url" if "url" in t else "state.url_file", str(exc))
+                return StateSettings()
+        return StateSettings(url=url)
+
+    def metrics(self, data: Any) -> MetricsSettings:
+        t = self.table(data, "metrics", _keys(MetricsSettings))
+        return MetricsSettings(listen=self.get(t, "listen", "metrics.listen", _listen, None))
 
     def schedule(self, data: Any) -> Schedule:
         t = self.table(data, "schedule", _keys(Schedule))
@@ -719,6 +760,42 @@ def _http_url(v: Any, echo: bool = True) -> str:
     except ValueError:
         raise ValueError(f"has an invalid port (0-65535){shown}") from None
     return s
+
+
+def _database_url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("must be a postgresql:// URL (leave it out for SQLite in state_dir)")
+    return v
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def database_shown(url: str) -> str:
+    """A database URL fit to show: the password out."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "postgresql://<unreadable URL>"
+    user = f"{parts.username}@" if parts.username else ""
+    query = "?…" if parts.query else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}{query}"
+
+
+def _listen(v: Any) -> tuple[str, int]:
+    s = _nonempty_str(v)
+    host, sep, port = s.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'{s!r} is not "host:port" (e.g. "127.0.0.1:9464")')
+    return host, int(port)
 
 
 def feed_url_problem(url: str) -> str | None:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
+from bot import metrics
 from bot.config import Webhook
 from bot.errors import DeliveryError, FetchError
 from bot.fetch import cap_hint, read_limited, retry_after_seconds, short
@@ -137,6 +138,7 @@ class Deliverer:
                 pause = exc.retry_after if exc.retry_after is not None else self._pause(msg.attempts, exc.retryable)
                 retry_at = now + timedelta(seconds=pause)
                 self.store.mark_failed(msg, now, str(exc), retry_at)
+                metrics.deliveries.labels(webhook.name, "failed").inc()
                 if str(exc) != msg.last_error:  # logged once, not at every retry
                     log.warning(
                         "webhook=%s status=error sent=%d pending=%d retry_at=%s error=%r",
@@ -148,6 +150,7 @@ class Deliverer:
                     )
                 return DeliveryReport(webhook.name, sent, len(queue) - n, str(exc), retry_at)
             self.store.mark_delivered(msg, self.clock())
+            metrics.deliveries.labels(webhook.name, "ok").inc()
             sent += 1
         if queue:
             log.info("webhook=%s status=ok sent=%d pending=0", webhook.name, sent)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TextIO
 
+from bot import metrics
 from bot.config import Config
 from bot.deliver import Deliverer, DeliveryReport
 from bot.errors import FeedbotError
@@ -94,6 +95,7 @@ class Digester:
         clock: Callable[[], datetime],
         out: TextIO,
         workers: Workers | None = None,
+        owner: str = "local",
     ) -> None:
         self.config = config
         self.store = store
@@ -101,6 +103,7 @@ class Digester:
         self.clock = clock
         self.out = out
         self.workers = workers or shared_workers()
+        self.owner = owner  # the instance, recorded with the slots it serves
 
     def today(self) -> date:
         return self.clock().astimezone(self.config.timezone).date()
@@ -145,16 +148,24 @@ class Digester:
                 found.append(FailingFeed(feed.name, s.failing_since, s.error_count, shown(s.last_error or "", 160)))
         return tuple(found)
 
-    async def run(self, day: date | None = None) -> DigestResult:
+    async def run(self, day: date | None = None, slot: str | None = None) -> DigestResult:
+        """Build the digest of what is pending and deliver it.
+
+        ``slot``: the scheduled time this run serves; where instances share
+        the state, the first to get there builds it and the others find it
+        served and build nothing."""
         async with self.store.exclusive("digest"):
-            return await self._run(day)
+            if slot is not None and self.store.slot_served(slot):
+                log.info("digest slot %s already served (another instance)", slot)
+                return DigestResult(None, 0, ())
+            return await self._run(day, slot)
 
     async def redeliver(self) -> list[DeliveryReport]:
         """Retry the queues whose backoff is over (the service's delivery tick)."""
         async with self.store.exclusive("digest"):
             return await self.deliverer.deliver_all(self.config.webhooks, force=False)
 
-    async def _run(self, day: date | None) -> DigestResult:
+    async def _run(self, day: date | None, slot: str | None = None) -> DigestResult:
         now = self.clock()
         webhooks = self.config.webhooks
         dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)
@@ -185,13 +196,21 @@ class Digester:
                 # before the items are bound, so a failed write loses nothing.
                 self._archive(now, rendered)
             digest_id = self.store.create_digest(
-                rendered.digest.date, now, [i.id for i in items], rendered.text, messages
+                rendered.digest.date,
+                now,
+                [i.id for i in items],
+                rendered.text,
+                messages,
+                slot=(slot, self.owner) if slot else None,
             )
+            metrics.digests.inc()
             log.info(
                 "digest=%d date=%s items=%d webhooks=%d", digest_id, rendered.digest.date, len(items), len(webhooks)
             )
             if phrases:
                 self.store.record_label_phrases(rendered.digest.date, phrases)
+        elif slot is not None:
+            self.store.serve_slot(slot, self.owner, now, None)  # nothing to send: served all the same
         self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
         reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
         self._prune(now)

@@ -228,12 +228,12 @@ def _pad(text: str, width: int) -> str:
 
 def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
     """One line per feed: name, state, URL."""
-    from bot.state import Store
+    from bot.state import open_store
 
     if not config.feeds:
         print("no feeds: add one with `feedbot add URL`", file=out)
         return EXIT_OK
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         states = store.all_feed_states()
     finally:

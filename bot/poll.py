@@ -20,12 +20,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
 
-from bot import health
+from bot import health, metrics
 from bot.bodies import Bodies
 from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError, StateError, WorkerError
@@ -52,7 +52,9 @@ class Choice:
 @dataclass(frozen=True)
 class PollOutcome:
     feed: str
-    status: str  # "ok" | "not-modified" | "error" | "waiting" (backing off) | "skipped" (stopping)
+    # "ok" | "not-modified" | "error" | "waiting" (backing off) | "skipped" (stopping)
+    # | "elsewhere" (another instance polls it)
+    status: str
     new: int = 0
     error: str | None = None
     ms: int = 0
@@ -120,9 +122,11 @@ class Poller:
         clock: Clock,
         pages: PageFetcher | None = None,
         workers: Workers | None = None,
+        owner: str = "local",
     ) -> None:
         self.config = config
         self.store = store
+        self.owner = owner  # the instance that claims feeds (bot/state/postgres.py)
         self.client = client
         self.clock = clock
         # Parsing and extraction run in worker processes (bot/workers.py):
@@ -130,6 +134,8 @@ class Poller:
         self.workers = workers or shared_workers()
         self.bodies = Bodies(config.poll, self.workers, pages)
         self.deadline = self.bodies.deadline
+        # A claim outlives any normal poll; a dead instance's claim ends then.
+        self.lease = max(timedelta(seconds=self.deadline * 4), timedelta(minutes=1))
         self._bound = asyncio.Semaphore(config.poll.concurrency)
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._host_next: dict[str, float] = {}
@@ -154,9 +160,17 @@ class Poller:
         async with self._bound:
             if self.stopping.is_set():
                 return PollOutcome(feed.name, "skipped")
-            # Read here, not before the wait for a slot: only this poll writes it from now on.
-            state = self.store.feed_state(feed.url)
-            if not force and state.next_poll_at is not None and self.clock() < state.next_poll_at:
+            # Claimed here, not before the wait for a slot: only this poll
+            # writes the feed from now on.  Where instances share the state,
+            # a feed another one polls, or polled within half an interval, is
+            # left to it.
+            now = self.clock()
+            gap = timedelta(0) if force else self.config.feed_interval(feed) / 2
+            state = self.store.claim_feed(feed.url, feed.name, self.owner, now, gap, self.lease)
+            if state is None:
+                return PollOutcome(feed.name, "elsewhere")
+            if not force and state.next_poll_at is not None and now < state.next_poll_at:
+                self.store.release_feed(feed.url, self.owner)
                 return PollOutcome(feed.name, "waiting")  # backing off, or asked to wait
             await self._space(feed)
             started = time.monotonic()
@@ -175,9 +189,12 @@ class Poller:
                 logging.WARNING
                 if outcome.error
                 else logging.DEBUG
-                if outcome.status == "not-modified"
+                if outcome.status in ("not-modified", "elsewhere")
                 else logging.INFO
             )
+            metrics.polls.labels(outcome.status).inc()
+            if outcome.new:
+                metrics.items_taken.inc(outcome.new)
             if log.isEnabledFor(level):  # the line is built only when it is written (a 304 is DEBUG)
                 log.log(level, "%s", outcome.line())
             return outcome

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
+import socket
 import time as _time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+from bot import __version__, metrics
 from bot.config import Config, Feed, load_config
 from bot.deliver import Deliverer
 from bot.digest import LAST_DIGEST_KEY, Digester
@@ -38,9 +42,10 @@ from bot.fetch import make_client
 from bot.notify import Notifier
 from bot.poll import Poller
 from bot.reload import plan
-from bot.state import Store
+from bot.state import Instance, open_store
 
 log = logging.getLogger("feedbot.service")
+_HOST = socket.gethostname()
 
 FIRST_START_KEY = "first_started_at"
 # On SIGTERM, running steps get this long to finish before they are
@@ -49,6 +54,7 @@ FIRST_START_KEY = "first_started_at"
 STOP_GRACE_SECONDS = 10.0
 DELIVERY_TICK_SECONDS = 30.0
 CONFIG_CHECK_SECONDS = 5.0  # how often config.toml is checked for edits
+HEARTBEAT_SECONDS = 10.0  # how often this instance says it runs (and metrics are refreshed)
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most
 POLL_TICK_SECONDS = 5.0  # how often due feeds are looked for: a poll starts at most this late
 CONFIG_ERROR_KEY = "config_error"  # the last rejected reload, for `feedbot status`
@@ -97,6 +103,11 @@ class Service:
         self._due: dict[str, tuple[Feed, datetime]] = {}  # url -> the feed and when it is next due
         self._polling: set[str] = set()  # urls being polled now
         self.config_stamp = _stamp(config.path)
+        self.config_hash = _file_hash(config.path)
+        # Who this is among the instances sharing the state (their leases,
+        # the slots they serve, their heartbeat rows).
+        self.instance_id = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.started = self.clock()
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
         """Wrap a job so shutdown can wait for it, and so it never kills the loop."""
@@ -149,12 +160,31 @@ class Service:
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
-    async def _digest(self) -> None:
-        result = await self.digester.run()
+    async def _digest(self, kind: str = "at") -> None:
+        """A scheduled digest: ``kind`` "at" (a digest_at time, or the
+        catch-up of a missed one) or "every" (digest_every)."""
+        result = await self.digester.run(slot=self._slot(kind, self.clock()))
         for r in result.reports:
             if r.error:
                 log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
         self.report()
+
+    def _slot(self, kind: str, now: datetime) -> str | None:
+        """The name of the scheduled time a digest serves: the same on every
+        instance, so that one digest goes out per slot."""
+        if kind == "every" and self.config.schedule.digest_every is not None:
+            every = int(self.config.schedule.digest_every.total_seconds())
+            return f"every {every}s: {int(now.timestamp()) // every * every}"
+        slot = latest_slot(now, self.config.schedule.digest_at, self.config.timezone)
+        return slot.isoformat() if slot else None
+
+    async def _heartbeat(self) -> None:
+        """Tell the other instances (and `feedbot status`) this one runs."""
+        now = self.clock()
+        self.store.heartbeat(
+            Instance(self.instance_id, _HOST, os.getpid(), __version__, self.config_hash, self.started, now)
+        )
+        metrics.refresh(self.store, self.config, now)
 
     async def _redeliver(self) -> None:
         await self.digester.redeliver()
@@ -181,9 +211,14 @@ class Service:
 
     def _make_pipeline(self, config: Config) -> None:
         self.client = make_client(config.poll)
-        self.poller = Poller(config, self.store, self.client, self.clock)
+        self.poller = Poller(config, self.store, self.client, self.clock, owner=self.instance_id)
         self.digester = Digester(
-            config, self.store, Deliverer(self.client, self.store, self.clock), self.clock, _stdout()
+            config,
+            self.store,
+            Deliverer(self.client, self.store, self.clock),
+            self.clock,
+            _stdout(),
+            owner=self.instance_id,
         )
 
     def _schedule(self, now: datetime) -> list[Feed]:
@@ -207,7 +242,7 @@ class Service:
             )
         every = config.schedule.digest_every
         if every is not None:
-            self._every(self._digest, every.total_seconds(), "digest:every")
+            self._every(self._digest, every.total_seconds(), "digest:every", args=("every",))
         if config.webhooks:
             # Queues in backoff (an outage, a rate limit) are retried
             # between digests, each when its wait is over.
@@ -253,6 +288,7 @@ class Service:
     async def reload(self, why: str) -> bool:
         """Apply the config on disk; an invalid one is rejected as a whole."""
         self.config_stamp = _stamp(self.config.path)
+        self.config_hash = _file_hash(self.config.path)
         self.notifier.reloading()
         try:
             new = load_config(self.config.path)
@@ -335,18 +371,22 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._tracked(self.reload)("SIGHUP")))
-        self.store = Store.open(self.config.state_dir)
+        self.store = open_store(self.config)
         now = self.clock()
         if self.store.get_meta(FIRST_START_KEY) is None:
             self.store.set_meta(FIRST_START_KEY, now.isoformat())
         self.store.set_meta(CONFIG_ERROR_KEY, "")
         self._make_pipeline(self.config)
+        await self._heartbeat()
+        exporter = metrics.serve(self.config.metrics.listen) if self.config.metrics.listen else None
         self.scheduler = AsyncIOScheduler(timezone=self.config.timezone)
         due_now = self._schedule(now)
         self.scheduler.start()
         config = self.config
         log.info(
-            "started: %d feeds (%d due now), digests at %s%s %s",
+            "started as %s on %s: %d feeds (%d due now), digests at %s%s %s",
+            self.instance_id,
+            self.store.where,
             len(config.enabled_feeds),
             len(due_now),
             ", ".join(t.isoformat("minutes") for t in config.schedule.digest_at) or "-",
@@ -371,6 +411,10 @@ class Service:
             watchdog.cancel()
         await self.poller.__aexit__()
         await self.client.aclose()
+        if exporter is not None:
+            exporter.shutdown()
+        with contextlib.suppress(Exception):  # a database that went away: its row ages out
+            self.store.leave(self.instance_id)
         self.store.close()
         return 0
 
@@ -383,6 +427,14 @@ class Service:
             task.cancel()
         if still:
             await asyncio.wait(still)
+
+
+def _file_hash(path: Path) -> str:
+    """Of the config file's bytes: instances whose files differ are told apart."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "unreadable"
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

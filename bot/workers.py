@@ -151,6 +151,11 @@ class Workers:
         self._begin()
         try:
             return await self._run(fn, args, single)
+        except WorkerError:
+            from bot import metrics
+
+            metrics.worker_stopped.inc()
+            raise
         finally:
             self._end()
 

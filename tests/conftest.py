@@ -17,6 +17,7 @@ import pytest
 
 from bot.demo import SITE, write_config
 from bot.loopback import Reply, Request, Server, SiteHandler
+from bot.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -144,10 +145,42 @@ def feeds() -> Iterator[DynamicFeeds]:
         yield handler
 
 
+# The state database of the test being run: "" for SQLite in state_dir, a
+# PostgreSQL URL when the test runs on the ``backend`` fixture's postgres leg.
+STATE_URL = {"url": ""}
+
+
 def write_toml(folder: Path, text: str) -> Path:
+    """A config file; on the postgres leg of ``backend``, with its [state] url."""
     path = folder / "config.toml"
+    if STATE_URL["url"]:
+        text += f'\n[state]\nurl = "{STATE_URL["url"]}"\n'
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    """One PostgreSQL server for the session (a fresh database per test)."""
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on both state backends (the contract suite): configs
+    written with ``write_toml`` name a fresh PostgreSQL database on the
+    postgres leg."""
+    if request.param == "postgres":
+        server: PgServer = request.getfixturevalue("pg")
+        STATE_URL["url"] = server.new_database()
+    try:
+        yield str(request.param)
+    finally:
+        STATE_URL["url"] = ""
 
 
 @pytest.fixture

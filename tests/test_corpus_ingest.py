@@ -21,7 +21,7 @@ from bot.fetch import make_client
 from bot.loopback import Reply, Request, Server
 from bot.payloads import PAYLOADS
 from bot.poll import Poller
-from bot.state import Store
+from bot.state import open_store
 from tests.conftest import Clock, write_toml
 
 _HEADER = re.compile(r"^Header:\s*([A-Za-z-]+):\s*(.*?)\s*$", re.M)
@@ -61,7 +61,7 @@ def test_every_corpus_file_is_handled(corpus: Path, tmp_path: Path, clock: Clock
         config = load_config(write_toml(tmp_path, text), {})
 
         async def ingest() -> list[str]:
-            store = Store.open(config.state_dir)
+            store = open_store(config)
             try:
                 async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
                     outcomes = await poller.poll_all(config.feeds)
@@ -79,7 +79,7 @@ def test_every_corpus_file_is_handled(corpus: Path, tmp_path: Path, clock: Clock
     assert sum(counts.values()) == len(files)
     assert "unexpected failure" not in str(statuses)
 
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         unexpected = [
             (s.name, s.last_error)

@@ -23,7 +23,7 @@ from bot.deliver import Deliverer, DeliveryReport
 from bot.digest import Digester
 from bot.fetch import make_client
 from bot.loopback import RESET, Receiver, Server
-from bot.state import Store
+from bot.state import open_store
 from tests.conftest import Clock, write_toml
 
 T0 = datetime(2025, 1, 21, 0, 0, tzinfo=UTC)
@@ -48,7 +48,7 @@ def add_items(config: Config, titles: list[str], body: tuple[str, ...] = ("æœ¬æ–
     from bot.models import Entry
     from bot.state import NewItem
 
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     entries = [
         NewItem(Entry(entry_keys("https://f/", t, None, t, None).keys, t, f"https://f/{t}", T0), body) for t in titles
     ]
@@ -69,7 +69,7 @@ class Run:
 
     def __call__(self, what: str = "digest") -> list[DeliveryReport]:
         async def go() -> list[DeliveryReport]:
-            store = Store.open(self.config.state_dir)
+            store = open_store(self.config)
             try:
                 async with make_client(self.config.poll) as client:
                     deliverer = Deliverer(client, store, self.clock, sleep=self._sleep)
@@ -141,7 +141,7 @@ def test_queue_in_backoff_waits_and_then_delivers_in_order(
     assert [c.split(" ")[0] for c in contents(up)] == ["day0", "day1", "day2"]
     down.clear()
     # The service's tick does not retry before the queue's time...
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     (backlog,) = store.backlog()
     store.close()
     assert backlog.pending == 3 and backlog.next_attempt_at is not None
@@ -183,7 +183,7 @@ def test_a_message_in_flight_at_a_crash_is_sent_again_and_counted(
     rec.fail(1000, 500)
     Run(config, clock)()  # builds the digest; the webhook is down
     rec.clear()
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     (msg,) = store.undelivered("name:hook0")
     store.mark_in_flight(msg, clock.now)  # ...a POST starts, and the process dies here
     store.close()
@@ -191,7 +191,7 @@ def test_a_message_in_flight_at_a_crash_is_sent_again_and_counted(
         Run(config, clock)()
     assert len(rec.accepted) == 1
     assert any("was being sent when feedbot stopped" in r.getMessage() for r in caplog.records)
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert store.resent_count() == 1 and store.pending_count() == 0
     store.close()
 
@@ -290,6 +290,6 @@ def test_no_secret_reaches_the_logs(tmp_path: Path, hooks: list[tuple[Server, Re
     assert not [r for r in records if token in r]
     # At the source too: errors, reports and `status` never carry it.
     assert token not in repr(reports)
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert token not in repr(store.backlog())
     store.close()

@@ -25,7 +25,7 @@ from bot.fetch import make_client
 from bot.loopback import Reply, Request, Server
 from bot.payloads import PAYLOADS
 from bot.poll import Poller
-from bot.state import Store
+from bot.state import open_store
 from tests.conftest import Clock, DynamicFeeds, FeedItem, write_toml
 
 GOOD = (
@@ -145,7 +145,7 @@ def test_a_misbehaving_server_ends_in_bounded_time_and_memory(tmp_path: Path, cl
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
         async def poll() -> dict[str, tuple[str, str | None]]:
-            store = Store.open(config.state_dir)
+            store = open_store(config)
             try:
                 async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
                     outcomes = await poller.poll_all(config.feeds)
@@ -178,7 +178,7 @@ def test_a_misbehaving_server_ends_in_bounded_time_and_memory(tmp_path: Path, cl
     for name, text in expected.items():
         status, error = results[name]
         assert status == "error" and text in (error or ""), (name, status, error)
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     states = {s.name: s for s in store.all_feed_states().values()}
     store.close()
     assert all(states[n].error_count == 1 and states[n].last_error for n in expected)
@@ -209,13 +209,13 @@ def test_hostile_titles_and_bodies_render_safely(tmp_path: Path, feeds: DynamicF
     config = load_config(write_toml(tmp_path, text), {})
 
     async def poll() -> None:
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
             await poller.poll_all(config.feeds)
         store.close()
 
     asyncio.run(poll())
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     items = store.unbound_items()
     store.close()
     rendered = compose(config, items, date(2025, 1, 21))

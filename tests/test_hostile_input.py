@@ -23,7 +23,7 @@ from bot.loopback import Receiver, Reply, Request, Server
 from bot.models import Item
 from bot.parse import parse_feed
 from bot.payloads import neutralise_discord
-from bot.state import Store
+from bot.state import open_store
 from tests.conftest import run_cli, write_toml
 
 NOW = datetime(2025, 1, 21, tzinfo=UTC)
@@ -64,7 +64,7 @@ def test_a_lone_surrogate_and_an_unreadable_link_cost_nothing_but_themselves(tmp
         path = config(tmp_path, f'[[feeds]]\nname = "f"\nurl = "{server.base}/rss"\nbody = "feed"\n')
         r = run_cli("--config", str(path), "poll")
     assert r.returncode == 0, r.stderr
-    store = Store.open(load_config(path, {}).state_dir)
+    store = open_store(load_config(path, {}))
     try:
         items = {i.title: i for i in store.unbound_items()}
         state = store.feed_state(server.base + "/rss")

@@ -29,7 +29,7 @@ from bot.fetch import PageFetcher, fetch_feed, make_client, retry_after_seconds
 from bot.guard import is_loopback
 from bot.loopback import Reply, Request, Server, throwaway_certificate
 from bot.poll import Poller
-from bot.state import OutMessage, Store
+from bot.state import OutMessage, open_store
 from bot.transport import Client
 from tests.conftest import Clock, DynamicFeeds, FeedItem, run_cli, write_toml
 
@@ -199,7 +199,7 @@ def test_a_feed_with_a_huge_ttl_polls_and_waits_a_day(tmp_path: Path, clock: Clo
             ),
             {},
         )
-        store = Store.open(config.state_dir)
+        store = open_store(config)
 
         async def go() -> None:
             async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
@@ -264,7 +264,7 @@ def test_bad_links_and_redirects_cost_their_item_its_body_not_the_feed_its_poll(
             f'[[feeds]]\nname = "site"\nurl = "{feeds.feed_url("site")}"\n'
         )
         config = load_config(write_toml(tmp_path, text), {})
-        store = Store.open(config.state_dir)
+        store = open_store(config)
 
         async def go() -> None:
             async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:

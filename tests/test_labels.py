@@ -17,7 +17,7 @@ import pytest
 from bot.labels import GroupText, ItemText, label_groups, phrases
 from bot.loopback import Receiver, Server
 from bot.models import Item
-from bot.state import Store
+from bot.state import SQLiteStore, open_store
 from bot.stories import together
 from tests.conftest import map_links, run_cli
 
@@ -151,7 +151,7 @@ def test_the_health_message_lists_a_feed_failing_two_days_not_one_failing_an_hou
         assert run_cli("--config", str(path), "poll").returncode in (0, 1)
         from bot.config import load_config
 
-        store = Store.open(load_config(path, {}).state_dir)
+        store = open_store(load_config(path, {}))
         now = datetime.now(UTC)
         store.conn.execute(
             "UPDATE feeds SET failing_since=?, error_count=9 WHERE url=?",
@@ -185,7 +185,7 @@ def test_the_json_kind_carries_the_report_as_a_field(tmp_path: Path, demo_config
         run_cli("--config", str(path), "poll")
         from bot.config import load_config
 
-        store = Store.open(load_config(path, {}).state_dir)
+        store = open_store(load_config(path, {}))
         store.conn.execute(
             "UPDATE feeds SET failing_since=? WHERE url=?",
             (int((datetime.now(UTC) - timedelta(days=3)).timestamp()), "http://127.0.0.1:9/long"),
@@ -209,7 +209,7 @@ def test_bad_label_and_health_settings_name_the_key(tmp_path: Path, value: objec
 
 
 def test_a_day_of_phrases_is_remembered(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
+    store = SQLiteStore.open(tmp_path)
     try:
         store.record_label_phrases("2025-01-20", {"首脳会談", "就任"})
         store.record_label_phrases("2025-01-21", {"首脳会談"})

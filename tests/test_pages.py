@@ -22,7 +22,7 @@ from bot.config import Config, load_config
 from bot.fetch import PageFetcher, make_client
 from bot.loopback import Reply, Request, Server
 from bot.poll import Poller
-from bot.state import Store
+from bot.state import open_store
 from tests.conftest import Clock, DynamicFeeds, FeedItem, write_toml
 
 TEXT = "ロシアのプーチン大統領は21日、中国の習近平国家主席とオンラインで首脳会談を行いました。①②"
@@ -170,7 +170,7 @@ def no_loopback(address: str) -> bool:
 
 def run_poll(config: Config, clock: Clock, loopback: Callable[[str], bool] = no_loopback) -> dict[str, tuple[str, ...]]:
     async def go() -> None:
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         try:
             async with make_client(config.poll) as client:
                 pages = PageFetcher(config.poll, resolver=fake_resolve, public=fake_public, loopback=loopback)
@@ -182,7 +182,7 @@ def run_poll(config: Config, clock: Clock, loopback: Callable[[str], bool] = no_
             store.close()
 
     asyncio.run(go())
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         return {i.title: i.body for i in store.unbound_items()}
     finally:
@@ -333,7 +333,7 @@ def test_one_feeds_slow_pages_do_not_hold_another_feeds_page(tmp_path: Path, fee
             f'[[feeds]]\nname = "b"\nurl = "{feeds.feed_url("b")}"\n'
         )
         config = load_config(write_toml(tmp_path, text), {})
-        store = Store.open(config.state_dir)
+        store = open_store(config)
 
         async def go() -> tuple[object, object, int]:
             async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:

@@ -1,4 +1,6 @@
-"""Integration: real feed server and webhook receiver on 127.0.0.1, real SQLite.
+"""Integration: real feed server and webhook receiver on 127.0.0.1, real
+databases: every test runs on SQLite and on PostgreSQL (the ``backend``
+fixture; part of the state's contract suite).
 
 The pipeline runs in-process so the clock can be injected; the CLI tests
 (test_cli.py) run the same paths through subprocesses.
@@ -20,8 +22,10 @@ from bot.digest import Digester, DigestResult
 from bot.fetch import make_client
 from bot.loopback import Receiver, Server
 from bot.poll import Poller, PollOutcome
-from bot.state import Store
+from bot.state import open_store
 from tests.conftest import Clock, DynamicFeeds, FeedItem, write_toml
+
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ default_topic = "ニュース"
 
 
 async def _poll(config: Config, clock: Clock, names: list[str] | None = None) -> list[PollOutcome]:
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         async with make_client(config.poll) as client:
             feeds = [f for f in config.feeds if names is None or f.name in names]
@@ -67,7 +71,7 @@ async def _no_sleep(seconds: float) -> None:
 
 
 async def _digest(config: Config, clock: Clock) -> DigestResult:
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         async with make_client(config.poll) as client:
             deliverer = Deliverer(client, store, clock, sleep=_no_sleep)
@@ -97,7 +101,7 @@ def digest(config: Config, clock: Clock) -> DigestResult:
 
 
 def pending_count(config: Config) -> int:
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     try:
         return store.pending_count()
     finally:
@@ -241,7 +245,7 @@ def test_retry_after_is_honoured_then_delivered(
     waits: list[float] = []
 
     async def run() -> DigestResult:
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         try:
             async with make_client(config.poll) as client:
 
@@ -268,7 +272,7 @@ def test_client_error_is_not_retried_and_stays_pending(
     result = digest(config, clock)
     assert result.reports[0].error == "hook0: HTTP 404 (Unknown Webhook)"
     assert "SECRET" not in str(result.reports)
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     (backlog,) = store.backlog()
     assert backlog.pending == 1 and backlog.attempts == 1 and "404" in (backlog.last_error or "")
     store.close()
@@ -305,7 +309,7 @@ url = "http://127.0.0.1:9/feed"
     clock.advance(minutes=15)
     assert {o.feed: o.status for o in poll(config, clock)}["gone"] == "error"
     assert {o.feed: o.status for o in poll(config, clock)}["gone"] == "waiting"
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     state = store.feed_state(f"{feeds.base}/feed/gone")
     assert state.error_count == 2 and state.last_error == "HTTP 404 Not Found" and state.failing_since is not None
     assert state.next_poll_at == clock.now + timedelta(minutes=30)  # the 15 min interval, doubled
@@ -371,7 +375,7 @@ def test_guidless_entries_sharing_a_link_are_never_taken_twice(
     assert [o.new for o in poll(config, clock)] == [2]  # A4 and P-c only
     feeds.feeds["f"] = [FeedItem(None, "A4", home, when), FeedItem(None, "P-c", home + "day.html#c", when)]
     assert [o.new for o in poll(config, clock)] == [0]
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert sorted(i.title for i in store.unbound_items()) == ["A2", "A4", "P-b", "P-c"]
     store.close()
 
@@ -404,7 +408,7 @@ def test_scheduled_polls_share_the_concurrency_bound(tmp_path: Path, clock: Cloc
         config = load_config(write_toml(tmp_path, text), {})
 
         async def scheduled() -> None:
-            store = Store.open(config.state_dir)
+            store = open_store(config)
             async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
                 await asyncio.gather(*(poller.poll(f) for f in config.feeds))
             store.close()
@@ -434,7 +438,7 @@ def test_an_unexpected_failure_is_recorded_on_its_feed_and_the_others_go_on(
     outcomes = {o.feed: o for o in poll(config, clock)}
     assert outcomes["good"].new == 1
     assert outcomes["bad"].error == "unexpected failure: RuntimeError: a case nobody foresaw"
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert store.feed_state(feeds.feed_url("bad")).error_count == 1
     store.close()
 
@@ -463,7 +467,7 @@ def test_feed_asking_to_wait_is_respected_and_long_failures_warned_daily(
         )
         config = load_config(write_toml(tmp_path, text), {})
         poll(config, clock)
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         busy = store.feed_state(server.base + "/busy")
         cached = store.feed_state(server.base + "/cached")
         store.close()

@@ -17,7 +17,7 @@ from bot.config import load_config
 from bot.digest import LAST_DIGEST_KEY
 from bot.loopback import Receiver, Server
 from bot.service import Service, first_due, latest_slot, missed_digest
-from bot.state import Store
+from bot.state import open_store
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -61,7 +61,7 @@ def test_run_catches_up_a_missed_digest_and_stops_on_sigterm(demo_config: Callab
     with Server(rec) as hook:
         path = demo_config(hook.base + "/api/webhooks/1/x")
         config = load_config(path)
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         store.set_meta(LAST_DIGEST_KEY, (datetime.now(UTC) - timedelta(days=3)).isoformat())
         store.close()
         days = {_today(config.timezone)}
@@ -81,7 +81,7 @@ def test_run_catches_up_a_missed_digest_and_stops_on_sigterm(demo_config: Callab
         texts = [r.json()["content"] for r in rec.accepted]
         assert len(texts) == 2
         assert texts[-1].endswith(tuple(f"#ロシア({d})" for d in days))
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         assert store.pending_count() == 0 and store.digest_count() == 1
         store.close()
 

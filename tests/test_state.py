@@ -1,4 +1,6 @@
-"""The SQLite state: bounded by retention, clear errors when corrupt or locked."""
+"""The state: bounded by retention, atomic, clear errors when corrupt or
+locked.  Tests taking the ``backend`` fixture are the contract suite: they
+run on SQLite and on a PostgreSQL server the session starts."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from bot.digest import Digester
 from bot.errors import ConfigError, StateError
 from bot.fetch import make_client
 from bot.poll import Poller
-from bot.state import Store
+from bot.state import SQLiteStore, open_store
 from tests.conftest import Clock, DynamicFeeds, FeedItem, run_cli, write_toml
 
 
@@ -28,7 +30,7 @@ class _Null:
 
 
 def test_old_keys_and_sent_digests_are_pruned_and_do_not_come_back(
-    tmp_path: Path, feeds: DynamicFeeds, clock: Clock
+    tmp_path: Path, feeds: DynamicFeeds, clock: Clock, backend: str
 ) -> None:
     text = f"""
 [poll]
@@ -44,7 +46,7 @@ body = "feed"
     config = load_config(write_toml(tmp_path, text), {})
 
     async def cycle() -> None:
-        store = Store.open(config.state_dir)
+        store = open_store(config)
         async with make_client(config.poll) as client, Poller(config, store, client, clock) as poller:
             await poller.poll_all(config.feeds, force=True)
             await Digester(config, store, Deliverer(client, store, clock), clock, _Null()).run()
@@ -61,7 +63,7 @@ body = "feed"
     clock.advance(days=1)
     feeds.feeds["f"] = [FeedItem("undated", "undated", None, None), FeedItem("new", "new", None, clock.now)]
     asyncio.run(cycle())
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert store.seen_count() == 4 and store.digest_count() == 2
     store.close()
     # Day 40: past retention.  Keys of entries gone for 30 days are forgotten,
@@ -69,7 +71,7 @@ body = "feed"
     # rows only until they are older than the retention too.
     clock.advance(days=39)
     asyncio.run(cycle())
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert store.seen_count() == 2  # "undated" and "new": still in the feed
     assert store.digest_count() == 0
     store.close()
@@ -80,7 +82,7 @@ body = "feed"
         FeedItem("old-2", "old 2", None, clock.now - timedelta(days=40)),
     ]
     asyncio.run(cycle())
-    store = Store.open(config.state_dir)
+    store = open_store(config)
     assert store.unbound_items() == [] and store.pending_count() == 0
     store.close()
 
@@ -106,11 +108,11 @@ def test_a_corrupt_database_is_one_sentence(tmp_path: Path) -> None:
 
 
 def test_a_locked_database_is_a_clear_error_and_nothing_is_half_written(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
+    store = SQLiteStore.open(tmp_path)
     other = sqlite3.connect(tmp_path / "feedbot.sqlite3", isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the database
     try:
-        locked = Store.open(tmp_path, busy_timeout=0.1)
+        locked = SQLiteStore.open(tmp_path, busy_timeout=0.1)
         with pytest.raises(StateError, match="busy or locked"):
             locked.record_failure("http://f", "f", datetime(2025, 1, 21, tzinfo=UTC), "error", "x")
         locked.close()
@@ -121,11 +123,13 @@ def test_a_locked_database_is_a_clear_error_and_nothing_is_half_written(tmp_path
     store.close()
 
 
-def test_a_crash_inside_a_transaction_leaves_nothing(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
-    with pytest.raises(RuntimeError), store.transaction() as db:
-        db.execute("INSERT INTO feeds(url, name) VALUES ('http://f', 'f')")
+def test_a_crash_inside_a_transaction_leaves_nothing(tmp_path: Path, backend: str) -> None:
+    store = open_store(load_config(write_toml(tmp_path, ""), {}))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.serve_slot("2025-01-21T07:00+09:00", "me", datetime(2025, 1, 21, tzinfo=UTC), None)
+        store.set_meta("half", "written")
         raise RuntimeError("killed mid-way")
-    assert store.all_feed_states() == {}
-    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert not store.slot_served("2025-01-21T07:00+09:00") and store.get_meta("half") is None
+    if isinstance(store, SQLiteStore):
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()

@@ -37,7 +37,7 @@ def run_demo(out: TextIO) -> int:
     from bot.digest import Digester
     from bot.fetch import make_client
     from bot.poll import Poller
-    from bot.state import Store
+    from bot.state import open_store
 
     site = SiteHandler(SITE)
     receiver = Receiver()
@@ -50,7 +50,7 @@ def run_demo(out: TextIO) -> int:
             return datetime.now(UTC)
 
         async def tour() -> int:
-            store = Store.open(config.state_dir)
+            store = open_store(config)
             try:
                 async with make_client(config.poll) as client:
                     async with Poller(config, store, client, now) as poller:

@@ -1,0 +1,607 @@
+"""The state's SQL, written once for both backends.
+
+Tables:
+
+* ``feeds``: per feed URL, the HTTP validators and the record of every poll
+  (last poll, result, error and counts, backoff): errors are data on the feed.
+* ``seen``: dedupe keys (20-byte blobs), with the feed that recorded each;
+  pruned after ``poll.retention`` unless a feed still lists the entry.
+* ``items``: entries taken for a digest; ``digest_id`` is NULL until a
+  digest binds them.
+* ``digests`` and ``outbox``: a digest and, per webhook, the messages it was
+  cut into.  A message is marked delivered only after its webhook accepted
+  it; an item stays pending until every message of its digest is delivered.
+* ``digest_slots``: the scheduled digest times already served (one digest
+  per slot, however many instances run); ``instances``: who runs, and with
+  which config; ``label_phrases``: the background of automatic labels.
+
+Every poll is one transaction, and so is building a digest with its
+messages: a crash leaves either all of it or none.  A message is marked in
+flight (committed) just before its POST, so a crash there is known.
+
+The SQL is the common dialect of SQLite 3.35+ and PostgreSQL: ``?``
+placeholders (the PostgreSQL backend rewrites them), ``ON CONFLICT``,
+``RETURNING``.  What differs (connections, transactions, locks between
+processes and instances, the few statements each writes its own way) is in
+``bot/state/sqlite.py`` and ``bot/state/postgres.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+from bot.errors import StateError
+from bot.keys import Key
+from bot.models import Entry, Item
+from bot.state.records import FeedState, Instance, NewItem, OutMessage, WebhookBacklog
+
+SCHEMA_VERSION = 2
+LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
+INSTANCE_ALIVE = timedelta(seconds=60)  # an instance not heard from for this long is gone
+
+# Tables in the order a copy fills them (references first).
+TABLES = ("meta", "feeds", "seen", "digests", "items", "outbox", "label_phrases", "digest_slots")
+
+
+def ts(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def dt(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _opt(when: datetime | None) -> int | None:
+    return ts(when) if when else None
+
+
+class Cursor(Protocol):
+    """What both drivers' cursors offer."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Store(ABC):
+    """The state, whichever database holds it.  Methods are synchronous and
+    short (one statement or one transaction); the service calls them from
+    its event loop."""
+
+    where: str  # the database, as shown to people (no password)
+    FEED_ID = "rowid"  # the feeds column that seen.feed_id refers to
+    shared = False  # True where several instances may use the state at once
+
+    # -- what each backend provides ------------------------------------------
+
+    @abstractmethod
+    def _x(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        """Execute one statement (in the open transaction, if any)."""
+
+    @abstractmethod
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Execute one statement for each of ``rows``."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """All statements in the block commit together, or none does."""
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """Reads in the block see one consistent state (for copying)."""
+        return self.transaction()
+
+    @abstractmethod
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold the lock ``name`` across processes (and, where the state is
+        shared, across instances): building and delivering digests happen
+        under it, so no message is sent by two at once."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _keep_table(self) -> None:
+        """An empty temporary table ``keep(key)`` for ``prune``."""
+
+    def _take_lock(self) -> None:  # noqa: B027 - a hook: SQLite needs nothing
+        """Inside a transaction: the one writer that takes items (SQLite's
+        transactions are serial already; PostgreSQL takes a lock)."""
+
+    def claim_feed(
+        self, url: str, name: str, owner: str, now: datetime, min_gap: timedelta, lease: timedelta = timedelta(0)
+    ) -> FeedState | None:
+        """Take the feed for one poll (for ``lease`` at most): its state, or
+        None if another instance polls it or polled it less than ``min_gap``
+        ago.  One machine's SQLite has no other instance: always the state."""
+        return self.feed_state(url)
+
+    def release_feed(self, url: str, owner: str) -> None:  # noqa: B027 - a hook: SQLite needs nothing
+        """A claimed feed not polled after all (backing off)."""
+
+    def lease_takeovers(self) -> int:
+        """Feeds taken from an instance that died while polling them."""
+        return 0
+
+    # -- meta ------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._x("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._x("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    # -- instances and digest slots -----------------------------------------
+
+    def heartbeat(self, instance: Instance) -> None:
+        self._x(
+            "INSERT INTO instances(id, host, pid, version, config_hash, started_at, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET seen_at=excluded.seen_at,"
+            " config_hash=excluded.config_hash",
+            (
+                instance.id,
+                instance.host,
+                instance.pid,
+                instance.version,
+                instance.config_hash,
+                ts(instance.started_at),
+                ts(instance.seen_at),
+            ),
+        )
+
+    def leave(self, instance_id: str) -> None:
+        self._x("DELETE FROM instances WHERE id=?", (instance_id,))
+
+    def instances(self, now: datetime) -> list[Instance]:
+        """Instances heard from lately (older rows are removed)."""
+        self._x("DELETE FROM instances WHERE seen_at < ?", (ts(now - INSTANCE_ALIVE * 10),))
+        rows = self._x(
+            "SELECT id, host, pid, version, config_hash, started_at, seen_at FROM instances WHERE seen_at >= ?"
+            " ORDER BY started_at, id",
+            (ts(now - INSTANCE_ALIVE),),
+        )
+        return [Instance(r[0], r[1], int(r[2]), r[3], r[4], _dt(r[5]), _dt(r[6])) for r in rows]
+
+    def slot_served(self, slot: str) -> bool:
+        return self._x("SELECT 1 FROM digest_slots WHERE slot=?", (slot,)).fetchone() is not None
+
+    def serve_slot(self, slot: str, owner: str, now: datetime, digest_id: int | None) -> bool:
+        """Record that ``slot`` is served; False if it already was."""
+        cur = self._x(
+            "INSERT INTO digest_slots(slot, instance, at, digest_id) VALUES (?, ?, ?, ?) ON CONFLICT(slot) DO NOTHING",
+            (slot, owner, ts(now), digest_id),
+        )
+        return cur.rowcount == 1
+
+    # -- feeds -----------------------------------------------------------
+
+    def feed_state(self, url: str) -> FeedState:
+        row = self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE url=?", (url,)).fetchone()
+        return FeedState(url=url) if row is None else feed_state(row)
+
+    def failing_urls(self) -> set[str]:
+        """Feeds whose last poll failed: one query, for the status line."""
+        return {r[0] for r in self._x("SELECT url FROM feeds WHERE error_count > 0")}
+
+    def failing_states(self) -> dict[str, FeedState]:
+        return {
+            row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE error_count > 0")
+        }
+
+    def all_feed_states(self) -> dict[str, FeedState]:
+        return {row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds")}
+
+    def _ensure_feed(self, url: str, name: str) -> None:
+        self._x(
+            "INSERT INTO feeds(url, name) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET name=excluded.name", (url, name)
+        )
+
+    def record_failure(self, url: str, name: str, now: datetime, status: str, error: str) -> None:
+        with self.transaction():
+            self._ensure_feed(url, name)
+            self._x(
+                "UPDATE feeds SET last_poll_at=?, last_status=?, last_error=?, last_new=0,"
+                f" error_count=error_count+1, failing_since=COALESCE(failing_since, ?){self._unlease} WHERE url=?",
+                (ts(now), status, error, ts(now), url),
+            )
+
+    _unlease = ""  # what the poll's last statement also sets: the lease goes with it
+
+    def set_next_poll(self, url: str, when: datetime | None) -> None:
+        self._x("UPDATE feeds SET next_poll_at=? WHERE url=?", (_opt(when), url))
+
+    def set_warned(self, url: str, when: datetime) -> None:
+        self._x("UPDATE feeds SET warned_at=? WHERE url=?", (ts(when), url))
+
+    def record_not_modified(self, url: str, name: str, now: datetime, next_poll_at: datetime | None = None) -> None:
+        """One statement (the commonest poll of all: keep it cheap)."""
+        values = (name, ts(now), ts(now), _opt(next_poll_at), url)
+        update = (
+            "UPDATE feeds SET name=?, last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
+            f" last_new=0, error_count=0, failing_since=NULL, warned_at=NULL, next_poll_at=?{self._unlease}"
+            " WHERE url=?"
+        )
+        if self._x(update, values).rowcount == 0:  # a 304 before any 200: a feed not yet known
+            with self.transaction():
+                self._ensure_feed(url, name)
+                self._x(update, values)
+
+    def _feed_id(self, url: str) -> int | None:
+        row = self._x(f"SELECT {self.FEED_ID} FROM feeds WHERE url=?", (url,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _lookup(self, keys: Iterable[Key]) -> dict[Key, int]:
+        """The recorded keys among ``keys``, with the feed that recorded each."""
+        wanted = list(set(keys))
+        found: dict[Key, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._x(f"SELECT key, feed_id FROM seen WHERE key IN ({marks})", chunk)
+            found.update((bytes(k), int(f)) for k, f in rows)
+        return found
+
+    def seen(self, feed_url: str, entries: Iterable[Entry]) -> set[Key]:
+        """The keys by which ``entries`` are known already: recorded keys, and
+        aliases recorded by another feed."""
+        entries = list(entries)
+        own = self._feed_id(feed_url)
+        found = self._lookup([k for e in entries for k in e.keys] + [e.alias for e in entries if e.alias])
+        aliases = {e.alias for e in entries if e.alias}
+        return {k for k, feed in found.items() if k not in aliases or feed != own} | {
+            k for e in entries for k in e.keys if k in found
+        }
+
+    def record_poll(
+        self,
+        url: str,
+        name: str,
+        now: datetime,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        take: Sequence[NewItem],
+        skip: Sequence[Entry],
+        present: Sequence[Entry] = (),
+        warning: str | None = None,
+        next_poll_at: datetime | None = None,
+    ) -> int:
+        """Store one successful poll atomically; returns how many items it took.
+
+        ``skip``: entries recorded as seen without being taken.  An item
+        known meanwhile (another feed, or another instance, took the same
+        article) is not stored: keys are checked again inside the
+        transaction, under the lock that makes item-taking serial.
+        """
+        stamp = ts(now)
+        with self.transaction():
+            self._take_lock()
+            self._ensure_feed(url, name)
+            feed_id = self._feed_id(url) or 0
+            known = self.seen(url, [n.entry for n in take])  # one lookup, inside the transaction
+            rows: list[tuple[Key, int, int]] = []
+            items: list[tuple[object, ...]] = []
+            for new in take:
+                e = new.entry
+                before = bool(known.intersection(e.keys)) or (e.alias is not None and e.alias in known)
+                rows.extend((k, stamp, feed_id) for k in (*e.keys, *([e.alias] if e.alias else [])))
+                known.update(e.keys)  # the same entry twice in one poll is one item
+                if not before:
+                    published = _opt(e.published)
+                    body = json.dumps(list(new.body), ensure_ascii=False)
+                    items.append((url, name, e.title, e.link, published, stamp, body))
+            self._many(
+                "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                items,
+            )
+            for entry in skip:
+                rows.extend((k, stamp, feed_id) for k in (*entry.keys, *([entry.alias] if entry.alias else [])))
+            self._many("INSERT INTO seen VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            keys = b"".join(k for e in present for k in (*e.keys, *([e.alias] if e.alias else [])))
+            self._x(
+                "UPDATE feeds SET etag=?, last_modified=?, first_ok_at=COALESCE(first_ok_at, ?), last_poll_at=?,"
+                " last_ok_at=?, last_status=?, last_error=?, last_new=?, error_count=0, failing_since=NULL,"
+                f" warned_at=NULL, items_taken=items_taken+?, next_poll_at=?, current_keys=?{self._unlease}"
+                " WHERE url=?",
+                (
+                    etag,
+                    last_modified,
+                    stamp,
+                    stamp,
+                    stamp,
+                    "ok" if warning is None else "ok-with-warning",
+                    warning,
+                    len(items),
+                    len(items),
+                    _opt(next_poll_at),
+                    keys,
+                    url,
+                ),
+            )
+        return len(items)
+
+    # -- items and digests -------------------------------------------------
+
+    def _items(self, where: str, args: Sequence[object] = ()) -> list[Item]:
+        rows = self._x(
+            "SELECT id, feed_name, feed_url, title, link, published, first_seen, body FROM items WHERE "
+            + where
+            + " ORDER BY id",
+            args,
+        )
+        return [
+            Item(
+                id=r[0],
+                feed=r[1],
+                feed_url=r[2],
+                title=r[3],
+                link=r[4],
+                published=dt(r[5]),
+                first_seen=dt(r[6]) or datetime.fromtimestamp(0, UTC),
+                body=tuple(json.loads(r[7])),
+            )
+            for r in rows
+        ]
+
+    def unbound_items(self) -> list[Item]:
+        """Items taken but not yet part of any digest."""
+        return self._items("digest_id IS NULL")
+
+    def pending_count(self) -> int:
+        """Items not yet accepted by every webhook of their digest."""
+        row = self._x(
+            "SELECT COUNT(*) FROM items WHERE digest_id IS NULL OR digest_id IN"
+            " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)"
+        ).fetchone()
+        return int(row[0])
+
+    def create_digest(
+        self,
+        date: str,
+        now: datetime,
+        item_ids: Sequence[int],
+        text: str,
+        messages: Callable[[int], dict[str, Sequence[tuple[str, bytes]]]],
+        slot: tuple[str, str] | None = None,
+    ) -> int:
+        """Bind items to a new digest and record its messages, atomically.
+
+        ``messages(digest_id)`` returns, per webhook id, the (content type,
+        body) of each message in order.  ``slot`` (slot, instance): the
+        scheduled time this digest serves, recorded in the same transaction.
+        """
+        with self.transaction():
+            row = self._x(
+                "INSERT INTO digests(date, created_at, text) VALUES (?, ?, ?) RETURNING id", (date, ts(now), text)
+            ).fetchone()
+            digest_id = int(row[0])
+            bound = 0
+            for start in range(0, len(item_ids), 500):
+                chunk = item_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                bound += self._x(
+                    f"UPDATE items SET digest_id=? WHERE digest_id IS NULL AND id IN ({marks})", (digest_id, *chunk)
+                ).rowcount
+            if bound != len(item_ids):
+                # Another process bound some of them first: build nothing.
+                raise StateError("items changed while the digest was being built; try again")
+            for webhook, msgs in messages(digest_id).items():
+                self._many(
+                    "INSERT INTO outbox(digest_id, webhook, seq, content_type, body) VALUES (?, ?, ?, ?, ?)",
+                    [(digest_id, webhook, seq, ctype, body) for seq, (ctype, body) in enumerate(msgs)],
+                )
+            if slot is not None and not self.serve_slot(slot[0], slot[1], now, digest_id):
+                raise StateError(f"the digest of {slot[0]} was built by another instance meanwhile")
+        return digest_id
+
+    def undelivered(self, webhook: str) -> list[OutMessage]:
+        rows = self._x(
+            "SELECT digest_id, webhook, seq, content_type, body, attempts, last_error, next_attempt_at, in_flight_at"
+            " FROM outbox WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq",
+            (webhook,),
+        )
+        return [OutMessage(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], dt(r[7]), dt(r[8])) for r in rows]
+
+    def _update(self, msg: OutMessage, assignments: str, values: Sequence[object], fence: str = "") -> int:
+        return self._x(
+            f"UPDATE outbox SET {assignments} WHERE digest_id=? AND webhook=? AND seq=?{fence}",
+            (*values, msg.digest_id, msg.webhook, msg.seq),
+        ).rowcount
+
+    def mark_in_flight(self, msg: OutMessage, now: datetime) -> None:
+        """Committed before the POST: after a crash, the message is known to
+        have been possibly sent (the only window for a duplicate)."""
+        resent = 1 if msg.in_flight_at is not None else 0
+        self._update(msg, "in_flight_at=?, resent=resent+?", (ts(now), resent))
+
+    def mark_delivered(self, msg: OutMessage, now: datetime) -> None:
+        self._update(
+            msg,
+            "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
+            (ts(now), ts(now)),
+        )
+
+    def mark_failed(self, msg: OutMessage, now: datetime, error: str, retry_at: datetime) -> None:
+        self._update(
+            msg,
+            "attempts=attempts+1, last_attempt_at=?, last_error=?, next_attempt_at=?, in_flight_at=NULL",
+            (ts(now), error, ts(retry_at)),
+        )
+
+    def resent_count(self) -> int:
+        """Messages POSTed again because a crash hid whether the first POST arrived."""
+        return int(self._x("SELECT COALESCE(SUM(resent), 0) FROM outbox").fetchone()[0])
+
+    def drop_webhooks_except(self, active: Iterable[str]) -> int:
+        """Messages for webhooks no longer configured will never be sent."""
+        keep = list(active)
+        marks = ",".join("?" * len(keep)) or "''"
+        return self._x(
+            f"UPDATE outbox SET dropped=1 WHERE delivered_at IS NULL AND dropped=0 AND webhook NOT IN ({marks})", keep
+        ).rowcount
+
+    def backlog(self) -> list[WebhookBacklog]:
+        """Per webhook: undelivered messages, and the state of the first one."""
+        rows = self._x(
+            "SELECT webhook, COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dropped=0 GROUP BY webhook"
+            " ORDER BY webhook"
+        ).fetchall()
+        out = []
+        for webhook, count in rows:
+            head = self.undelivered(webhook)[0]
+            last = self._x(
+                "SELECT last_attempt_at FROM outbox WHERE digest_id=? AND webhook=? AND seq=?",
+                (head.digest_id, head.webhook, head.seq),
+            ).fetchone()[0]
+            out.append(
+                WebhookBacklog(webhook, int(count), head.attempts, head.last_error, dt(last), head.next_attempt_at)
+            )
+        return out
+
+    def oldest_pending(self) -> datetime | None:
+        """When the oldest undelivered message's digest was built."""
+        row = self._x(
+            "SELECT MIN(d.created_at) FROM outbox o JOIN digests d ON d.id = o.digest_id"
+            " WHERE o.delivered_at IS NULL AND o.dropped=0"
+        ).fetchone()
+        return dt(row[0]) if row else None
+
+    def record_label_phrases(self, day: str, phrases: Iterable[str]) -> None:
+        """The phrases of a digest day (``YYYY-MM-DD``), for later days' labels."""
+        with self.transaction():
+            self._many("INSERT INTO label_phrases VALUES (?, ?) ON CONFLICT DO NOTHING", [(day, p) for p in phrases])
+            oldest = (date.fromisoformat(day) - LABEL_MEMORY).isoformat()
+            self._x("DELETE FROM label_phrases WHERE day < ?", (oldest,))
+
+    def label_background(self, day: str, days: int) -> dict[str, int]:
+        """Phrase → the number of the ``days`` days before ``day`` it appeared on."""
+        since = (date.fromisoformat(day) - timedelta(days=days)).isoformat()
+        rows = self._x(
+            "SELECT phrase, COUNT(*) FROM label_phrases WHERE day >= ? AND day < ? GROUP BY phrase", (since, day)
+        )
+        return {str(p): int(n) for p, n in rows}
+
+    def prune(self, cutoff: datetime) -> tuple[int, int]:
+        """Forget what is older than ``cutoff``, so the state stays bounded:
+        seen keys no longer in any feed's current document, and digests
+        delivered everywhere, with their items and messages.  Returns the
+        numbers of keys and digests removed.
+
+        An entry whose key is forgotten cannot come back unless it is both
+        gone from its feed for the whole retention and still undated; the
+        max-age guard stops any dated one.
+        """
+        stamp = ts(cutoff)
+        with self.transaction():
+            self._take_lock()
+            self._keep_table()
+            for (blob,) in self._x("SELECT current_keys FROM feeds WHERE current_keys IS NOT NULL").fetchall():
+                data = bytes(blob)
+                self._many(
+                    "INSERT INTO keep VALUES (?) ON CONFLICT DO NOTHING",
+                    [(data[i : i + 20],) for i in range(0, len(data), 20)],
+                )
+            keys = self._x(
+                "DELETE FROM seen WHERE first_seen < ? AND key NOT IN (SELECT key FROM keep)", (stamp,)
+            ).rowcount
+            old = [
+                r[0]
+                for r in self._x(
+                    "SELECT id FROM digests WHERE created_at < ? AND id NOT IN"
+                    " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)",
+                    (stamp,),
+                ).fetchall()
+            ]
+            for start in range(0, len(old), 500):
+                chunk = old[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._x(f"DELETE FROM outbox WHERE digest_id IN ({marks})", chunk)
+                self._x(f"DELETE FROM items WHERE digest_id IN ({marks})", chunk)
+                self._x(f"DELETE FROM digests WHERE id IN ({marks})", chunk)
+            self._x("DELETE FROM digest_slots WHERE at < ?", (stamp,))
+        return keys, len(old)
+
+    def seen_count(self) -> int:
+        return int(self._x("SELECT COUNT(*) FROM seen").fetchone()[0])
+
+    def digest_count(self) -> int:
+        return int(self._x("SELECT COUNT(*) FROM digests").fetchone()[0])
+
+    # -- copying (feedbot state copy) ------------------------------------------
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The columns a copy carries for ``table`` (the feeds' id included)."""
+        return COPY_COLUMNS[table] if table != "feeds" else (self.FEED_ID, *COPY_COLUMNS["feeds"])
+
+    def dump(self, table: str, batch: int = 5000) -> Iterator[list[Sequence[Any]]]:
+        cols = self.columns(table)
+        rows = self._x(f"SELECT {', '.join(cols)} FROM {table}").fetchall()
+        for start in range(0, len(rows), batch):
+            yield rows[start : start + batch]
+
+    def load(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        cols = self.columns(table)
+        marks = ", ".join("?" * len(cols))
+        self._many(f"INSERT INTO {table}({', '.join(cols)}) VALUES ({marks})", rows)
+
+    def after_load(self) -> None:  # noqa: B027 - a hook: SQLite needs nothing
+        """Once every table is loaded (PostgreSQL moves its id sequences on)."""
+
+    def is_empty(self) -> bool:
+        return all(self._x(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None for t in TABLES if t != "meta")
+
+
+def _dt(value: int | None) -> datetime:
+    return dt(value) or datetime.fromtimestamp(0, UTC)
+
+
+FEED_COLUMNS = (
+    "url, name, etag, last_modified, first_ok_at, last_poll_at, last_ok_at, last_status, last_error,"
+    " last_new, error_count, failing_since, items_taken, next_poll_at, warned_at"
+)
+
+COPY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "feeds": (*(c.strip() for c in FEED_COLUMNS.split(",")), "current_keys"),
+    "seen": ("key", "first_seen", "feed_id"),
+    "digests": ("id", "date", "created_at", "text"),
+    "items": ("id", "feed_url", "feed_name", "title", "link", "published", "first_seen", "body", "digest_id"),
+    "outbox": tuple(
+        "digest_id webhook seq content_type body delivered_at dropped attempts last_error last_attempt_at"
+        " next_attempt_at in_flight_at resent".split()
+    ),
+    "label_phrases": ("day", "phrase"),
+    "digest_slots": ("slot", "instance", "at", "digest_id"),
+}
+
+
+def feed_state(row: Sequence[Any]) -> FeedState:
+    return FeedState(
+        url=row[0],
+        name=row[1],
+        etag=row[2],
+        last_modified=row[3],
+        first_ok_at=dt(row[4]),
+        last_poll_at=dt(row[5]),
+        last_ok_at=dt(row[6]),
+        last_status=row[7],
+        last_error=row[8],
+        last_new=row[9],
+        error_count=row[10],
+        failing_since=dt(row[11]),
+        items_taken=row[12],
+        next_poll_at=dt(row[13]),
+        warned_at=dt(row[14]),
+    )
+

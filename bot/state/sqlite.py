@@ -1,0 +1,166 @@
+"""The state in SQLite under ``state_dir``: the one-machine default.
+
+One connection, in autocommit mode with explicit ``BEGIN IMMEDIATE``
+transactions; WAL with ``synchronous=NORMAL`` keeps a commit under a
+millisecond.  Processes on the machine (the service, ``feedbot digest`` by
+hand) share the lock files of ``exclusive``.  There is no other instance to
+share feeds with: ``claim_feed`` always gives the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from bot.errors import StateError
+from bot.state.sql import SCHEMA_VERSION, Cursor, Store
+
+DB_NAME = "feedbot.sqlite3"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    first_ok_at INTEGER,
+    last_poll_at INTEGER,
+    last_ok_at INTEGER,
+    last_status TEXT,
+    last_error TEXT,
+    last_new INTEGER NOT NULL DEFAULT 0,
+    error_count INTEGER NOT NULL DEFAULT 0,
+    failing_since INTEGER,
+    items_taken INTEGER NOT NULL DEFAULT 0,
+    next_poll_at INTEGER,  -- backing off, or the server asked to wait: not before this
+    warned_at INTEGER,     -- last "failing for more than a day" warning
+    current_keys BLOB      -- the keys of the entries in its last document: never pruned
+);
+-- feed_id: the feeds rowid of the feed that recorded the key (aliases count only for other feeds)
+CREATE TABLE IF NOT EXISTS seen (
+    key BLOB PRIMARY KEY, first_seen INTEGER NOT NULL, feed_id INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digests (
+    id INTEGER PRIMARY KEY,
+    date TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    feed_url TEXT NOT NULL,
+    feed_name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT NOT NULL,
+    published INTEGER,
+    first_seen INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    digest_id INTEGER REFERENCES digests(id)
+);
+CREATE INDEX IF NOT EXISTS items_digest ON items(digest_id);
+CREATE TABLE IF NOT EXISTS label_phrases (  -- the phrases of each digest day (bot/labels.py's background)
+    day TEXT NOT NULL,
+    phrase TEXT NOT NULL,
+    PRIMARY KEY (day, phrase)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    digest_id INTEGER NOT NULL REFERENCES digests(id),
+    webhook TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    delivered_at INTEGER,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_attempt_at INTEGER,
+    next_attempt_at INTEGER,   -- after a failure: not before this (backoff, Retry-After)
+    in_flight_at INTEGER,      -- set, and committed, just before each POST
+    resent INTEGER NOT NULL DEFAULT 0,  -- POSTed again after a crash while in flight
+    PRIMARY KEY (digest_id, webhook, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
+CREATE TABLE IF NOT EXISTS digest_slots (  -- scheduled digest times served (schema 2)
+    slot TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL, digest_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS instances (  -- running services, by heartbeat (schema 2)
+    id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, version TEXT NOT NULL,
+    config_hash TEXT NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL
+);
+"""
+
+
+class SQLiteStore(Store):
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.where = str(path)
+
+    @classmethod
+    def open(cls, state_dir: Path, busy_timeout: float = 30.0) -> SQLiteStore:
+        path = state_dir / DB_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None or int(row[0]) < SCHEMA_VERSION:
+                # Schema 2 only added tables (CREATE ... IF NOT EXISTS above).
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StateError(f"state database {path} is from a newer feedbot (schema {row[0]})")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state database {path} cannot be used: {exc}") from exc
+        except OSError as exc:
+            raise StateError(f"state directory {state_dir} cannot be used: {exc.strerror}") from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _x(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        cur: Cursor = self.conn.execute(sql, args)
+        return cur
+
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"state database {self.path} is busy or locked: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        fd = os.open(self.path.parent / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _keep_table(self) -> None:
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY) WITHOUT ROWID")
+        self.conn.execute("DELETE FROM keep")
