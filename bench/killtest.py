@@ -1,6 +1,7 @@
 """Kill test: `feedbot run` killed with SIGKILL at random moments loses nothing.
 
     .venv/bin/python -m bench.killtest [--kills 30] [--seed 1]
+    .venv/bin/python -m bench.killtest --instances 3 --kills 30   # three on one PostgreSQL
 
 A local feed server makes new items on every poll, a local Discord-style
 receiver accepts (and, seeded, sometimes refuses with 500 or delays) the
@@ -12,6 +13,12 @@ until everything is delivered and stopped with SIGTERM.  Then:
 - every item taken appears in the delivered messages, exactly once;
 - a message delivered twice is one that feedbot reported as in flight at a
   kill (the outbox's ``resent`` count), and no item is in two messages.
+
+With ``--instances N`` (N > 1), N instances share one PostgreSQL server
+that the test starts (bot/pgserver.py): each kill hits a random instance,
+which is started again; at the end one instance is killed for good and the
+others must poll its feeds and send the next digest on time (the seconds
+from that kill to the next digest are printed).
 
 It prints the counts, and ``killtest: 1 passed, 0 failed`` (or failed) last.
 Only 127.0.0.1 is used.  CI runs a short version (``.ci/run``).
@@ -92,7 +99,7 @@ class Hook:
         return Reply(200, {"Content-Type": "application/json"}, b'{"id": "1"}')
 
 
-def write_config(folder: Path, feeds: str, hook: str) -> Path:
+def write_config(folder: Path, feeds: str, hook: str, state_url: str | None = None) -> Path:
     text = f"""
 timezone = "Asia/Tokyo"
 [schedule]
@@ -113,6 +120,8 @@ url = "{hook}/api/webhooks/1/token"
 """
     for n in range(FEEDS):
         text += f'[[feeds]]\nname = "feed{n}"\nurl = "{feeds}/feed/{n}.xml"\nbody = "feed"\n'
+    if state_url:
+        text += f'[state]\nurl = "{state_url}"\n'
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -126,19 +135,41 @@ def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def settled(db: Path, since: float) -> bool:
-    """Everything taken is delivered, and every feed was polled after ``since``."""
-    if not db.exists():
-        return False
-    conn = sqlite3.connect(db, timeout=5)
-    try:
-        polled = conn.execute("SELECT MIN(last_poll_at) FROM feeds").fetchone()[0] or 0
-        unbound = conn.execute("SELECT COUNT(*) FROM items WHERE digest_id IS NULL").fetchone()[0]
-        undelivered = conn.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
-        feeds = conn.execute("SELECT COUNT(*) FROM feeds").fetchone()[0]
-    finally:
-        conn.close()
-    return bool(feeds == FEEDS and polled > since + 1 and unbound == 0 and undelivered == 0)
+class State:
+    """Read-only questions to the state, in SQLite or PostgreSQL."""
+
+    def __init__(self, db: Path | None = None, url: str | None = None) -> None:
+        self.db, self.url = db, url
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        if self.url is not None:
+            import psycopg
+
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
+        assert self.db is not None
+        if not self.db.exists():
+            return []
+        conn = sqlite3.connect(self.db, timeout=5)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    def one(self, sql: str) -> object:
+        rows = self.rows(sql)
+        return rows[0][0] if rows else None
+
+    def settled(self, since: float) -> bool:
+        """Everything taken is delivered, and every feed was polled after ``since``."""
+        try:
+            polled = self.one("SELECT MIN(last_poll_at) FROM feeds") or 0
+            unbound = self.one("SELECT COUNT(*) FROM items WHERE digest_id IS NULL")
+            undelivered = self.one("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL")
+            feeds = self.one("SELECT COUNT(*) FROM feeds")
+        except Exception:  # not created yet
+            return False
+        return bool(feeds == FEEDS and int(str(polled)) > since + 1 and unbound == 0 and undelivered == 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,33 +177,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-life", type=float, default=2.5, help="longest run before a kill, seconds")
+    parser.add_argument("--instances", type=int, default=1, help="instances sharing one PostgreSQL (default 1: SQLite)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     farm, hook = Farm(random.Random(args.seed + 1)), Hook(random.Random(args.seed + 2))
-    with tempfile.TemporaryDirectory(prefix="feedbot-kill-") as tmp, Server(farm) as fs, Server(hook) as hs:
-        folder = Path(tmp)
-        config = write_config(folder, fs.base, hs.base)
-        log = folder / "feedbot.log"
-        db = folder / "state" / "feedbot.sqlite3"
-        for _ in range(args.kills):
-            proc = start(config, log)
-            time.sleep(rng.uniform(0.2, args.max_life))  # a random moment: polling, digesting, or sending
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        with farm.lock:
-            farm.growing = False
-        stopped_growing = time.time()
-        proc = start(config, log)
-        deadline = time.monotonic() + 120
-        while not settled(db, stopped_growing) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-        conn = sqlite3.connect(db)
-        taken = {r[0] for r in conn.execute("SELECT title FROM items")}
-        resent = conn.execute("SELECT COALESCE(SUM(resent), 0) FROM outbox").fetchone()[0]
-        conn.close()
-        log_text = log.read_text(encoding="utf-8", errors="replace")
+    pg = None
+    if args.instances > 1:
+        from bot.pgserver import PgServer
+
+        pg = PgServer().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="feedbot-kill-") as tmp, Server(farm) as fs, Server(hook) as hs:
+            folder = Path(tmp)
+            url = pg.new_database() if pg else None
+            config = write_config(folder, fs.base, hs.base, url)
+            state = State(folder / "state" / "feedbot.sqlite3", url)
+            log = folder / "feedbot.log"
+            procs = [start(config, log) for _ in range(args.instances)]
+            for _ in range(args.kills):
+                time.sleep(rng.uniform(0.2, args.max_life))  # a random moment: polling, digesting, or sending
+                victim = rng.randrange(len(procs))
+                procs[victim].send_signal(signal.SIGKILL)
+                procs[victim].wait()
+                procs[victim] = start(config, log)
+            gone_for_good = None
+            if args.instances > 1:
+                time.sleep(rng.uniform(0.2, args.max_life))
+                dead = procs.pop(rng.randrange(len(procs)))
+                dead.send_signal(signal.SIGKILL)
+                dead.wait()
+                gone_for_good = time.time()
+                time.sleep(3)  # the feeds still grow: the others must poll and send them
+            with farm.lock:
+                farm.growing = False
+            stopped_growing = time.time()
+            deadline = time.monotonic() + 120
+            while not state.settled(stopped_growing) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            codes = []
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                codes.append(proc.wait(timeout=60))
+            code = max(codes)
+            taken = {str(r[0]) for r in state.rows("SELECT title FROM items")}
+            resent = int(str(state.one("SELECT COALESCE(SUM(resent), 0) FROM outbox")))
+            after: int | None = None
+            if gone_for_good is not None:
+                first = state.one(f"SELECT MIN(created_at) FROM digests WHERE created_at >= {int(gone_for_good)}")
+                after = None if first is None else max(0, int(str(first)) - int(gone_for_good))
+            log_text = log.read_text(encoding="utf-8", errors="replace")
+    finally:
+        if pg is not None:
+            pg.stop()
 
     published = farm.published()
     messages = hook.accepted
@@ -188,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     lost_feed = published - taken
     lost = {t for t in taken if counts[t] == 0}
     twice = {t for t in taken if counts[t] > 1}
-    ok = not lost_feed and not lost and not twice and duplicate_messages <= resent and code == 0
-    print(f"kills: {args.kills} (seed {args.seed})")
+    on_time = after is None or after <= 15  # a dead instance's feed claims last 10 s here
+    ok = not lost_feed and not lost and not twice and duplicate_messages <= resent and code == 0 and on_time
+    where = f"{args.instances} instances on PostgreSQL" if args.instances > 1 else "one instance on SQLite"
+    print(f"kills: {args.kills} (seed {args.seed}), {where}")
     print(f"items published by the feeds: {len(published)}; taken: {len(taken)}; not taken: {len(lost_feed)}")
     print(
         f"items delivered exactly once: {len(taken) - len(lost) - len(twice)}; lost: {len(lost)}; "
@@ -199,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         f"messages accepted: {len(messages)}; delivered twice: {duplicate_messages}; "
         f"reported in flight at a kill: {resent}"
     )
+    if after is not None:
+        print(f"one instance killed for good: the next digest came {after} s later (digest_every 1 s)")
     print(f"tracebacks in the log: {log_text.count('Traceback')}; last run exit code: {code}")
     print(f"killtest: {1 if ok else 0} passed, {0 if ok else 1} failed")
     return 0 if ok else 1

@@ -134,8 +134,10 @@ class Poller:
         self.workers = workers or shared_workers()
         self.bodies = Bodies(config.poll, self.workers, pages)
         self.deadline = self.bodies.deadline
-        # A claim outlives any normal poll; a dead instance's claim ends then.
-        self.lease = max(timedelta(seconds=self.deadline * 4), timedelta(minutes=1))
+        # A claim outlives a feed's fetch and parse (its pages may take longer:
+        # then another instance may poll it too, which the item-taking lock
+        # makes harmless); a dead instance's claims end this soon.
+        self.lease = max(timedelta(seconds=self.deadline * 2), timedelta(seconds=10))
         self._bound = asyncio.Semaphore(config.poll.concurrency)
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._host_next: dict[str, float] = {}

@@ -249,6 +249,7 @@ class Service:
             tick = min(DELIVERY_TICK_SECONDS, every.total_seconds() if every else DELIVERY_TICK_SECONDS)
             self._every(self._redeliver, tick, "deliver")
         self._every(self._check_config, CONFIG_CHECK_SECONDS, "config")
+        self._every(self._heartbeat, HEARTBEAT_SECONDS, "heartbeat")
         return due_now
 
     def _schedule_feed(self, feed: Feed, now: datetime) -> bool:

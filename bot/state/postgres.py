@@ -17,19 +17,19 @@ How instances share the work safely (docs/scaling.md):
   advisory lock in ``record_poll``), so the keys checked inside the
   transaction are the truth: two instances polling one feed, or two feeds
   carrying one article, never take an entry twice.
-* **Digests and deliveries**: ``exclusive`` is a lease row with an expiry,
-  renewed while held; a message is marked in flight only while the lease is
-  still this holder's (a fence), so an instance that lost its lease stops.
-  One digest per scheduled slot: ``digest_slots``, written in the digest's
-  own transaction.
+* **Digests and deliveries**: ``exclusive`` is a session-level advisory
+  lock, freed by the server when the holder's connection ends; a message is
+  marked in flight only while this connection still holds it (a fence), so
+  an instance that lost it stops.  One digest per scheduled slot:
+  ``digest_slots``, written in the digest's own transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -46,11 +46,10 @@ from bot.state.sql import FEED_COLUMNS, SCHEMA_VERSION, Cursor, Store, feed_stat
 
 log = logging.getLogger("feedbot.state")
 
-LEASE_SECONDS = 30  # an exclusive lease not renewed for this long is free
-LEASE_RENEW = 10.0  # seconds between renewals while held
-LEASE_WAIT = 0.5  # seconds between tries while another holds it
-SCHEMA_LOCK = 7245000  # advisory lock ids (session: schema set-up; transaction: item-taking)
+LOCK_WAIT = 0.5  # seconds between tries while another instance holds an exclusive lock
+SCHEMA_LOCK = 7245000  # advisory lock ids (transaction-level: schema set-up, item-taking)
 TAKE_LOCK = 7245001
+LOCK_CLASS = 7245  # exclusive locks: (LOCK_CLASS, a number from the name)
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())::bigint"  # the database's clock: one for every instance
 
 SCHEMA = """
@@ -121,7 +120,6 @@ CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, version TEXT NOT NULL,
     config_hash TEXT NOT NULL, started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until BIGINT NOT NULL);
 """
 
 # Keepalives on the client and (through options) the server socket: a
@@ -154,7 +152,8 @@ class PostgresStore(Store):
         self.where = where
         self.conn: psycopg.Connection[Any] = pool.getconn()
         self._in_tx = False
-        self._held: dict[str, str] = {}  # exclusive lease name -> this holder's token
+        self._held: dict[str, int] = {}  # exclusive locks held: name -> lock number
+        self._local: dict[str, asyncio.Lock] = {}
         self.takeovers = 0
         self.statements = 0  # for bench/scaling.py: statements sent
 
@@ -162,6 +161,9 @@ class PostgresStore(Store):
     def open(cls, url: str, pool_size: int = 2) -> PostgresStore:
         where = database_shown(url)
         try:
+            # Once by hand first: a wrong URL, password or database is one
+            # clear sentence at once, not a pool retrying in the background.
+            psycopg.connect(url, **CONNECT_OPTIONS).close()
             pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url,
                 min_size=1,
@@ -297,63 +299,46 @@ class PostgresStore(Store):
     def lease_takeovers(self) -> int:
         return self.takeovers
 
-    # -- exclusive leases (digests, deliveries) ---------------------------------------
-
-    def _try_lease(self, name: str, token: str) -> bool:
-        row = self._x(
-            f"INSERT INTO leases(name, owner, until) VALUES (?, ?, {NOW} + ?)"
-            " ON CONFLICT (name) DO UPDATE SET owner=EXCLUDED.owner, until=EXCLUDED.until"
-            f" WHERE leases.until < {NOW} RETURNING owner",
-            (name, token, LEASE_SECONDS),
-        ).fetchone()
-        return row is not None
-
-    def _renew(self, name: str, token: str) -> bool:
-        return (
-            self._x(
-                f"UPDATE leases SET until = {NOW} + ? WHERE name=? AND owner=?", (LEASE_SECONDS, name, token)
-            ).rowcount
-            == 1
-        )
+    # -- exclusive locks (digests, deliveries) ---------------------------------------
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[None]:
-        token = f"{uuid.uuid4().hex[:12]}"
-        while not self._try_lease(name, token):
-            await asyncio.sleep(LEASE_WAIT)
-        self._held[name] = token
-        keeper = asyncio.get_running_loop().create_task(self._keep(name, token))
-        try:
-            yield
-        finally:
-            keeper.cancel()
-            self._held.pop(name, None)
-            with contextlib.suppress(StateError):
-                self._x("DELETE FROM leases WHERE name=? AND owner=?", (name, token))
-
-    async def _keep(self, name: str, token: str) -> None:
-        while True:
-            await asyncio.sleep(LEASE_RENEW)
+        """A session-level advisory lock on this store's connection: the
+        server frees it the moment the holder's connection ends (a killed
+        process at once, a vanished machine by keepalive), so the others go
+        on.  Advisory locks are re-entrant within a session: an asyncio lock
+        keeps two holders of this process apart."""
+        key = _lock_id(name)
+        async with self._local.setdefault(name, asyncio.Lock()):
+            while not self._x("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, key)).fetchone()[0]:
+                await asyncio.sleep(LOCK_WAIT)
+            self._held[name] = key
             try:
-                if not self._renew(name, token):
-                    log.error("lost the %s lease to another instance", name)
-                    return
-            except StateError as exc:
-                log.warning("could not renew the %s lease: %s", name, exc)
+                yield
+            finally:
+                del self._held[name]
+                with contextlib.suppress(StateError):
+                    self._x("SELECT pg_advisory_unlock(?, ?)", (LOCK_CLASS, key))
 
     def mark_in_flight(self, msg: OutMessage, now: datetime) -> None:
-        token = self._held.get("digest")
-        if token is None:
+        """With a fence: only while this connection still holds the digest
+        lock (a connection replaced after a network failure does not, and
+        another instance may be delivering)."""
+        key = self._held.get("digest")
+        if key is None:
             super().mark_in_flight(msg, now)
             return
         resent = 1 if msg.in_flight_at is not None else 0
-        fence = f" AND EXISTS (SELECT 1 FROM leases WHERE name='digest' AND owner=? AND until >= {NOW})"
+        fence = (
+            " AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND pid=pg_backend_pid()"
+            " AND classid::bigint=? AND objid::bigint=? AND objsubid=2)"
+        )
         changed = self._x(
             f"UPDATE outbox SET in_flight_at=?, resent=resent+? WHERE digest_id=? AND webhook=? AND seq=?{fence}",
-            (ts(now), resent, msg.digest_id, msg.webhook, msg.seq, token),
+            (ts(now), resent, msg.digest_id, msg.webhook, msg.seq, LOCK_CLASS, key),
         ).rowcount
         if changed != 1:
-            raise StateError("this instance lost its delivery lease; another instance delivers now")
+            raise StateError("this instance lost its delivery lock; another instance delivers now")
 
     # -- copying ---------------------------------------------------------------------
 
@@ -363,6 +348,11 @@ class PostgresStore(Store):
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                 f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
             )
+
+
+def _lock_id(name: str) -> int:
+    """A stable 31-bit number for a lock name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def psycopg_pool_timeout() -> type[Exception]:

@@ -1,0 +1,321 @@
+"""Several instances on one PostgreSQL: feeds polled by one at a time, items
+taken once, one digest per slot, deliveries fenced, instances listed; the
+state copied between backends; metrics scraped from a running service.
+
+A real PostgreSQL server (the session's ``pg`` fixture), real processes
+where it matters (`feedbot run`, `feedbot status`, `feedbot state copy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.config import load_config
+from bot.deliver import Deliverer
+from bot.digest import Digester
+from bot.errors import StateError
+from bot.fetch import make_client
+from bot.keys import entry_keys
+from bot.loopback import Receiver, Server
+from bot.models import Entry
+from bot.pgserver import PgServer
+from bot.poll import Poller
+from bot.state import Instance, NewItem, SQLiteStore, Store
+from bot.state.postgres import PostgresStore
+from bot.state.sql import TABLES
+from tests.conftest import Clock, DynamicFeeds, FeedItem, run_cli, write_toml
+from tests.test_service import spawn_run
+
+NOW = datetime(2025, 1, 21, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(pg: PgServer) -> str:
+    return pg.new_database()
+
+
+@pytest.fixture
+def two(db: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+    a, b = PostgresStore.open(db), PostgresStore.open(db)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def entry(n: int) -> Entry:
+    link = f"https://example.jp/a/{n}"
+    ident = entry_keys("https://example.jp/feed", f"guid-{n}", link, f"title {n}", None)
+    return Entry(ident.keys, f"title {n}", link, NOW, ("body",), ident.alias)
+
+
+def test_a_feed_is_polled_by_one_instance_at_a_time(two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    url, gap, lease = "https://example.jp/feed", timedelta(minutes=7), timedelta(seconds=60)
+    assert a.claim_feed(url, "f", "A", NOW, gap, lease) is not None  # a new feed: A takes it
+    assert b.claim_feed(url, "f", "B", NOW, gap, lease) is None  # A polls it now
+    a.record_not_modified(url, "f", NOW)  # A's poll ends: its lease goes with the record
+    assert b.claim_feed(url, "f", "B", NOW + timedelta(minutes=1), gap, lease) is None  # A polled it just now
+    assert a.claim_feed(url, "f", "A", NOW + timedelta(minutes=1), gap, lease) is not None  # its own schedule rules
+    a.record_not_modified(url, "f", NOW + timedelta(minutes=1))
+    later = b.claim_feed(url, "f", "B", NOW + timedelta(minutes=9), gap, lease)
+    assert later is not None and later.last_poll_at == NOW + timedelta(minutes=1)
+    assert a.lease_takeovers() == b.lease_takeovers() == 0
+
+
+def test_a_dead_instances_feed_is_taken_over_when_its_claim_runs_out(
+    two: tuple[PostgresStore, PostgresStore], pg: PgServer, db: str
+) -> None:
+    a, b = two
+    url, gap = "https://example.jp/feed", timedelta(minutes=7)
+    assert a.claim_feed(url, "f", "A", NOW, gap, timedelta(seconds=600)) is not None
+    assert b.claim_feed(url, "f", "B", NOW, gap, timedelta(seconds=60)) is None
+    pg.sql(db, "UPDATE feeds SET lease_until = 0")  # A died; its claim has run out
+    assert b.claim_feed(url, "f", "B", NOW, gap, timedelta(seconds=60)) is not None
+    assert b.lease_takeovers() == 1
+
+
+def test_two_instances_taking_the_same_entries_take_them_once(two: tuple[PostgresStore, PostgresStore]) -> None:
+    """Two instances poll one feed (or two feeds carry one article) at the
+    same moment: item-taking is serial, and each entry is taken once."""
+    entries = [entry(n) for n in range(50)]
+    start = threading.Barrier(2)
+    taken: dict[str, int] = {}
+
+    def poll(store: PostgresStore, name: str, url: str) -> None:
+        start.wait()
+        taken[name] = store.record_poll(
+            url, name, NOW, etag=None, last_modified=None, take=[NewItem(e, ("b",)) for e in entries], skip=[]
+        )
+
+    threads = [
+        threading.Thread(target=poll, args=(two[0], "A", "https://example.jp/feed")),
+        threading.Thread(target=poll, args=(two[1], "B", "https://mirror.example.jp/feed")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(taken.values()) == [0, 50]
+    assert len(two[0].unbound_items()) == 50
+
+
+def test_one_digest_per_slot_across_instances(
+    tmp_path: Path, feeds: DynamicFeeds, clock: Clock, db: str
+) -> None:
+    feeds.feeds["f"] = [FeedItem(f"g{n}", f"記事 {n}", None, clock.now - timedelta(minutes=n)) for n in range(3)]
+    text = f'[poll]\nhost_spacing = "0s"\n[[feeds]]\nname = "f"\nurl = "{feeds.feed_url("f")}"\nbody = "feed"\n'
+    config = load_config(write_toml(tmp_path, text + f'[state]\nurl = "{db}"\n'), {})
+
+    class Sink:
+        def write(self, s: str) -> int:
+            return len(s)
+
+        def flush(self) -> None:
+            pass
+
+    async def go() -> list[int | None]:
+        stores = [PostgresStore.open(db) for _ in range(2)]
+        async with make_client(config.poll) as client:
+            async with Poller(config, stores[0], client, clock) as poller:
+                await poller.poll_all(config.feeds)
+            digesters = [
+                Digester(config, s, Deliverer(client, s, clock), clock, Sink(), owner=f"i{n}")
+                for n, s in enumerate(stores)
+            ]
+            slot = "2025-01-21T07:00:00+09:00"
+            results = await asyncio.gather(*(d.run(slot=slot) for d in digesters))
+            feeds.feeds["f"].append(FeedItem("late", "遅れた記事", None, clock.now))
+            async with Poller(config, stores[1], client, clock, owner="i1") as poller:
+                await poller.poll_all(config.feeds, force=True)
+            again = await digesters[1].run(slot=slot)  # the slot is served: the late item waits
+            later = await digesters[0].run(slot="2025-01-21T19:00:00+09:00")
+        for s in stores:
+            s.close()
+        return [r.digest_id for r in results] + [again.digest_id, later.digest_id]
+
+    first, second, again, later = asyncio.run(go())
+    assert sorted([first, second], key=lambda x: x is None) == [1, None]
+    assert again is None and later == 2
+
+
+def test_the_digest_lock_excludes_and_a_lost_lock_stops_deliveries(
+    two: tuple[PostgresStore, PostgresStore], pg: PgServer, db: str
+) -> None:
+    a, b = two
+    a.record_poll(
+        "https://example.jp/feed", "f", NOW, etag=None, last_modified=None, take=[NewItem(entry(1), ("b",))], skip=[]
+    )
+    item = a.unbound_items()[0]
+    a.create_digest("2025-01-21", NOW, [item.id], "text", lambda d: {"hook": [("text/plain", b"m")]})
+
+    async def go() -> tuple[bool, bool]:
+        async with a.exclusive("digest"):
+            b_got_it = asyncio.create_task(_acquire(b))
+            await asyncio.sleep(0)  # let b try once
+            blocked = not b_got_it.done()
+            msg = a.undelivered("hook")[0]
+            # The lock is lost (the server ended A's session, say): A must stop.
+            pg.sql(db, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND classid=7245")
+            with pytest.raises(StateError, match="lost its delivery lock"):
+                a.mark_in_flight(msg, NOW)
+        await asyncio.wait_for(b_got_it, 30)
+        return blocked, b_got_it.result()
+
+    blocked, acquired = asyncio.run(go())
+    assert blocked and acquired
+
+
+async def _acquire(store: Store) -> bool:
+    async with store.exclusive("digest"):
+        return True
+
+
+def test_status_lists_the_instances_and_warns_when_their_configs_differ(tmp_path: Path, db: str) -> None:
+    store = PostgresStore.open(db)
+    now = datetime.now(UTC)
+    store.heartbeat(Instance("a-1", "host-a", 101, "0.1", "aaaaaaaaaaaa", now, now))
+    store.heartbeat(Instance("b-1", "host-b", 202, "0.1", "bbbbbbbbbbbb", now, now))
+    store.heartbeat(Instance("c-1", "host-c", 303, "0.1", "aaaaaaaaaaaa", now, now - timedelta(minutes=5)))  # gone
+    store.close()
+    path = write_toml(tmp_path, f'[state]\nurl = "{db}"\n')
+    r = run_cli("--config", str(path), "status")
+    assert r.returncode == 0, r.stderr
+    user_db = db.split("@", 1)[1]
+    assert f"state: postgresql://feedbot@{user_db}; instances (2):" in r.stdout
+    assert "  host-a pid 101 (feedbot 0.1)" in r.stdout and "  host-b pid 202" in r.stdout
+    assert "host-c" not in r.stdout
+    assert "WARNING: the instances run different config files" in r.stdout
+
+
+def test_a_bad_database_url_is_one_sentence_and_the_password_never_shows(tmp_path: Path, pg: PgServer) -> None:
+    url = pg.url("no_such_db").replace("feedbot@", "feedbot:s3cret-pw@")
+    path = write_toml(tmp_path, f'[state]\nurl = "{url}"\n')
+    r = run_cli("--config", str(path), "status")
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"feedbot: state database postgresql://feedbot@127.0.0.1:{pg.port}/no_such_db")
+    assert "s3cret-pw" not in r.stderr + r.stdout and "Traceback" not in r.stderr
+    bad = write_toml(tmp_path, '[state]\nurl = "mysql://x/y"\n')
+    r = run_cli("--config", str(bad), "check")
+    assert r.returncode == 2 and "state.url: must be a postgresql:// URL" in r.stderr
+
+
+def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    return {t: sorted((tuple(r) for rows in store.dump(t) for r in rows), key=repr) for t in TABLES}
+
+
+def test_state_copy_to_postgresql_and_back_loses_and_resends_nothing(
+    tmp_path: Path, feeds: DynamicFeeds, clock: Clock, pg: PgServer
+) -> None:
+    rec = Receiver()
+    now = datetime.now(UTC)  # the CLI runs on the real clock
+    with Server(rec) as hook:
+        feeds.feeds["a"] = [FeedItem(f"a{n}", f"記事 {n}", None, now - timedelta(minutes=n)) for n in range(4)]
+        feeds.feeds["b"] = [FeedItem("b0", "別の記事", None, now)]
+        text = (
+            '[poll]\nhost_spacing = "0s"\nfirst_poll = "all"\n'
+            f'[[feeds]]\nname = "a"\nurl = "{feeds.feed_url("a")}"\nbody = "feed"\n'
+            f'[[feeds]]\nname = "b"\nurl = "{feeds.feed_url("b")}"\nbody = "feed"\n'
+            f'[[webhooks]]\nkind = "discord"\nname = "d"\nurl = "{hook.base}/api/webhooks/1/x"\n'
+        )
+        sqlite_dir = tmp_path / "one"
+        sqlite_dir.mkdir()
+        path = write_toml(sqlite_dir, text)
+        assert run_cli("--config", str(path), "poll").returncode == 0
+        assert run_cli("--config", str(path), "digest").returncode == 0  # delivered
+        feeds.feeds["a"].append(FeedItem("a9", "新しい記事", None, now))
+        assert run_cli("--config", str(path), "poll").returncode == 0
+        rec.fail(1, 400)  # refused: not retried in this run, pending
+        assert run_cli("--config", str(path), "digest").returncode == 1  # pending in the outbox
+        sent_before = len(rec.requests)
+
+        target = pg.new_database()
+        r = run_cli("--config", str(path), "state", "copy", "--to", target)
+        assert r.returncode == 0, r.stderr
+        assert "feeds 2, seen " in r.stdout and "digests 2" in r.stdout and "items 6" in r.stdout
+        source = SQLiteStore.open(sqlite_dir / "state")
+        copied = PostgresStore.open(target)
+        expected = _tables(source)
+        got = _tables(copied)
+        assert {t: len(v) for t, v in got.items()} == {t: len(v) for t, v in expected.items()}
+        for table in TABLES:
+            if table != "meta":
+                assert got[table] == expected[table], table
+        r = run_cli("--config", str(path), "state", "copy", "--to", target)
+        assert r.returncode == 2 and "already holds a state" in r.stderr  # never over a state
+
+        back = tmp_path / "back"
+        pg_dir = tmp_path / "pg"
+        pg_dir.mkdir()
+        pg_config = write_toml(pg_dir, text + f'[state]\nurl = "{target}"\n')
+        r = run_cli("--config", str(pg_config), "state", "copy", "--to", str(back))
+        assert r.returncode == 0, r.stderr
+        assert _tables(SQLiteStore.open(back)) == expected | {"meta": _tables(SQLiteStore.open(back))["meta"]}
+
+        # On PostgreSQL now: the next digest sends what was pending, once, and nothing else.
+        rec.requests.clear()
+        assert run_cli("--config", str(pg_config), "digest").returncode == 0
+        contents = [req.json()["content"] for req in rec.requests]
+        assert len(contents) >= 1 and "新しい記事" in "".join(contents) and "別の記事" not in "".join(contents)
+        assert sent_before >= 1 and copied.pending_count() == 0
+        source.close()
+        copied.close()
+
+
+def test_metrics_are_served_and_count_what_happens(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
+    from bot.pgserver import _free_port
+
+    feeds.feeds["f"] = [FeedItem("g1", "記事", None, datetime.now(UTC))]
+    port = _free_port()
+    path = write_toml(
+        tmp_path,
+        f'[metrics]\nlisten = "127.0.0.1:{port}"\n[poll]\nhost_spacing = "0s"\nfirst_poll = "all"\n'
+        f'[[feeds]]\nname = "f"\nurl = "{feeds.feed_url("f")}"\nbody = "feed"\n'
+        f'[[feeds]]\nname = "broken"\nurl = "{feeds.base}/missing.xml"\n',
+    )
+    proc = spawn_run(path)
+    try:
+        samples = _scrape_until(port, lambda s: s.get(("feedbot_polls_total", (("result", "ok"),)), 0) >= 1)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert samples[("feedbot_polls_total", (("result", "error"),))] >= 1
+    assert samples[("feedbot_items_taken_total", ())] >= 1
+    assert samples[("feedbot_feeds_failing", ())] == 1
+    assert ("feedbot_feed_failing_seconds", (("feed", "broken"),)) in samples
+    assert samples[("feedbot_instances", ())] == 1
+    assert ("feedbot_outbox_pending", ()) in samples and ("feedbot_lease_takeovers_total", ()) in samples
+
+
+def _scrape_until(port: int, ready: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Scrape until ``ready(samples)`` (the service has polled and refreshed
+    its gauges), for at most a minute; the endpoint's text must parse."""
+    import time
+
+    deadline = time.monotonic() + 60
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            threading.Event().wait(0.2)  # not listening yet
+            continue
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        if callable(ready) and ready(samples) and samples.get(("feedbot_feeds_failing", ()), 0) >= 1:
+            return samples
+        threading.Event().wait(0.2)
+    raise AssertionError(f"metrics never showed a poll: {sorted(samples)[:20]}")
