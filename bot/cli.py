@@ -363,6 +363,9 @@ def cmd_status(config: Config) -> int:
             if b.next_attempt_at:
                 line += f"; next try {_when(b.next_attempt_at, config)}"
             print(line)
+        resent = store.resent_count()
+        if resent:  # a POST cut short by a crash or a kill: its outcome unknown, it was sent again
+            print(f"deliveries sent again after an interrupted POST (each may have arrived twice): {resent}")
     finally:
         store.close()
     return EXIT_OK

@@ -2,9 +2,11 @@
 
 ``initdb`` in a temporary folder, ``pg_ctl start`` on a free loopback port
 (and a Unix socket in the same folder), trust authentication for the one
-role ``feedbot``.  PostgreSQL refuses to run as root: as root, the server
-runs as the ``postgres`` system user that Debian's package creates.
-``bootstrap.sh test`` installs the package where it is missing.
+role ``feedbot`` (with ``passwords=True``, connections over TCP need a
+password, as a real server's do; the set-up goes through the socket).
+PostgreSQL refuses to run as root: as root, the server runs as the
+``postgres`` system user that Debian's package creates.  ``bootstrap.sh
+test`` installs the package where it is missing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 ROLE = "feedbot"
 
@@ -43,7 +46,7 @@ class PgServer:
     """``folder``: made here (the server's user must reach it, so not under
     a root-only temporary folder); removed by ``stop``."""
 
-    def __init__(self, durable: bool = False) -> None:
+    def __init__(self, durable: bool = False, passwords: bool = False) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="feedbot-pg-"))
         self.data = self.folder / "data"
         self.durable = durable  # fsync on (benchmarks); off for tests
@@ -51,6 +54,7 @@ class PgServer:
         self.bin = _bindir()
         self.user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         self._count = 0
+        self.passwords = passwords
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         kwargs: dict[str, object] = {}
@@ -70,10 +74,10 @@ class PgServer:
     def start(self) -> PgServer:
         if self.user is not None:
             os.chown(self.folder, self.user.pw_uid, self.user.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", ROLE, "-E", "UTF8", "--no-sync", "--locale=C")
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
-            + ("" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256"] if self.passwords else ["-A", "trust"]
+        self._run("initdb", "-D", str(self.data), *auth, "-U", ROLE, "-E", "UTF8", "--no-sync", "--locale=C")
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300" + (
+            "" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options, "-w", "start")
         return self
@@ -86,15 +90,29 @@ class PgServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """A fresh, empty database; its URL."""
+    def admin_url(self, database: str = "postgres") -> str:
+        """Through the Unix socket (trusted even with ``passwords``)."""
+        return f"postgresql://{ROLE}@/{database}?host={self.folder}&port={self.port}"
+
+    def new_database(self, owner: tuple[str, str] | None = None) -> str:
+        """A fresh, empty database; its URL.  With ``owner`` (name,
+        password): a role of its own owns it, and the URL carries the password."""
         import psycopg
 
         self._count += 1
         name = f"t{os.getpid()}_{self._count}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
+        with psycopg.connect(self.admin_url(), autocommit=True) as conn:
+            if owner is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+                return self.url(name)
+            role, password = owner
+            conn.execute(
+                psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    psycopg.sql.Identifier(role), psycopg.sql.Literal(password)
+                )
+            )
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{role}"')
+        return f"postgresql://{quote(role)}:{quote(password, safe='')}@127.0.0.1:{self.port}/{name}"
 
     def sql(self, database_url: str, statement: str) -> list[tuple[object, ...]]:
         import psycopg

@@ -33,7 +33,7 @@ from bot.fetch import PageFetcher, Response, fetch_feed
 from bot.keys import Key
 from bot.models import Entry
 from bot.parse import parse_feed
-from bot.state import FeedState, NewItem, Store
+from bot.state import Elsewhere, FeedState, NewItem, Store
 from bot.topics import excluded, fold, matches
 from bot.workers import Workers
 from bot.workers import shared as shared_workers
@@ -58,6 +58,7 @@ class PollOutcome:
     new: int = 0
     error: str | None = None
     ms: int = 0
+    retry_at: datetime | None = None  # "elsewhere": when a claim could succeed (its next poll is due)
 
     def line(self) -> str:
         text = f"feed={self.feed} status={self.status} new={self.new} ms={self.ms}"
@@ -169,8 +170,9 @@ class Poller:
             now = self.clock()
             gap = timedelta(0) if force else self.config.feed_interval(feed) / 2
             state = self.store.claim_feed(feed.url, feed.name, self.owner, now, gap, self.lease)
-            if state is None:
-                return PollOutcome(feed.name, "elsewhere")
+            if isinstance(state, Elsewhere):
+                metrics.polls.labels("elsewhere").inc()
+                return PollOutcome(feed.name, "elsewhere", retry_at=self._retry_at(feed, state))
             if not force and state.next_poll_at is not None and now < state.next_poll_at:
                 self.store.release_feed(feed.url, self.owner)
                 return PollOutcome(feed.name, "waiting")  # backing off, or asked to wait
@@ -200,6 +202,14 @@ class Poller:
             if log.isEnabledFor(level):  # the line is built only when it is written (a 304 is DEBUG)
                 log.log(level, "%s", outcome.line())
             return outcome
+
+    def _retry_at(self, feed: Feed, other: Elsewhere) -> datetime | None:
+        """When another instance's poll of ``feed`` is next due, or its lease
+        ends: the earliest a claim could succeed."""
+        times = [t for t in (other.lease_until,) if t is not None]
+        if other.last_poll_at is not None:
+            times.append(other.last_poll_at + self.config.feed_interval(feed))
+        return max(times, default=None)
 
     async def _space(self, feed: Feed) -> None:
         """Requests to one host are ``host_spacing`` apart: thirty NHK

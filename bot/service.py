@@ -102,6 +102,8 @@ class Service:
         self.status_every = STATUS_EVERY
         self._due: dict[str, tuple[Feed, datetime]] = {}  # url -> the feed and when it is next due
         self._polling: set[str] = set()  # urls being polled now
+        self._peers: list[str] = []  # the instances alive, where several share the state
+        self.tick = timedelta(seconds=POLL_TICK_SECONDS)
         self.config_stamp = _stamp(config.path)
         self.config_hash = _file_hash(config.path)
         # Who this is among the instances sharing the state (their leases,
@@ -133,10 +135,26 @@ class Service:
     async def _poll(self, feed: Feed) -> None:
         self._polling.add(feed.url)
         try:
-            await self.poller.poll(feed)
+            outcome = await self.poller.poll(feed)
         finally:
             self._polling.discard(feed.url)
+        if outcome.retry_at is not None and feed.url in self._due:
+            # Polled by another instance: follow its schedule, so that if it
+            # dies this one polls the feed when it was due (plus the grace
+            # below), not up to an interval later on a schedule of its own.
+            self._due[feed.url] = (feed, outcome.retry_at)
         self.report()
+
+    def _mine(self, url: str) -> bool:
+        """Whether this instance is the one that polls ``url`` first among
+        those alive (rendezvous hashing: each feed goes to the instance whose
+        hash with it is highest, so the feeds spread evenly and only a
+        departed instance's share moves).  The others try a feed a tick
+        later, when its own instance has had its turn: nobody waits on a
+        dead instance longer than that."""
+        if len(self._peers) < 2:
+            return True
+        return max(self._peers, key=lambda peer: _affinity(url, peer)) == self.instance_id
 
     async def _tick(self) -> None:
         """Start the poll of every feed that is due.
@@ -148,7 +166,7 @@ class Service:
         (late rounds merged into one, as APScheduler's coalesce did)."""
         now = self.clock()
         for url, (feed, due) in list(self._due.items()):
-            if due > now or url in self._polling:
+            if url in self._polling or due + (timedelta(0) if self._mine(url) else self.tick) > now:
                 continue
             interval = self.config.feed_interval(feed)
             self._due[url] = (feed, due + interval * ((now - due) // interval + 1))
@@ -184,6 +202,8 @@ class Service:
         self.store.heartbeat(
             Instance(self.instance_id, _HOST, os.getpid(), __version__, self.config_hash, self.started, now)
         )
+        if self.store.shared:
+            self._peers = sorted({i.id for i in self.store.instances(now)} | {self.instance_id})
         metrics.refresh(self.store, self.config, now)
 
     async def _redeliver(self) -> None:
@@ -230,7 +250,9 @@ class Service:
         self._due = {}
         due_now = [f for f in config.enabled_feeds if self._schedule_feed(f, now)]
         intervals = [config.feed_interval(f).total_seconds() for f in config.enabled_feeds]
-        self._every(self._tick, min([POLL_TICK_SECONDS, *intervals]), "poll:tick")
+        # Another instance's feed is tried a tick after it is due (``_mine``).
+        self.tick = timedelta(seconds=min([POLL_TICK_SECONDS, *intervals]))
+        self._every(self._tick, self.tick.total_seconds(), "poll:tick")
         for t in config.schedule.digest_at:
             self.scheduler.add_job(
                 self._tracked(self._digest),
@@ -258,7 +280,7 @@ class Service:
         interval = self.config.feed_interval(feed)
         state = self.store.feed_state(feed.url)
         first = first_due(now, state.last_poll_at, interval)
-        due = first <= now
+        due = first <= now and self._mine(feed.url)  # another instance's feed: the tick tries it after its grace
         self._due[feed.url] = (feed, now + interval if due else first)
         return due
 
@@ -428,6 +450,11 @@ class Service:
             task.cancel()
         if still:
             await asyncio.wait(still)
+
+
+def _affinity(url: str, instance: str) -> bytes:
+    """A stable score (not Python's per-process ``hash``) for rendezvous hashing."""
+    return hashlib.blake2b(f"{instance}\n{url}".encode(), digest_size=8).digest()
 
 
 def _file_hash(path: Path) -> str:

@@ -15,7 +15,11 @@ systemd-nspawn (sharing the host's loopback), and checks:
 6. a hung event loop (the test-only fault switch) is killed by the watchdog
    and restarted;
 7. `journalctl -u feedbot` has the per-feed lines, with priorities;
-8. `systemd-analyze verify` on the installed unit prints nothing.
+8. `systemd-analyze verify` on the installed unit prints nothing;
+9. switched to a PostgreSQL state on the host (a server of the test's own,
+   password authentication, the URL with its password as a systemd
+   credential): it runs, its heartbeat row is in the database, a digest
+   goes out, and the password is in neither the journal nor the status.
 
 It prints what it checked and ends with "nspawn: N passed, N failed".
 Needs root, debootstrap and systemd-container (.ci/run installs them).
@@ -36,6 +40,7 @@ from pathlib import Path
 
 from bot.demo import SITE
 from bot.loopback import Receiver, Server, SiteHandler
+from bot.pgserver import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path("/var/cache/feedbot-nspawn")
@@ -193,6 +198,15 @@ RestartSec=1s
 Environment=FEEDBOT_FAULT_HANG_FILE=/etc/feedbot/hang
 LoadCredential=discord-url:/etc/feedbot/discord-url
 """
+# The state in PostgreSQL: the URL, with its password, as a credential.
+PG_CONFIG = """
+[state]
+url_file = "${CREDENTIALS_DIRECTORY}/state-url"
+"""
+PG_DROP_IN = """[Service]
+LoadCredential=state-url:/etc/feedbot/state-url
+"""
+PG_PASSWORD = "Pg-SECRET-4711"
 
 
 def main() -> int:
@@ -324,6 +338,44 @@ def exercise(box: Container, config: Path, base: str, rec: Receiver) -> None:
     box.sh("systemctl stop feedbot")
     stopped = box.sh("systemctl show -p ActiveState -p Result feedbot").stdout
     check("stops cleanly", "ActiveState=inactive" in stopped, " ".join(stopped.split()))
+    on_postgres(box, config, base, rec)
+
+
+def on_postgres(box: Container, config: Path, base: str, rec: Receiver) -> None:
+    """The same unit, the state in a PostgreSQL server on the host."""
+    pg = PgServer(passwords=True).start()
+    try:
+        url = pg.new_database(owner=("feedbot_app", PG_PASSWORD))
+        etc = config.parent
+        (etc / "state-url").write_text(url + "\n")
+        (etc / "state-url").chmod(0o600)
+        unit_dir = etc.parent / "systemd/system/feedbot.service.d"
+        (unit_dir / "postgres.conf").write_text(PG_DROP_IN)
+        config.write_text(CONFIG.format(base=base, extra="") + PG_CONFIG, encoding="utf-8")
+        box.sh("systemctl daemon-reload")
+        before = len(rec.accepted)
+        r = box.sh("systemctl start feedbot")
+        active = box.sh("systemctl show -p SubState -p StatusText feedbot").stdout
+        rows = wait_until(lambda: bool(pg.sql(url, "SELECT id FROM instances")), 30)
+        check(
+            "on PostgreSQL (password as a credential): running, its heartbeat row in the database",
+            r.returncode == 0 and "SubState=running" in active and rows,
+            " ".join(active.split()) + (" " + r.stderr.strip() if r.returncode else ""),
+        )
+        sent = rec.wait_for(before + 1, 60)
+        detail = f"{len(rec.accepted) - before} message(s)"
+        if not sent:
+            detail += "\n" + box.sh("journalctl -u feedbot --no-pager -o cat | tail -n 30").stdout
+        check("on PostgreSQL: a digest reaches the receiver", sent, detail)
+        shown = box.sh("journalctl -u feedbot --no-pager -o cat; systemctl status feedbot --no-pager").stdout
+        check(
+            "on PostgreSQL: the database named, its password nowhere in the journal or the status",
+            f"127.0.0.1:{pg.port}" in shown and PG_PASSWORD not in shown,
+            f"{shown.count(PG_PASSWORD)} occurrence(s)",
+        )
+        box.sh("systemctl stop feedbot")
+    finally:
+        pg.stop()
 
 
 def finish() -> int:

@@ -24,7 +24,7 @@ from bot.digest import Digester
 from bot.fetch import make_client
 from bot.loopback import RESET, Receiver, Server
 from bot.state import open_store
-from tests.conftest import Clock, write_toml
+from tests.conftest import Clock, run_cli, write_toml
 
 T0 = datetime(2025, 1, 21, 0, 0, tzinfo=UTC)
 
@@ -194,6 +194,8 @@ def test_a_message_in_flight_at_a_crash_is_sent_again_and_counted(
     store = open_store(config)
     assert store.resent_count() == 1 and store.pending_count() == 0
     store.close()
+    status = run_cli("--config", str(config.path), "status")
+    assert "sent again after an interrupted POST (each may have arrived twice): 1" in status.stdout, status.stderr
 
 
 def test_json_webhook_is_structured_keyed_and_signed(

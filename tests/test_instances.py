@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -28,7 +29,7 @@ from bot.loopback import Receiver, Server
 from bot.models import Entry
 from bot.pgserver import PgServer
 from bot.poll import Poller
-from bot.state import Instance, NewItem, SQLiteStore, Store
+from bot.state import Elsewhere, FeedState, Instance, NewItem, SQLiteStore, Store
 from bot.state.postgres import PostgresStore
 from bot.state.sql import TABLES
 from tests.conftest import Clock, DynamicFeeds, FeedItem, run_cli, write_toml
@@ -61,14 +62,16 @@ def entry(n: int) -> Entry:
 def test_a_feed_is_polled_by_one_instance_at_a_time(two: tuple[PostgresStore, PostgresStore]) -> None:
     a, b = two
     url, gap, lease = "https://example.jp/feed", timedelta(minutes=7), timedelta(seconds=60)
-    assert a.claim_feed(url, "f", "A", NOW, gap, lease) is not None  # a new feed: A takes it
-    assert b.claim_feed(url, "f", "B", NOW, gap, lease) is None  # A polls it now
+    assert isinstance(a.claim_feed(url, "f", "A", NOW, gap, lease), FeedState)  # a new feed: A takes it
+    other = b.claim_feed(url, "f", "B", NOW, gap, lease)  # A polls it now: B may try when A's lease ends
+    assert isinstance(other, Elsewhere) and other.lease_until is not None and other.last_poll_at is None
     a.record_not_modified(url, "f", NOW)  # A's poll ends: its lease goes with the record
-    assert b.claim_feed(url, "f", "B", NOW + timedelta(minutes=1), gap, lease) is None  # A polled it just now
-    assert a.claim_feed(url, "f", "A", NOW + timedelta(minutes=1), gap, lease) is not None  # its own schedule rules
+    # A polled it just now: B is told when A polled, to follow A's schedule
+    assert b.claim_feed(url, "f", "B", NOW + timedelta(minutes=1), gap, lease) == Elsewhere(NOW, None)
+    assert isinstance(a.claim_feed(url, "f", "A", NOW + timedelta(minutes=1), gap, lease), FeedState)  # its own
     a.record_not_modified(url, "f", NOW + timedelta(minutes=1))
     later = b.claim_feed(url, "f", "B", NOW + timedelta(minutes=9), gap, lease)
-    assert later is not None and later.last_poll_at == NOW + timedelta(minutes=1)
+    assert isinstance(later, FeedState) and later.last_poll_at == NOW + timedelta(minutes=1)
     assert a.lease_takeovers() == b.lease_takeovers() == 0
 
 
@@ -77,10 +80,10 @@ def test_a_dead_instances_feed_is_taken_over_when_its_claim_runs_out(
 ) -> None:
     a, b = two
     url, gap = "https://example.jp/feed", timedelta(minutes=7)
-    assert a.claim_feed(url, "f", "A", NOW, gap, timedelta(seconds=600)) is not None
-    assert b.claim_feed(url, "f", "B", NOW, gap, timedelta(seconds=60)) is None
+    assert isinstance(a.claim_feed(url, "f", "A", NOW, gap, timedelta(seconds=600)), FeedState)
+    assert isinstance(b.claim_feed(url, "f", "B", NOW, gap, timedelta(seconds=60)), Elsewhere)
     pg.sql(db, "UPDATE feeds SET lease_until = 0")  # A died; its claim has run out
-    assert b.claim_feed(url, "f", "B", NOW, gap, timedelta(seconds=60)) is not None
+    assert isinstance(b.claim_feed(url, "f", "B", NOW, gap, timedelta(seconds=60)), FeedState)
     assert b.lease_takeovers() == 1
 
 
@@ -319,3 +322,59 @@ def _scrape_until(port: int, ready: object) -> dict[tuple[str, tuple[tuple[str, 
             return samples
         threading.Event().wait(0.2)
     raise AssertionError(f"metrics never showed a poll: {sorted(samples)[:20]}")
+
+
+def test_instances_share_the_feeds_and_follow_each_others_schedules(tmp_path: Path) -> None:
+    """Rendezvous hashing splits the feeds evenly between the instances
+    alive; a departed instance's share (and only it) moves to the others.
+    A feed that is another's is tried a grace after it is due, and once
+    another instance polled it, on that instance's schedule."""
+    from bot.poll import PollOutcome
+    from bot.service import Service
+
+    lines = ['[schedule]\npoll_every = "10m"\n']
+    lines += [f'[[feeds]]\nname = "f{n}"\nurl = "http://127.0.0.1:1/{n}"\n' for n in range(600)]
+    path = tmp_path / "config.toml"
+    path.write_text("".join(lines), encoding="utf-8")
+    config = load_config(path, {})
+    urls = [f.url for f in config.feeds]
+    services = [Service(config, clock=lambda: NOW) for _ in range(3)]
+    peers = sorted(s.instance_id for s in services)
+    for s in services:
+        s._peers = peers
+    shares = [{u for u in urls if s._mine(u)} for s in services]
+    assert set().union(*shares) == set(urls) and sum(map(len, shares)) == len(urls)  # each feed has one instance
+    assert all(150 <= len(share) <= 250 for share in shares), [len(x) for x in shares]
+    a, b, c = services
+    for s in (a, b):
+        s._peers = [p for p in peers if p != c.instance_id]  # c is gone
+    assert {u for u in urls if a._mine(u)} >= shares[0] and {u for u in urls if b._mine(u)} >= shares[1]
+
+    now = [NOW]
+    a.clock = lambda: now[0]
+    started: list[str] = []
+    retry = NOW + timedelta(minutes=10)
+
+    class Poller:  # stands in for the real one: every feed is "polled elsewhere"
+        async def poll(self, feed: Any) -> PollOutcome:
+            started.append(feed.url)
+            return PollOutcome(feed.name, "elsewhere", retry_at=retry)
+
+    a.poller = Poller()  # type: ignore[assignment]
+    a.report = lambda: None  # type: ignore[method-assign]
+    mine = next(f for f in config.feeds if a._mine(f.url))
+    theirs = next(f for f in config.feeds if not a._mine(f.url))
+    a._due = {mine.url: (mine, NOW), theirs.url: (theirs, NOW)}
+
+    async def go() -> None:
+        await a._tick()
+        await asyncio.gather(*a.running)
+        assert started == [mine.url]  # its own at once; the other's waits for its instance's turn
+        now[0] = NOW + a.tick  # a tick later
+        await a._tick()
+        await asyncio.gather(*a.running)
+        assert started == [mine.url, theirs.url]
+        # the other instance polled both: a follows its schedule from now on
+        assert a._due[theirs.url] == (theirs, retry) and a._due[mine.url] == (mine, retry)
+
+    asyncio.run(go())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.state.records import FeedState, Instance, NewItem, OutMessage, WebhookBacklog
+from bot.state.records import Elsewhere, FeedState, Instance, NewItem, OutMessage, WebhookBacklog
 from bot.state.sql import Store
 from bot.state.sqlite import DB_NAME, SQLiteStore
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DB_NAME",
+    "Elsewhere",
     "FeedState",
     "Instance",
     "NewItem",

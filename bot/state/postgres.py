@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
@@ -39,10 +40,11 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from bot import metrics
 from bot.config import database_shown
 from bot.errors import StateError
-from bot.state.records import FeedState, OutMessage
-from bot.state.sql import FEED_COLUMNS, SCHEMA_VERSION, Cursor, Store, feed_state, ts
+from bot.state.records import Elsewhere, FeedState, OutMessage
+from bot.state.sql import FEED_COLUMNS, SCHEMA_VERSION, Cursor, Store, dt, feed_state, ts
 
 log = logging.getLogger("feedbot.state")
 
@@ -155,7 +157,6 @@ class PostgresStore(Store):
         self._held: dict[str, int] = {}  # exclusive locks held: name -> lock number
         self._local: dict[str, asyncio.Lock] = {}
         self.takeovers = 0
-        self.statements = 0  # for bench/scaling.py: statements sent
 
     @classmethod
     def open(cls, url: str, pool_size: int = 2) -> PostgresStore:
@@ -216,7 +217,7 @@ class PostgresStore(Store):
     def _run(self, fn: Any) -> Any:
         """Run a statement; outside a transaction, once more on a fresh
         connection if the old one was dropped (a restarted server)."""
-        self.statements += 1
+        metrics.db_statements.inc()
         try:
             return fn()
         except psycopg.OperationalError as exc:
@@ -260,7 +261,12 @@ class PostgresStore(Store):
             yield
 
     def _take_lock(self) -> None:
+        if self._x("SELECT pg_try_advisory_xact_lock(?)", (TAKE_LOCK,)).fetchone()[0]:
+            return
+        started = time.monotonic()  # another instance is taking items: wait for it, and count the wait
         self._x("SELECT pg_advisory_xact_lock(?)", (TAKE_LOCK,))
+        metrics.lock_waits.labels("take").inc()
+        metrics.lock_wait_seconds.labels("take").inc(time.monotonic() - started)
 
     def _keep_table(self) -> None:
         self._x("CREATE TEMP TABLE IF NOT EXISTS keep (key BYTEA PRIMARY KEY)")
@@ -270,28 +276,37 @@ class PostgresStore(Store):
 
     def claim_feed(
         self, url: str, name: str, owner: str, now: datetime, min_gap: timedelta, lease: timedelta = timedelta(0)
-    ) -> FeedState | None:
+    ) -> FeedState | Elsewhere:
+        # One round trip: the claim (a CTE that locks and leases the row
+        # unless another instance holds it) joined to the row as it was, so
+        # a feed left to another comes back with when to try it again.
         seconds = max(int(lease.total_seconds()), 1)
-        columns = ", ".join(f"f.{c.strip()}" for c in FEED_COLUMNS.split(","))
+        columns = ", ".join(f"u.{c.strip()}" for c in FEED_COLUMNS.split(","))
         row = self._x(
             "WITH c AS (SELECT url, lease_owner AS prev FROM feeds WHERE url = ?"
             f" AND (lease_until IS NULL OR lease_until < {NOW} OR lease_owner = ?)"
-            " AND (last_poll_at IS NULL OR last_poll_at <= ? OR polled_by = ?) FOR UPDATE SKIP LOCKED)"
-            f" UPDATE feeds f SET lease_owner = ?, lease_until = {NOW} + ? FROM c WHERE f.url = c.url"
-            f" RETURNING c.prev, {columns}",
-            (url, owner, ts(now - min_gap), owner, owner, seconds),
+            " AND (last_poll_at IS NULL OR last_poll_at <= ? OR polled_by = ?) FOR UPDATE SKIP LOCKED),"
+            f" u AS (UPDATE feeds f SET lease_owner = ?, lease_until = {NOW} + ? FROM c WHERE f.url = c.url"
+            f" RETURNING c.prev, {', '.join('f.' + c.strip() for c in FEED_COLUMNS.split(','))})"
+            f" SELECT u.url IS NOT NULL, u.prev, f.last_poll_at, f.lease_until, {columns}"
+            " FROM feeds f LEFT JOIN u ON true WHERE f.url = ?",
+            (url, owner, ts(now - min_gap), owner, owner, seconds, url),
         ).fetchone()
         if row is not None:
-            if row[0] is not None and row[0] != owner:
+            if not row[0]:
+                return Elsewhere(dt(row[2]), dt(row[3]))
+            if row[1] is not None and row[1] != owner:
                 self.takeovers += 1
-                log.warning("feed=%s taken over from instance %s, whose lease ran out", name, row[0])
-            return feed_state(row[1:])
+                metrics.lease_takeovers.inc()
+                log.warning("feed=%s taken over from instance %s, whose lease ran out", name, row[1])
+            return feed_state(row[4:])
         new = self._x(
             f"INSERT INTO feeds(url, name, lease_owner, lease_until) VALUES (?, ?, ?, {NOW} + ?)"
             " ON CONFLICT (url) DO NOTHING RETURNING url",
             (url, name, owner, seconds),
         ).fetchone()
-        return FeedState(url=url, name=name) if new is not None else None
+        # Not inserted: another instance added it a moment ago and polls it now.
+        return FeedState(url=url, name=name) if new is not None else Elsewhere(None, now + lease)
 
     def release_feed(self, url: str, owner: str) -> None:
         self._x("UPDATE feeds SET lease_owner=NULL, lease_until=NULL WHERE url=? AND lease_owner=?", (url, owner))
@@ -310,8 +325,14 @@ class PostgresStore(Store):
         keeps two holders of this process apart."""
         key = _lock_id(name)
         async with self._local.setdefault(name, asyncio.Lock()):
+            started = time.monotonic()
+            waited = False
             while not self._x("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, key)).fetchone()[0]:
+                waited = True
                 await asyncio.sleep(LOCK_WAIT)
+            if waited:
+                metrics.lock_waits.labels(name).inc()
+                metrics.lock_wait_seconds.labels(name).inc(time.monotonic() - started)
             self._held[name] = key
             try:
                 yield

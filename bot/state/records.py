@@ -28,6 +28,16 @@ class FeedState:
 
 
 @dataclass(frozen=True)
+class Elsewhere:
+    """A feed another instance polls now, or polled lately (``claim_feed``):
+    the earliest time a claim of it could succeed (its lease ends, or its
+    next poll is due), so the others try then and not before."""
+
+    last_poll_at: datetime | None
+    lease_until: datetime | None  # set while the other instance polls it
+
+
+@dataclass(frozen=True)
 class NewItem:
     """An entry chosen at poll time, with the body fetched for it."""
 

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from bot.errors import StateError
 from bot.keys import Key
 from bot.models import Entry, Item
-from bot.state.records import FeedState, Instance, NewItem, OutMessage, WebhookBacklog
+from bot.state.records import Elsewhere, FeedState, Instance, NewItem, OutMessage, WebhookBacklog
 
 SCHEMA_VERSION = 2
 LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
@@ -119,10 +119,11 @@ class Store(ABC):
 
     def claim_feed(
         self, url: str, name: str, owner: str, now: datetime, min_gap: timedelta, lease: timedelta = timedelta(0)
-    ) -> FeedState | None:
+    ) -> FeedState | Elsewhere:
         """Take the feed for one poll (for ``lease`` at most): its state, or
-        None if another instance polls it or polled it less than ``min_gap``
-        ago.  One machine's SQLite has no other instance: always the state."""
+        ``Elsewhere`` if another instance polls it or polled it less than
+        ``min_gap`` ago.  One machine's SQLite has no other instance: always
+        the state."""
         return self.feed_state(url)
 
     def release_feed(self, url: str, owner: str) -> None:  # noqa: B027 - a hook: SQLite needs nothing

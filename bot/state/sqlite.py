@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
 from bot.errors import StateError
 from bot.state.sql import SCHEMA_VERSION, Cursor, Store
 
@@ -132,10 +133,12 @@ class SQLiteStore(Store):
         self.conn.close()
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        metrics.db_statements.inc()
         cur: Cursor = self.conn.execute(sql, args)
         return cur
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        metrics.db_statements.inc()
         self.conn.executemany(sql, rows)
 
     @contextmanager
