@@ -160,8 +160,8 @@ def render_bench(folder: Path) -> float:
     """Median seconds to render and split (Discord) a digest of 500 items."""
     from bot.config import load_config
     from bot.digest import compose
+    from bot.kinds import KINDS
     from bot.models import Item
-    from bot.payloads import PAYLOADS
 
     config = load_config(ROOT / "config.toml", {})
     rng = random.Random(3)
@@ -183,7 +183,7 @@ def render_bench(folder: Path) -> float:
     times = []
     for _ in range(7):
         t0 = time.perf_counter()
-        PAYLOADS["discord"](compose(config, items, date(2025, 1, 21)), 1, config.timezone)
+        KINDS["discord"].build(compose(config, items, date(2025, 1, 21)), 1, config.timezone)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -279,7 +279,7 @@ STAGES = {
     "parse": ("parse.py", "fastfeedparser", "feedparser", "keys.py", "extract.py", "text.py", "sgmllib", "lxml"),
     "HTTP": ("httpx", "aiohttp", "yarl", "multidict", "fetch.py", "transport.py", "ssl", "socket", "selector_events"),
     "SQLite": ("state.py", "sqlite3"),
-    "rendering": ("render.py", "topics.py", "payloads.py"),
+    "rendering": ("render.py", "topics.py", "kinds/"),
     "start-up (imports, config)": (
         "<module>",
         "importlib",

@@ -29,7 +29,6 @@ from bot.secrets import Secret
 
 DEFAULT_HEADLINE = "{title} {link}"
 HEADLINE_FIELDS = frozenset({"title", "link", "feed", "handle"})
-WEBHOOK_KINDS = ("discord", "slack", "json", "text")
 BODY_MODES = ("auto", "feed", "none")
 DEFAULT_USER_AGENT = "feedbot/{version} (feed-to-digest bot)"
 
@@ -78,6 +77,15 @@ class Webhook:
     # the config names it, else its kind and position ("discord#0").
     ident: str = ""
     secret: Secret | None = None  # HMAC key for json/text webhooks
+    token: Secret | None = None  # the kind's credential: a bot or access token, an SMTP password
+    # The kind's own keys (chat_id, room, to…), checked (bot/kinds/).
+    options: Mapping[str, Any] = field(default_factory=dict, compare=True, hash=False)
+
+    def fingerprint(self) -> str:
+        """Where the messages end up: two webhooks with the same are one destination twice."""
+        where = "\0".join(f"{k}={v}" for k, v in sorted(self.options.items()) if k in ("chat_id", "to", "room"))
+        token = self.token.fingerprint() if self.token is not None else ""
+        return self.url.fingerprint(f"{self.kind}\0{where}\0{token}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,8 @@ class Config:
                     shown[path] = "…"
             if w.secret is not None and w.secret.reveal():
                 shown[w.secret.reveal()] = "<secret>"
+            if w.token is not None and w.token.reveal():
+                shown[w.token.reveal()] = "<token>"
         if self.state.url is not None and self.state.url.reveal():
             url = self.state.url.reveal()
             shown[url] = database_shown(url)
@@ -276,9 +286,7 @@ class _Reader:
         top = self.table(
             data,
             "",
-            set(
-                "timezone state_dir state metrics schedule poll digest feeds topics labels webhooks".split()
-            ),
+            set("timezone state_dir state metrics schedule poll digest feeds topics labels webhooks".split()),
         )
         tz = self.get(top, "timezone", "timezone", _zone, ZoneInfo("UTC"))
         state_raw = self.get(top, "state_dir", "state_dir", _nonempty_str, "state")
@@ -459,6 +467,8 @@ class _Reader:
         return tuple(out)
 
     def webhooks(self, data: Any) -> tuple[Webhook, ...]:
+        from bot.kinds import KINDS  # here: the kinds' modules use this one
+
         if not isinstance(data, list):
             self.problem("webhooks", "must be an array of tables ([[webhooks]])")
             return ()
@@ -466,31 +476,82 @@ class _Reader:
         positions: list[int] = []
         for i, raw in enumerate(data):
             p = f"webhooks[{i}]"
-            t = self.table(raw, p, {"kind", "url", "url_file", "name", "secret", "secret_file"})
+            kind_raw = raw.get("kind") if isinstance(raw, dict) else None
+            spec = KINDS.get(kind_raw) if isinstance(kind_raw, str) else None
+            allowed = {"kind", "name"}
+            if spec is not None:
+                allowed |= {"url", "url_file"} if spec.url is not None else set()
+                allowed |= {"secret", "secret_file"}
+                allowed |= {spec.secret, f"{spec.secret}_file"} if spec.secret else set()
+                allowed |= set(spec.options)
+            else:
+                allowed |= set(raw) if isinstance(raw, dict) else set()  # the kind is the problem
+            t = self.table(raw, p, allowed)
             kind = self.required(t, "kind", f"{p}.kind", _kind)
-            url = self.secret_value(t, p, "url", "url_file", required=True)
-            secret = self.secret_value(t, p, "secret", "secret_file", required=False)
-            if secret is not None and kind in ("discord", "slack"):
-                self.problem(f"{p}.secret", f"{kind} webhooks are not signed; a secret is for json and text webhooks")
-            if kind is None or url is None:
+            if kind is None or spec is None:
                 continue
-            try:
-                if url.reveal():  # "" is the placeholder of a URL not readable here
-                    _http_url(url.reveal(), echo=False)
-            except ValueError as exc:
-                self.problem(f"{p}.url" if "url" in t else f"{p}.url_file", str(exc))
-                continue
-            name = self.get(t, "name", f"{p}.name", _nonempty_str, f"{kind}#{i}")
-            ident = f"name:{name}" if "name" in t else f"{kind}#{i}"
-            out.append(Webhook(kind=kind, url=url, name=name, ident=ident, secret=secret))
-            positions.append(i)  # its index in the file: an invalid one before it is not in ``out``
+            webhook = self.webhook(t, p, i, kind)
+            if webhook is not None:
+                out.append(webhook)
+                positions.append(i)  # its index in the file: an invalid one before it is not in ``out``
         seen: dict[str, int] = {}
         for i, w in zip(positions, out, strict=True):
-            for key, what in ((w.url.fingerprint(w.kind), "the same kind and URL as"), (w.ident, "the same name as")):
+            for key, what in ((w.fingerprint(), "the same kind and destination as"), (w.ident, "the same name as")):
                 if key in seen:
                     self.problem(f"webhooks[{i}]", f"{what} webhooks[{seen[key]}]")
                 seen.setdefault(key, i)
         return tuple(out)
+
+    def webhook(self, t: dict[str, Any], p: str, i: int, kind: str) -> Webhook | None:
+        """One ``[[webhooks]]`` table, as its kind defines it (bot/kinds/)."""
+        from bot.kinds import KINDS
+        from bot.kinds.base import REQUIRED
+
+        spec = KINDS[kind]
+        ok = True
+        if spec.url is None:
+            url: Secret | None = Secret("")
+        elif spec.url is REQUIRED:
+            url = self.secret_value(t, p, "url", "url_file", required=True)
+        else:
+            url = self.secret_value(t, p, "url", "url_file", required=False) or Secret(spec.url)
+        if url is None:
+            ok = False
+        elif url.reveal():  # "" is the placeholder of a URL not readable here
+            try:
+                _http_url(url.reveal(), echo=not spec.url_is_secret)
+            except ValueError as exc:
+                self.problem(f"{p}.url" if "url" in t else f"{p}.url_file", str(exc))
+                ok = False
+        secret = self.secret_value(t, p, "secret", "secret_file", required=False)
+        if secret is not None and not spec.signed:
+            self.problem(f"{p}.secret", f"{kind} webhooks are not signed; a secret is for json and text webhooks")
+        token = None
+        if spec.secret:
+            token = self.secret_value(t, p, spec.secret, f"{spec.secret}_file", required=spec.secret_required)
+            if token is None and spec.secret_required:
+                ok = False
+        options: dict[str, Any] = {}
+        for key, option in spec.options.items():
+            if option.default is REQUIRED:
+                value = self.required(t, key, f"{p}.{key}", option.convert)
+                if value is None:
+                    ok = False
+            else:
+                value = self.get(t, key, f"{p}.{key}", option.convert, option.default)
+            options[key] = value
+        if ok:
+            wrong = spec.check(options, token)
+            if wrong is not None:
+                self.problem(f"{p}.{wrong[0]}", wrong[1])
+                ok = False
+            elif spec.url is None:
+                url = Secret(spec.address(options))  # what logs and `status` show: not a secret
+        if not ok or url is None:
+            return None
+        name = self.get(t, "name", f"{p}.name", _nonempty_str, f"{kind}#{i}")
+        ident = f"name:{name}" if "name" in t else f"{kind}#{i}"
+        return Webhook(kind=kind, url=url, name=name, ident=ident, secret=secret, token=token, options=options)
 
     def secret_value(self, t: dict[str, Any], p: str, key: str, file_key: str, required: bool) -> Secret | None:
         """``key`` (with ``${VAR}`` from the environment) or the content of ``file_key``."""
@@ -737,8 +798,10 @@ def _one_of(*choices: str) -> Callable[[Any], str]:
 
 def _kind(v: Any) -> str:
     s = _nonempty_str(v)
-    if s not in WEBHOOK_KINDS:
-        raise ValueError(f"{s!r} is not one of {', '.join(WEBHOOK_KINDS)}")
+    from bot.kinds import KINDS
+
+    if s not in KINDS:
+        raise ValueError(f"{s!r} is not one of {', '.join(KINDS)}")
     return s
 
 

@@ -29,11 +29,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
-from bot import metrics
+from bot import metrics, smtp
 from bot.config import Webhook
 from bot.errors import DeliveryError, FetchError
-from bot.fetch import cap_hint, read_limited, retry_after_seconds, short
-from bot.payloads import sign, target_url
+from bot.fetch import read_limited, short
+from bot.kinds import KINDS, HttpRequest, Kind, Reply
 from bot.state import OutMessage, Store
 
 log = logging.getLogger("feedbot.deliver")
@@ -56,32 +56,6 @@ class DeliveryReport:
     pending: int
     error: str | None = None
     retry_at: datetime | None = None  # when the queue is tried again (backoff)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    headers: httpx.Headers
-    body: bytes  # at most REPLY_MAX_BYTES; b"" when it said nothing readable
-
-    def json(self) -> object:
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return None
-
-
-def _retry_after(reply: _Reply) -> float | None:
-    """Seconds to wait (at most a day): the Retry-After header, or Discord's
-    JSON ``retry_after``."""
-    header = reply.headers.get("retry-after", "")
-    if header.strip():
-        return retry_after_seconds(header)
-    body = reply.json()
-    value = body.get("retry_after") if isinstance(body, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return cap_hint(float(value))
 
 
 def backoff(attempt: int, rng: random.Random, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -132,7 +106,7 @@ class Deliverer:
                 )
             self.store.mark_in_flight(msg, self.clock())
             try:
-                await self.post(webhook, msg)
+                remote_id = await self.post(webhook, msg)
             except DeliveryError as exc:
                 now = self.clock()
                 pause = exc.retry_after if exc.retry_after is not None else self._pause(msg.attempts, exc.retryable)
@@ -149,7 +123,7 @@ class Deliverer:
                         str(exc),
                     )
                 return DeliveryReport(webhook.name, sent, len(queue) - n, str(exc), retry_at)
-            self.store.mark_delivered(msg, self.clock())
+            self.store.mark_delivered(msg, self.clock(), remote_id)
             metrics.deliveries.labels(webhook.name, "ok").inc()
             sent += 1
         if queue:
@@ -162,28 +136,39 @@ class Deliverer:
             return HOLD_AFTER_REJECTION
         return backoff(attempts, self.rng, QUEUE_BACKOFF_BASE, QUEUE_BACKOFF_CAP)
 
-    async def post(self, webhook: Webhook, msg: OutMessage) -> None:
-        """One message, with a few quick retries; DeliveryError if not accepted."""
-        url = target_url(webhook.kind, webhook.url.reveal())
-        headers = {"Content-Type": msg.content_type, "Idempotency-Key": msg.key}
-        if webhook.secret is not None:
-            headers.update(sign(webhook.secret.reveal(), msg.body, self.clock()))
+    async def post(self, webhook: Webhook, msg: OutMessage) -> str | None:
+        """One message, with a few quick retries; DeliveryError if not
+        accepted.  Returns the id the platform gave it (kinds that thread)."""
+        kind = KINDS[webhook.kind]
+        previous = self.store.previous_remote_id(msg) if kind.reads_reply and msg.seq > 0 else None
         last: DeliveryError | None = None
         wait = 0.0
         for attempt in range(ATTEMPTS):
             if attempt:
                 await self.sleep(wait)
             try:
-                r = await self._exchange(url, msg.body, headers)
+                if kind.transport == "smtp":
+                    await smtp.send(webhook, msg, self.clock(), self.deadline)
+                    return None
+                r = await self.exchange(kind.request(webhook, msg, previous, self.clock()), kind.reads_reply)
             except DeliveryError as exc:
-                last = DeliveryError(f"{webhook.name}: {exc}")
+                if not exc.retryable:
+                    raise DeliveryError(
+                        f"{webhook.name}: {_scrub(str(exc), webhook)}", exc.status, retryable=False
+                    ) from None
+                last = DeliveryError(f"{webhook.name}: {_scrub(str(exc), webhook)}", exc.status)
                 wait = backoff(attempt, self.rng)
                 continue
-            if r is None:  # 2xx
-                return
-            detail = f"{webhook.name}: HTTP {r.status}{_scrub(_reason(r), webhook)}"
+            if 200 <= r.status < 300:
+                return kind.remote_id(r)
+            if kind.already_accepted(r):
+                log.info(
+                    "webhook=%s message=%s was accepted before (%d): not sent twice", webhook.name, msg.key, r.status
+                )
+                return None
+            detail = f"{webhook.name}: HTTP {r.status}{_scrub(_reason(kind, r), webhook)}"
             if r.status in (408, 429) or r.status >= 500:
-                hint = _retry_after(r) if r.status in (429, 503) else None
+                hint = kind.retry_hint(r) if r.status in (429, 503) else None
                 last = DeliveryError(detail, r.status, retry_after=hint)
                 if hint is not None and hint > RETRY_AFTER_WAIT_CAP:
                     break  # a long rate limit: the queue waits it out, the loop does not
@@ -193,20 +178,22 @@ class Deliverer:
         assert last is not None
         raise last
 
-    async def _exchange(self, url: str, body: bytes, headers: dict[str, str]) -> _Reply | None:
-        """One POST within the deadline: None if accepted (2xx), else the
-        answer; DeliveryError (without the URL) if there was none."""
+    async def exchange(self, req: HttpRequest, read_accepted: bool = False) -> Reply:
+        """One request within the deadline: the answer (a 2xx's body read
+        only if ``read_accepted``); DeliveryError (without the URL) if there
+        was none."""
         try:
-            async with asyncio.timeout(self.deadline), self.client.stream(
-                "POST", url, content=body, headers=headers
-            ) as r:
-                if 200 <= r.status_code < 300:
-                    return None  # the answer's body is not needed
+            async with (
+                asyncio.timeout(self.deadline),
+                self.client.stream(req.method, req.url, content=req.body, headers=req.headers) as r,
+            ):
+                if 200 <= r.status_code < 300 and not read_accepted:
+                    return Reply(r.status_code, r.headers, b"")  # the answer's body is not needed
                 try:
                     text = await read_limited(r.aiter_raw(), r.headers, REPLY_MAX_BYTES)
                 except FetchError:
                     text = b""  # too long or not inflatable: the status says enough
-                return _Reply(r.status_code, r.headers, text)
+                return Reply(r.status_code, r.headers, text)
         except TimeoutError:
             raise DeliveryError(f"no complete answer within {self.deadline:g}s") from None
         except httpx.HTTPError as exc:
@@ -220,7 +207,11 @@ def _scrub(text: str, webhook: Webhook) -> str:
     (which ``status`` prints and the state keeps).  Every part of the URL
     after the host can be a token: the path whole and by segment, the query
     whole and every value, percent-encoded or not."""
-    return scrub_url_parts(text, webhook.url.reveal())
+    text = scrub_url_parts(text, webhook.url.reveal())
+    for secret in KINDS[webhook.kind].secrets(webhook):
+        if len(secret) >= 3:
+            text = text.replace(secret, "…")
+    return text
 
 
 def scrub_url_parts(text: str, url: str) -> str:
@@ -237,11 +228,12 @@ def scrub_url_parts(text: str, url: str) -> str:
     return text
 
 
-def _reason(r: _Reply) -> str:
-    """A short reason from the body (Discord/Slack say what was wrong)."""
+def _reason(kind: Kind, r: Reply) -> str:
+    """A short reason from the body (platforms say what was wrong)."""
+    said = kind.reason(r)
+    if said:
+        return f" ({short(said, 120)})"
     body = r.json()
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return f" ({short(body['message'], 120)})"
     if body:
         return f" ({short(json.dumps(body, ensure_ascii=False), 120)})"
     text = short(r.body.decode("utf-8", "replace"), 120)

@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta
 from typing import TextIO
 
 from bot import metrics
-from bot.config import Config
+from bot.config import Config, Webhook
 from bot.deliver import Deliverer, DeliveryReport
-from bot.errors import FeedbotError
+from bot.errors import DeliveryError, FeedbotError
+from bot.kinds import KINDS
 from bot.labels import BACKGROUND_DAYS, Choice, GroupText, ItemText, label_groups
 from bot.models import FailingFeed, Item, Rendered
-from bot.payloads import PAYLOADS
 from bot.render import render
 from bot.state import Store
 from bot.text import shown
@@ -185,9 +185,14 @@ class Digester:
             auto, _choices, phrases = await self.auto_labels(items, day)
             rendered = replace(compose(self.config, items, day, auto), health=self.failing_feeds(now))
 
+            limits = {w.ident: await self._server_limit(w) for w in webhooks}
+
             def messages(did: int) -> dict[str, Sequence[tuple[str, bytes]]]:
                 return {
-                    w.ident: [(m.content_type, m.body) for m in PAYLOADS[w.kind](rendered, did, self.config.timezone)]
+                    w.ident: [
+                        (m.content_type, m.body)
+                        for m in KINDS[w.kind].build(rendered, did, self.config.timezone, w, limits[w.ident])
+                    ]
                     for w in webhooks
                 }
 
@@ -215,6 +220,20 @@ class Digester:
         reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
         self._prune(now)
         return DigestResult(digest_id, len(items), tuple(reports))
+
+    async def _server_limit(self, webhook: Webhook) -> int | None:
+        """The limit a Misskey or Mastodon server announces (its kind's
+        default if it cannot be read: the digest is not held for it)."""
+        kind = KINDS[webhook.kind]
+        req = kind.limit_request(webhook)
+        if req is None:
+            return None
+        try:
+            reply = await self.deliverer.exchange(req, read_accepted=True)
+        except DeliveryError as exc:
+            log.warning("webhook=%s: the server's limit per message is unknown (%s)", webhook.name, exc)
+            return None
+        return kind.limit_from(reply) if reply.status == 200 else None
 
     def _prune(self, now: datetime) -> None:
         """Once a day at most: forget what is older than ``poll.retention``."""

@@ -18,14 +18,11 @@ with a one-sentence message; the caller records it on the feed or item.
 from __future__ import annotations
 
 import asyncio
-import math
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
 import httpx
@@ -44,6 +41,7 @@ from bot.guard import (
     origin_of,
     resolve,
 )
+from bot.health import retry_after_seconds
 from bot.text import collapse, shown
 from bot.transport import Client
 
@@ -51,7 +49,6 @@ FEED_MAX_BYTES = 10 * 1024 * 1024
 PAGE_MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 PER_HOST = 2  # article requests at a time to one host
-HINT_CAP_SECONDS = 86_400.0  # a server's Retry-After is believed up to a day
 REASON_MAX = 80  # characters of a server's reason phrase kept in an error
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -239,30 +236,6 @@ def _raise_for_status(status: int, reason: str, headers: Mapping[str, str]) -> N
         wait = retry_after_seconds(headers.get("retry-after", "")) if status in (429, 503) else None
         reason = short(reason) or httpx.codes.get_reason_phrase(status)
         raise FetchError(f"HTTP {status} {reason}".strip(), status, wait)
-
-
-def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), at most a day;
-    None when it says nothing usable."""
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return cap_hint(seconds)
-
-
-def cap_hint(seconds: float) -> float | None:
-    """A server's wait, in [0, a day]; None for NaN."""
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), HINT_CAP_SECONDS)
 
 
 async def fetch_feed(

@@ -11,9 +11,11 @@ for more than a day is worth a warning, once a day.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 BACKOFF_CAP = timedelta(hours=6)
 HINT_CAP = timedelta(days=1)
@@ -63,3 +65,27 @@ def should_warn(now: datetime, failing_since: datetime | None, warned_at: dateti
     if failing_since is None or now - failing_since < WARN_AFTER:
         return False
     return warned_at is None or now - warned_at >= WARN_AFTER
+
+
+def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), at most a day;
+    None when it says nothing usable."""
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return cap_hint(seconds)
+
+
+def cap_hint(seconds: float) -> float | None:
+    """A server's wait, in [0, a day]; None for NaN."""
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), HINT_CAP.total_seconds())

@@ -125,8 +125,11 @@ body = "div[["
 tag = "has space"
 match = []
 [[webhooks]]
-kind = "teams"
+kind = "icq"
 url = "${NOPE}"
+[[webhooks]]
+kind = "telegram"
+token = "${NOPE}"
 """
     found = problems(tmp_path, text)
     expected = [
@@ -144,8 +147,9 @@ url = "${NOPE}"
         "feeds[2].body: is neither auto, feed, none nor a valid CSS selector",
         "topics[0].tag: 'has space' must not contain spaces",
         "topics[0].match: must be a non-empty list",
-        "webhooks[0].kind: 'teams' is not one of discord, slack, json, text",
-        "webhooks[0].url: environment variable NOPE is not set",
+        "webhooks[0].kind: 'icq' is not one of discord, slack, json, text, telegram, line, email, misskey",
+        "webhooks[1].chat_id: missing (required)",
+        "webhooks[1].token: environment variable NOPE is not set",
     ]
     for prefix in expected:
         assert any(p.startswith(prefix) for p in found), (prefix, found)

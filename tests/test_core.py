@@ -8,8 +8,11 @@ from zoneinfo import ZoneInfo
 
 from bot.config import DigestSettings, LabelRule, PollSettings, Topic
 from bot.keys import Identity, Sharing, canonical_url, entry_keys
+from bot.kinds import KINDS
+from bot.kinds.discord import neutralise as neutralise_discord
+from bot.kinds.discord import target_url
+from bot.kinds.slack import escape as escape_slack
 from bot.models import Block, Digest, Entry, Group, Item, Rendered
-from bot.payloads import PAYLOADS, escape_slack, neutralise_discord, target_url
 from bot.poll import choose
 from bot.topics import build_digest, choose_label, fold, matches, topic_of
 
@@ -194,7 +197,7 @@ def _rendered(lines: tuple[str, ...]) -> Rendered:
 
 def test_discord_payload_never_pings() -> None:
     rendered = _rendered(("@everyone look <@123> <@&456> <#789> @here", "— F January 21, 2025"))
-    (msg,) = PAYLOADS["discord"](rendered, 7, ZoneInfo("UTC"))
+    (msg,) = KINDS["discord"].build(rendered, 7, ZoneInfo("UTC"))
     payload = json.loads(msg.body)
     assert payload["allowed_mentions"] == {"parse": []}
     for ping in ("@everyone", "@here", "<@123>", "<@&456>", "<#789>"):
@@ -204,7 +207,7 @@ def test_discord_payload_never_pings() -> None:
 
 def test_slack_payload_escapes_control_sequences() -> None:
     rendered = _rendered(("<!channel> & <@U123> <https://evil|click>", "— F"))
-    (msg,) = PAYLOADS["slack"](rendered, 7, ZoneInfo("UTC"))
+    (msg,) = KINDS["slack"].build(rendered, 7, ZoneInfo("UTC"))
     text = json.loads(msg.body)["text"]
     assert "<" not in text and ">" not in text
     assert text.startswith("&lt;!channel&gt; &amp; &lt;@U123&gt;")
@@ -214,7 +217,7 @@ def test_slack_payload_escapes_control_sequences() -> None:
 
 def test_json_payload_carries_the_structured_digest() -> None:
     rendered = _rendered(("head", "— F January 21, 2025", "body"))
-    (msg,) = PAYLOADS["json"](rendered, 7, ZoneInfo("Asia/Tokyo"))
+    (msg,) = KINDS["json"].build(rendered, 7, ZoneInfo("Asia/Tokyo"))
     data = json.loads(msg.body)
     assert data["digest_id"] == 7 and data["date"] == "2025-01-21"
     assert data["text"] == "head\n— F January 21, 2025\nbody\n#T(L)"
@@ -225,15 +228,14 @@ def test_json_payload_carries_the_structured_digest() -> None:
 
 
 def test_text_payload_is_plain_utf8() -> None:
-    (msg,) = PAYLOADS["text"](_rendered(("ロシア", "— F")), 1, ZoneInfo("UTC"))
+    (msg,) = KINDS["text"].build(_rendered(("ロシア", "— F")), 1, ZoneInfo("UTC"))
     assert msg.content_type == "text/plain; charset=utf-8"
     assert msg.body.decode("utf-8") == "ロシア\n— F\n#T(L)"
 
 
 def test_discord_url_waits_for_acceptance() -> None:
-    assert target_url("discord", "https://d/api/webhooks/1/x") == "https://d/api/webhooks/1/x?wait=true"
-    assert target_url("discord", "https://d/x?thread_id=3") == "https://d/x?thread_id=3&wait=true"
-    assert target_url("slack", "https://s/x") == "https://s/x"
+    assert target_url("https://d/api/webhooks/1/x") == "https://d/api/webhooks/1/x?wait=true"
+    assert target_url("https://d/x?thread_id=3") == "https://d/x?thread_id=3&wait=true"
 
 
 def test_feed_filter_on_title_and_feed_text() -> None:

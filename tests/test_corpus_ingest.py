@@ -18,8 +18,8 @@ from pathlib import Path
 from bot.config import load_config
 from bot.digest import compose
 from bot.fetch import make_client
+from bot.kinds import KINDS
 from bot.loopback import Reply, Request, Server
-from bot.payloads import PAYLOADS
 from bot.poll import Poller
 from bot.state import open_store
 from tests.conftest import Clock, write_toml
@@ -92,5 +92,5 @@ def test_every_corpus_file_is_handled(corpus: Path, tmp_path: Path, clock: Clock
         store.close()
     rendered = compose(config, items, date(2025, 1, 21))
     assert all("\n" not in line for b in rendered.blocks for line in b.all_lines)
-    messages = PAYLOADS["discord"](rendered, 1, config.timezone)
+    messages = KINDS["discord"].build(rendered, 1, config.timezone)
     assert messages and len(items) > 1000

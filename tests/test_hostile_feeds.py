@@ -22,8 +22,8 @@ import pytest
 from bot.config import Config, load_config
 from bot.digest import compose
 from bot.fetch import make_client
+from bot.kinds import KINDS
 from bot.loopback import Reply, Request, Server
-from bot.payloads import PAYLOADS
 from bot.poll import Poller
 from bot.state import open_store
 from tests.conftest import Clock, DynamicFeeds, FeedItem, write_toml
@@ -226,5 +226,5 @@ def test_hostile_titles_and_bodies_render_safely(tmp_path: Path, feeds: DynamicF
         assert "<script>" not in line and "<b>" not in line
     if "🇺🇦" in title:
         assert "🇺🇦" in lines[0] and "👨\u200d👩\u200d👧" in lines[0]
-    for msg in PAYLOADS["discord"](rendered, 1, config.timezone):
+    for msg in KINDS["discord"].build(rendered, 1, config.timezone):
         assert len(msg.text.encode("utf-16-le")) // 2 <= 2000

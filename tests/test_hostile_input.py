@@ -19,10 +19,10 @@ import pytest
 
 from bot.config import load_config
 from bot.digest import cap_per_feed
+from bot.kinds.discord import neutralise as neutralise_discord
 from bot.loopback import Receiver, Reply, Request, Server
 from bot.models import Item
 from bot.parse import parse_feed
-from bot.payloads import neutralise_discord
 from bot.state import open_store
 from tests.conftest import run_cli, write_toml
 
@@ -207,13 +207,13 @@ def test_a_100000_item_feed_makes_a_bounded_digest(tmp_path: Path) -> None:
 def test_check_numbers_duplicate_webhooks_by_their_place_in_the_file(tmp_path: Path) -> None:
     path = write_toml(
         tmp_path,
-        '[[webhooks]]\nkind = "teams"\nurl = "https://a.example/x"\n'
+        '[[webhooks]]\nkind = "icq"\nurl = "https://a.example/x"\n'
         '[[webhooks]]\nkind = "discord"\nurl = "https://d.example/api/webhooks/1/a"\n'
         '[[webhooks]]\nkind = "discord"\nurl = "https://d.example/api/webhooks/1/a"\n',
     )
     r = run_cli("--config", str(path), "check")
     assert r.returncode == 2
-    assert "webhooks[2]: the same kind and URL as webhooks[1]" in r.stderr
+    assert "webhooks[2]: the same kind and destination as webhooks[1]" in r.stderr
 
 
 # -- every pattern that sees feed or page text, on a megabyte of the worst -------------------
@@ -239,7 +239,7 @@ ADVERSARIAL = {
     "small print": "from bot.boilerplate import drop_reason\n"
     "[drop_reason(s * 200_000) for s in ('。 ', '（提供', 'By ', '1月1日')]",
     "max-age": "from bot.health import max_age; max_age({'cache-control': 'max-age=' + '9' * 1_000_000})",
-    "discord": "from bot.payloads import neutralise_discord; neutralise_discord('](||```@everyone<@1' * 60_000)",
+    "discord": "from bot.kinds.discord import neutralise; neutralise('](||```@everyone<@1' * 60_000)",
     "link canonical form": "from bot.keys import canonical_url; canonical_url('http://a/?' + 'utm_x=1&' * 120_000)",
 }
 

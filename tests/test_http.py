@@ -25,8 +25,9 @@ from bot import health
 from bot.config import PollSettings, load_config
 from bot.deliver import Deliverer
 from bot.errors import DeliveryError, FetchError
-from bot.fetch import PageFetcher, fetch_feed, make_client, retry_after_seconds
+from bot.fetch import PageFetcher, fetch_feed, make_client
 from bot.guard import is_loopback
+from bot.health import retry_after_seconds
 from bot.loopback import Reply, Request, Server, throwaway_certificate
 from bot.poll import Poller
 from bot.state import OutMessage, open_store

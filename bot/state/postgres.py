@@ -115,6 +115,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (digest_id, webhook, seq)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
+CREATE TABLE IF NOT EXISTS outbox_ids (
+    digest_id BIGINT NOT NULL, webhook TEXT NOT NULL, seq BIGINT NOT NULL, remote_id TEXT NOT NULL,
+    PRIMARY KEY (digest_id, webhook, seq)
+);
 CREATE TABLE IF NOT EXISTS digest_slots (
     slot TEXT PRIMARY KEY, instance TEXT NOT NULL, at BIGINT NOT NULL, digest_id BIGINT
 );

@@ -40,12 +40,12 @@ from bot.keys import Key
 from bot.models import Entry, Item
 from bot.state.records import Elsewhere, FeedState, Instance, NewItem, OutMessage, WebhookBacklog
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
 INSTANCE_ALIVE = timedelta(seconds=60)  # an instance not heard from for this long is gone
 
 # Tables in the order a copy fills them (references first).
-TABLES = ("meta", "feeds", "seen", "digests", "items", "outbox", "label_phrases", "digest_slots")
+TABLES = ("meta", "feeds", "seen", "digests", "items", "outbox", "outbox_ids", "label_phrases", "digest_slots")
 
 
 def ts(when: datetime) -> int:
@@ -195,9 +195,7 @@ class Store(ABC):
         return {r[0] for r in self._x("SELECT url FROM feeds WHERE error_count > 0")}
 
     def failing_states(self) -> dict[str, FeedState]:
-        return {
-            row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE error_count > 0")
-        }
+        return {row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE error_count > 0")}
 
     def all_feed_states(self) -> dict[str, FeedState]:
         return {row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds")}
@@ -426,12 +424,28 @@ class Store(ABC):
         resent = 1 if msg.in_flight_at is not None else 0
         self._update(msg, "in_flight_at=?, resent=resent+?", (ts(now), resent))
 
-    def mark_delivered(self, msg: OutMessage, now: datetime) -> None:
-        self._update(
-            msg,
-            "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
-            (ts(now), ts(now)),
-        )
+    def mark_delivered(self, msg: OutMessage, now: datetime, remote_id: str | None = None) -> None:
+        """Accepted; ``remote_id``: the id the platform gave it, which the
+        digest's next message may refer to (a thread of replies)."""
+        with self.transaction():
+            self._update(
+                msg,
+                "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
+                (ts(now), ts(now)),
+            )
+            if remote_id is not None:
+                self._x(
+                    "INSERT INTO outbox_ids VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (msg.digest_id, msg.webhook, msg.seq, remote_id),
+                )
+
+    def previous_remote_id(self, msg: OutMessage) -> str | None:
+        """The platform's id for the digest's message before ``msg``."""
+        row = self._x(
+            "SELECT remote_id FROM outbox_ids WHERE digest_id=? AND webhook=? AND seq=?",
+            (msg.digest_id, msg.webhook, msg.seq - 1),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def mark_failed(self, msg: OutMessage, now: datetime, error: str, retry_at: datetime) -> None:
         self._update(
@@ -528,6 +542,7 @@ class Store(ABC):
                 chunk = old[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 self._x(f"DELETE FROM outbox WHERE digest_id IN ({marks})", chunk)
+                self._x(f"DELETE FROM outbox_ids WHERE digest_id IN ({marks})", chunk)
                 self._x(f"DELETE FROM items WHERE digest_id IN ({marks})", chunk)
                 self._x(f"DELETE FROM digests WHERE id IN ({marks})", chunk)
             self._x("DELETE FROM digest_slots WHERE at < ?", (stamp,))
@@ -582,6 +597,7 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
         "digest_id webhook seq content_type body delivered_at dropped attempts last_error last_attempt_at"
         " next_attempt_at in_flight_at resent".split()
     ),
+    "outbox_ids": ("digest_id", "webhook", "seq", "remote_id"),
     "label_phrases": ("day", "phrase"),
     "digest_slots": ("slot", "instance", "at", "digest_id"),
 }
@@ -605,4 +621,3 @@ def feed_state(row: Sequence[Any]) -> FeedState:
         next_poll_at=dt(row[13]),
         warned_at=dt(row[14]),
     )
-

@@ -88,6 +88,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (digest_id, webhook, seq)
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
+CREATE TABLE IF NOT EXISTS outbox_ids (  -- the platform's id of each accepted message (schema 3)
+    digest_id INTEGER NOT NULL, webhook TEXT NOT NULL, seq INTEGER NOT NULL, remote_id TEXT NOT NULL,
+    PRIMARY KEY (digest_id, webhook, seq)
+);
 CREATE TABLE IF NOT EXISTS digest_slots (  -- scheduled digest times served (schema 2)
     slot TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL, digest_id INTEGER
 );
@@ -116,7 +120,7 @@ class SQLiteStore(Store):
             conn.executescript(SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None or int(row[0]) < SCHEMA_VERSION:
-                # Schema 2 only added tables (CREATE ... IF NOT EXISTS above).
+                # Schemas 2 and 3 only added tables (CREATE ... IF NOT EXISTS above).
                 conn.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     (str(SCHEMA_VERSION),),

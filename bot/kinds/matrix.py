@@ -1,0 +1,81 @@
+"""Matrix: ``m.room.message`` through the client-server API (``url``: the
+homeserver, an access ``token``, ``room``: the room id).
+
+A message is a ``PUT`` with a transaction id made from the message's key:
+one sent again after a crash is the same transaction, which the
+homeserver does not post twice.  An event is at most 64 KB: a message's
+text is kept under 60,000 bytes as JSON.  ``m.notice`` without HTML, and
+an empty ``m.mentions``: feed text pings nobody (``@room`` included).
+Rate limits: ``Retry-After`` or ``retry_after_ms``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import quote
+
+from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, break_handles, hint_number
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.config import Webhook
+    from bot.state.records import OutMessage
+
+
+def json_bytes(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8"))
+
+
+def room_id(v: object) -> str:
+    s = a_string(v)
+    if not (s.startswith(("!", "#")) and ":" in s):
+        raise ValueError(f"{s!r} is not a room id (!abc:example.org) or alias (#room:example.org)")
+    return s
+
+
+class Matrix(Kind):
+    name = "matrix"
+    limit = 60_000
+
+    def measure(self, text: str) -> int:
+        return json_bytes(text)
+
+    url_is_secret = False
+    secret = "token"
+    options: ClassVar[dict[str, Option]] = {"room": Option(room_id)}
+
+    def escape(self, line: str) -> str:
+        return break_handles(line)
+
+    def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
+        payload = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
+        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+
+    def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
+        assert webhook.token is not None
+        txn = f"{msg.key}-{hashlib.sha256(webhook.ident.encode()).hexdigest()[:8]}"
+        url = (
+            f"{webhook.url.reveal().rstrip('/')}/_matrix/client/v3/rooms/{quote(webhook.options['room'], safe='')}"
+            f"/send/m.room.message/{quote(txn, safe='')}"
+        )
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {webhook.token.reveal()}"}
+        return HttpRequest("PUT", url, headers, msg.body)
+
+    def retry_hint(self, reply: Reply) -> float | None:
+        header = super().retry_hint(reply)
+        if header is not None:
+            return header
+        body = reply.json()
+        return hint_number(body.get("retry_after_ms"), 0.001) if isinstance(body, dict) else None
+
+    def reason(self, reply: Reply) -> str | None:
+        body = reply.json()
+        if isinstance(body, dict) and isinstance(body.get("errcode"), str):
+            return f"{body['errcode']}: {body.get('error', '')}".rstrip(": ")
+        return super().reason(reply)
+
+
+KIND = Matrix()

@@ -1,0 +1,85 @@
+"""Misskey: ``notes/create`` on a server (``url``, an access ``token``).
+
+The server's limit per note is read from ``meta`` (``maxNoteTextLength``;
+3,000 when it cannot be read).  Feed text is made inert for MFM: handles
+never mention (and ``noExtractMentions``), and functions (``$[…]``),
+inline tags, links, bold, code and quotes are broken by a zero-width space.
+Rate limits: ``Retry-After``, or the error's ``info.resetMs``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, ClassVar
+
+from bot.kinds.base import (
+    ZWSP,
+    HttpRequest,
+    Kind,
+    Message,
+    Option,
+    Reply,
+    break_handles,
+    choice,
+    hint_number,
+    positive,
+)
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.config import Webhook
+    from bot.state.records import OutMessage
+
+DEFAULT_LIMIT = 3000
+_MFM = re.compile(r"\$\[|\]\(|\*\*|__|~~|`|<(?=/?[a-zA-Z])|\\[(\[]")
+_LINE_START = re.compile(r"^>")
+
+
+def neutralise(line: str) -> str:
+    line = _MFM.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], break_handles(line))
+    return ZWSP + line if _LINE_START.match(line) else line
+
+
+class Misskey(Kind):
+    name = "misskey"
+    limit = DEFAULT_LIMIT
+    url_is_secret = False
+    secret = "token"
+    options: ClassVar[dict[str, Option]] = {"visibility": Option(choice("public", "home", "followers"), "home")}
+
+    def escape(self, line: str) -> str:
+        return neutralise(line)
+
+    def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
+        visibility = webhook.options["visibility"] if webhook is not None else "home"
+        payload = {"text": text, "visibility": visibility, "noExtractMentions": True, "noExtractEmojis": True}
+        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+
+    def limit_request(self, webhook: Webhook) -> HttpRequest | None:
+        url = f"{webhook.url.reveal().rstrip('/')}/api/meta"
+        return HttpRequest("POST", url, {"Content-Type": "application/json"}, b'{"detail":false}')
+
+    def limit_from(self, reply: Reply) -> int | None:
+        body = reply.json()
+        return positive(body.get("maxNoteTextLength")) if isinstance(body, dict) else None
+
+    def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
+        assert webhook.token is not None
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {webhook.token.reveal()}"}
+        return HttpRequest("POST", f"{webhook.url.reveal().rstrip('/')}/api/notes/create", headers, msg.body)
+
+    def retry_hint(self, reply: Reply) -> float | None:
+        header = super().retry_hint(reply)
+        if header is not None:
+            return header
+        body = reply.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        info = error.get("info") if isinstance(error, dict) else None
+        if isinstance(info, dict):
+            return hint_number(info.get("resetMs", info.get("fullResetMs")), 0.001)
+        return None
+
+
+KIND = Misskey()

@@ -1,0 +1,55 @@
+"""Telegram: the Bot API's ``sendMessage`` (``token``, ``chat_id``).
+
+4,096 characters per message, sent as plain text (no ``parse_mode``: feed
+text is never read as markup), link previews off, handles broken so that
+``@name`` notifies nobody.  A 429 says how long to wait in
+``parameters.retry_after``.  ``url`` is the Bot API server (the public one
+by default; a local ``telegram-bot-api`` server works too).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, ClassVar
+
+from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string_or_int, break_handles, hint_number
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bot.config import Webhook
+    from bot.state.records import OutMessage
+
+
+class Telegram(Kind):
+    name = "telegram"
+    limit = 4096
+    url = "https://api.telegram.org"
+    url_is_secret = False
+    secret = "token"
+    options: ClassVar[dict[str, Option]] = {"chat_id": Option(a_string_or_int)}
+
+    def escape(self, line: str) -> str:
+        return break_handles(line)
+
+    def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
+        # The chat is added at send time: the stored body is the same
+        # whichever chat the webhook points at now.
+        payload = {"text": text, "link_preview_options": {"is_disabled": True}}
+        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+
+    def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
+        assert webhook.token is not None
+        body = {"chat_id": webhook.options["chat_id"], **json.loads(msg.body)}
+        url = f"{webhook.url.reveal().rstrip('/')}/bot{webhook.token.reveal()}/sendMessage"
+        return HttpRequest("POST", url, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def retry_hint(self, reply: Reply) -> float | None:
+        body = reply.json()
+        parameters = body.get("parameters") if isinstance(body, dict) else None
+        if isinstance(parameters, dict) and "retry_after" in parameters:
+            return hint_number(parameters["retry_after"])
+        return super().retry_hint(reply)
+
+
+KIND = Telegram()

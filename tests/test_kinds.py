@@ -1,0 +1,296 @@
+"""Every kind of destination against a loopback stand-in that speaks its
+platform's API (tests/platforms.py): a 30-item Japanese digest arrives in
+messages within the platform's limit that join back to the digest; feed
+text cannot mention or format; a 429 is waited out as the platform's hint
+says; a second run sends nothing; where the platform offers idempotency,
+a message sent again after a crash is not posted twice.  E-mail through a
+real SMTP server (aiosmtpd) with STARTTLS and AUTH, parsed back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, load_config
+from bot.keys import entry_keys
+from bot.kinds import KINDS
+from bot.models import Entry
+from bot.state import DB_NAME, NewItem, open_store
+from tests.conftest import Clock, run_cli, write_toml
+from tests.platforms import HTTP_KINDS, TOKEN, Mailbox, Platform, serve, webhook_toml
+from tests.test_delivery import Run
+
+T0 = datetime(2025, 1, 21, 0, 0, tzinfo=UTC)
+INJECTION = "【速報】@everyone @nhk_news <users/all> **重大** $[x2 大] [公式](https://evil.example/x) @room"
+PARAGRAPHS = (
+    "ロシア外務省の報道官は二十日、ウクライナ情勢を巡る米国との協議について記者会見で説明し、双方の立場には依然として大きな隔たりがあると述べた。",
+    "報道官はまた、欧州各国がウクライナへの軍事支援を続けていることを批判し、停戦に向けた交渉の前提条件が整っていないとの認識を改めて示した。",
+    "一方、ウクライナ政府の関係者は、東部の前線で激しい戦闘が続いているとして、各国に防空システムの追加供与を求めている。",
+)
+
+
+def titles() -> list[str]:
+    subjects = ["ロシア外相", "ゼレンスキー大統領", "中国外務省", "国連安保理", "NATO事務総長", "日本政府"]
+    return [INJECTION] + [f"{subjects[n % 6]}が会見 停戦交渉の行方 その{n}" for n in range(1, 30)]
+
+
+def add_items(config: Config, count: int = 30) -> None:
+    store = open_store(config)
+    entries = [
+        NewItem(
+            Entry(entry_keys("https://f/", f"g{n}", None, t, None).keys, t, f"https://news.example.jp/a/{n}", T0),
+            PARAGRAPHS,
+        )
+        for n, t in enumerate(titles()[:count])
+    ]
+    store.record_poll("https://f/", "NHKニュース", T0, etag=None, last_modified=None, take=entries, skip=[])
+    store.close()
+
+
+def digest_texts(config: Config) -> list[str]:
+    conn = sqlite3.connect(config.state_dir / DB_NAME)
+    try:
+        return [r[0] for r in conn.execute("SELECT text FROM digests ORDER BY id")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def platform(request: pytest.FixtureRequest) -> Iterator[tuple[str, Platform]]:
+    server, platform = serve(request.param)
+    with server:
+        yield server.base, platform
+
+
+def make_config(tmp_path: Path, tables: str) -> Config:
+    return load_config(write_toml(tmp_path, f'timezone = "Asia/Tokyo"\n[poll]\ntimeout = "2s"\n{tables}'), {})
+
+
+# What feed text must not become on each platform (before the zero-width
+# spaces are taken out): a mention that notifies, or markup.
+FORBIDDEN = {
+    "telegram": ["@nhk_news", "@everyone"],
+    "line": [],  # plain text: LINE makes neither mentions nor markup of it
+    "misskey": ["@nhk_news", "$[", "**", "]("],
+    "mastodon": ["@nhk_news", "@everyone"],
+    "matrix": ["@room", "@nhk_news"],
+    "teams": ["**", "]("],
+    "googlechat": ["<users/all>", "*重大"],
+}
+# The wait each platform's 429 asks for, as the test server gives it.
+HINTS = {"telegram": 3.0, "misskey": 2.5, "mastodon": 2.0, "matrix": 2.0, "teams": 2.0, "googlechat": 2.0}
+LIMITS = {"misskey": 4000, "mastodon": 1000}  # announced by the servers, not the kinds' defaults
+
+
+@pytest.mark.parametrize("platform", HTTP_KINDS, indirect=True)
+def test_a_30_item_japanese_digest_on_each_platform(
+    tmp_path: Path, platform: tuple[str, Platform], clock: Clock
+) -> None:
+    base, server = platform
+    kind = server.kind
+    server.limit_announced = LIMITS.get(kind)
+    config = make_config(tmp_path, webhook_toml(kind, base))
+    add_items(config)
+    server.rate_limit(1)  # the first post is told to wait
+    run = Run(config, clock)
+    (report,) = run()
+    assert report.error is None and report.pending == 0, report
+    (digest,) = digest_texts(config)
+    # Messages within the limit, cut only between items: they join back to the digest.
+    limit = LIMITS.get(kind, KINDS[kind].limit)
+    assert all(KINDS[kind].measure(t) <= limit for t in server.texts), [KINDS[kind].measure(t) for t in server.texts]
+    assert server.joined() == digest
+    if kind in LIMITS:  # the server's own limit was read and used
+        assert max(KINDS[kind].measure(t) for t in server.texts) > KINDS[kind].limit
+    assert len(server.texts) > 1 or kind in ("matrix", "teams")  # 60 KB and 24 KB hold the whole digest
+    # Feed text neither mentions nor formats.
+    first = server.texts[0]
+    assert "公式" in first and "重大" in first
+    for bad in FORBIDDEN[kind]:
+        assert bad not in first, (bad, first[:200])
+    # The 429 was waited out as the platform asked (LINE gives no hint: backoff).
+    if kind in HINTS:
+        assert run.sleeps and abs(run.sleeps[0] - HINTS[kind]) <= (1.0 if kind == "mastodon" else 0.01), run.sleeps
+    else:
+        assert run.sleeps and 0 < run.sleeps[0] <= 1.0
+    # Nothing is sent twice: a second run builds no digest and posts nothing.
+    posted = len(server.requests)
+    (again,) = run()
+    assert again.sent == 0 and len(server.requests) == posted
+
+
+@pytest.mark.parametrize("platform", HTTP_KINDS, indirect=True)
+def test_each_platform_gets_its_own_request_shape(tmp_path: Path, platform: tuple[str, Platform], clock: Clock) -> None:
+    base, server = platform
+    kind = server.kind
+    server.limit_announced = LIMITS.get(kind)
+    config = make_config(tmp_path, webhook_toml(kind, base))
+    add_items(config, 12)
+    Run(config, clock)()
+    bodies = server.bodies
+    assert bodies
+    if kind == "telegram":
+        assert all(
+            b["chat_id"] == "-1001234567890" and b["link_preview_options"] == {"is_disabled": True} for b in bodies
+        )
+    elif kind == "line":
+        assert all(b["to"].startswith("U0123") and 1 <= len(b["messages"]) <= 5 for b in bodies)
+        assert all(len(r.headers["x-line-retry-key"]) == 36 for r in server.requests)
+    elif kind == "misskey":
+        assert all(b["visibility"] == "home" and b["noExtractMentions"] for b in bodies)
+    elif kind == "mastodon":
+        # a thread: each status replies to the one before
+        ids = [str(100 + n) for n in range(len(bodies))]
+        assert [b.get("in_reply_to_id") for b in bodies] == [None, *ids[:-1]]
+        assert all(b["visibility"] == "unlisted" for b in bodies)
+    elif kind == "matrix":
+        assert all(
+            b["msgtype"] == "m.notice" and b["m.mentions"] == {} and b["room"] == "!news:example.org" for b in bodies
+        )
+        assert "format" not in bodies[0]
+    elif kind == "teams":
+        assert bodies[0]["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+    elif kind == "googlechat":
+        assert len({b["threadKey"] for b in bodies}) == 1 and bodies[0]["threadKey"]
+    # The token never travels in a body, and is nowhere in the state.
+    assert all(TOKEN not in str(b) for b in bodies)
+    conn = sqlite3.connect(config.state_dir / DB_NAME)
+    try:
+        stored = b"".join(r[0] for r in conn.execute("SELECT body FROM outbox"))
+    finally:
+        conn.close()
+    assert TOKEN.encode() not in stored and b"SECRET" not in stored
+
+
+@pytest.mark.parametrize("platform", ["line", "mastodon", "matrix"], indirect=True)
+def test_a_message_sent_again_after_a_crash_is_recognised_by_the_platform(
+    tmp_path: Path, platform: tuple[str, Platform], clock: Clock
+) -> None:
+    """The process died after the POST and before recording it: the next
+    run sends it again, with the same retry key / Idempotency-Key /
+    transaction id, and the platform does not post it twice."""
+    base, server = platform
+    config = make_config(tmp_path, webhook_toml(server.kind, base))
+    add_items(config, 3)
+    Run(config, clock)()
+    texts = list(server.texts)
+    conn = sqlite3.connect(config.state_dir / DB_NAME)
+    conn.execute("UPDATE outbox SET delivered_at = NULL, in_flight_at = 1")  # as if the answer was never recorded
+    conn.commit()
+    conn.close()
+    (report,) = Run(config, clock)()
+    assert report.pending == 0 and report.error is None
+    assert server.texts == texts  # recognised: not posted twice
+
+
+def test_rate_limit_hints_of_each_kind_are_read() -> None:
+    from bot.kinds.base import Reply
+
+    def hint(kind: str, status: int, headers: dict[str, str], body: bytes) -> float | None:
+        return KINDS[kind].retry_hint(Reply(status, headers, body))
+
+    assert hint("telegram", 429, {}, b'{"ok":false,"parameters":{"retry_after":7}}') == 7
+    assert hint("matrix", 429, {}, b'{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}') == 1.5
+    assert hint("misskey", 429, {}, b'{"error":{"info":{"resetMs":2500}}}') == 2.5
+    assert hint("discord", 429, {}, b'{"retry_after": 1.5}') == 1.5
+    assert hint("teams", 429, {"retry-after": "4"}, b"") == 4
+    assert hint("matrix", 429, {}, b'{"retry_after_ms": 1e300}') == 86400  # capped at a day
+    assert hint("telegram", 429, {}, b"not json") is None
+
+
+def test_check_validates_each_kinds_keys(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        '[[webhooks]]\nkind = "telegram"\ntoken = "t"\n'
+        '[[webhooks]]\nkind = "matrix"\nurl = "https://m.example"\ntoken = "t"\nroom = "news"\n'
+        '[[webhooks]]\nkind = "mastodon"\nurl = "https://m.example"\ntoken = "t"\nvisibility = "everyone"\n'
+        '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nfrom = "not an address"\nto = []\n'
+        '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nfrom = "a@example.jp"\nto = "b@example.jp"\n'
+        'username = "u"\n'
+        '[[webhooks]]\nkind = "line"\ntoken = "t"\nto = "U1"\nchat_id = 3\n'
+        '[[webhooks]]\nkind = "misskey"\nurl = "https://m.example"\n',
+    )
+    r = run_cli("--config", str(path), "check")
+    assert r.returncode == 2
+    for problem in (
+        "webhooks[0].chat_id: missing (required)",
+        "webhooks[1].room: 'news' is not a room id",
+        "webhooks[2].visibility: 'everyone' is not one of public, unlisted, private, direct",
+        "webhooks[3].from: 'not an address' is not an e-mail address",
+        "webhooks[3].to: must be an address or a non-empty list",
+        "webhooks[4].username: give username and password",
+        "webhooks[5].chat_id: unknown key",
+        "webhooks[6].token: missing (required): give token or token_file",
+    ):
+        assert problem in r.stderr, (problem, r.stderr)
+
+
+def test_status_shows_each_kinds_backlog_without_its_secrets(tmp_path: Path, clock: Clock) -> None:
+    server, platform = serve("telegram")
+    with server:
+        config = make_config(tmp_path, webhook_toml("telegram", server.base, "tg"))
+        add_items(config, 2)
+        platform.rate_limit(100)  # down for the whole run
+        Run(config, clock)()
+    r = run_cli("--config", str(config.path), "status")
+    assert "tg (telegram http://127.0.0.1:" in r.stdout and "1 message(s) pending" in r.stdout, r.stdout
+    assert "HTTP 429 (Too Many Requests: retry after 3)" in r.stdout
+    assert TOKEN not in r.stdout + r.stderr
+
+
+# -- e-mail -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Iterator[Mailbox]:
+    folder = tmp_path / "smtp"
+    folder.mkdir()
+    with Mailbox(folder) as box:
+        yield box
+
+
+def test_email_over_starttls_with_auth_parsed_back(tmp_path: Path, mailbox: Mailbox, clock: Clock) -> None:
+    config = make_config(tmp_path, mailbox.toml())
+    add_items(config)
+    mailbox.fail_next.append("451 4.3.0 Try again later")  # a temporary refusal: retried
+    run = Run(config, clock)
+    (report,) = run()
+    assert report.error is None and report.pending == 0, report
+    (mail,) = mailbox.messages
+    assert isinstance(mail, EmailMessage)
+    (digest,) = digest_texts(config)
+    # headers: the Japanese subject (RFC 2047 on the wire), from, to, a stable Message-ID
+    assert mail["Subject"] == "ニュースダイジェスト 2025-01-21"
+    assert mail["From"] == "feedbot <digest@example.jp>"
+    assert "reader@example.jp" in mail["To"] and "デスク <desk@example.jp>" in mail["To"]
+    assert mail["Message-ID"].startswith("<feedbot.1.") and mail["Message-ID"].endswith("@example.jp>")
+    assert mail["Date"]
+    assert mailbox.envelopes == [("digest@example.jp", ["reader@example.jp", "desk@example.jp"])]
+    # both parts, UTF-8: the plain one is the digest itself, the HTML one reads the same
+    plain = mail.get_body(("plain",))
+    html = mail.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content_charset() == "utf-8" and html.get_content_charset() == "utf-8"
+    assert plain.get_content().replace("\r\n", "\n").rstrip("\n") == digest  # CRLF on the wire
+    page = html.get_content()
+    assert '<a href="https://news.example.jp/a/1">' in page and "ロシア外務省の報道官は二十日" in page
+    assert "<users/all>" not in page and "&lt;users/all&gt;" in page  # feed text escaped
+    assert run.sleeps  # the 451 was retried
+    # a second run sends nothing
+    (again,) = run()
+    assert again.sent == 0 and len(mailbox.messages) == 1
+
+
+def test_email_with_a_wrong_password_is_held_and_says_why(tmp_path: Path, mailbox: Mailbox, clock: Clock) -> None:
+    config = make_config(tmp_path, mailbox.toml().replace(Mailbox.PASSWORD, "wrong-password"))
+    add_items(config, 2)
+    (report,) = Run(config, clock)()
+    assert report.pending == 1 and report.error is not None and "SMTP 535" in report.error
+    assert "wrong-password" not in report.error
+    assert mailbox.messages == []
