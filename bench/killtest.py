@@ -5,14 +5,18 @@
 
 A local feed server makes new items on every poll, a local Discord-style
 receiver accepts (and, seeded, sometimes refuses with 500 or delays) the
-digests.  `feedbot run` (polls and digests every second) is started and
+digests; with ``--kinds discord,telegram,email`` a Telegram Bot API
+stand-in and an SMTP server (STARTTLS, AUTH; tests/platforms.py) receive
+them too, as flaky.  `feedbot run` (polls and digests every second) is started and
 killed with SIGKILL at random moments, ``--kills`` times, then run once more
 until everything is delivered and stopped with SIGTERM.  Then:
 
 - every item the server published was taken (in the state database);
-- every item taken appears in the delivered messages, exactly once;
+- every item taken appears in the messages each destination received,
+  exactly once;
 - a message delivered twice is one that feedbot reported as in flight at a
-  kill (the outbox's ``resent`` count), and no item is in two messages.
+  kill (the outbox's ``resent`` count, per destination), and no item is in
+  two messages.
 
 With ``--instances N`` (N > 1), N instances share one PostgreSQL server
 that the test starts (bot/pgserver.py): each kill hits a random instance,
@@ -44,6 +48,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from bot.loopback import Reply, Request, Server
+from tests.platforms import Mailbox, Platform, webhook_toml
 
 FEEDS = 3
 
@@ -99,7 +104,22 @@ class Hook:
         return Reply(200, {"Content-Type": "application/json"}, b'{"id": "1"}')
 
 
-def write_config(folder: Path, feeds: str, hook: str, state_url: str | None = None) -> Path:
+class Flaky:
+    """Seeded 500s and delays in front of a platform stand-in."""
+
+    def __init__(self, inner: Platform, rng: random.Random) -> None:
+        self.inner, self.rng, self.lock = inner, rng, threading.Lock()
+
+    def __call__(self, req: Request) -> Reply:
+        with self.lock:
+            roll, delay = self.rng.random(), self.rng.uniform(0, 0.05)
+        if roll < 0.1:
+            return Reply(500, {"Content-Type": "application/json"}, b'{"ok":false,"error_code":500}')
+        time.sleep(delay)
+        return self.inner(req)
+
+
+def write_config(folder: Path, feeds: str, hook: str, state_url: str | None = None, extra: str = "") -> Path:
     text = f"""
 timezone = "Asia/Tokyo"
 [schedule]
@@ -120,6 +140,7 @@ url = "{hook}/api/webhooks/1/token"
 """
     for n in range(FEEDS):
         text += f'[[feeds]]\nname = "feed{n}"\nurl = "{feeds}/feed/{n}.xml"\nbody = "feed"\n'
+    text += extra
     if state_url:
         text += f'[state]\nurl = "{state_url}"\n'
     path = folder / "config.toml"
@@ -178,19 +199,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-life", type=float, default=2.5, help="longest run before a kill, seconds")
     parser.add_argument("--instances", type=int, default=1, help="instances sharing one PostgreSQL (default 1: SQLite)")
+    parser.add_argument("--kinds", default="discord", help="destinations: discord, plus telegram and email")
     args = parser.parse_args(argv)
+    kinds = set(args.kinds.split(","))
     rng = random.Random(args.seed)
     farm, hook = Farm(random.Random(args.seed + 1)), Hook(random.Random(args.seed + 2))
+    telegram = Platform("telegram")
+    refusals = random.Random(args.seed + 3)
     pg = None
     if args.instances > 1:
         from bot.pgserver import PgServer
 
         pg = PgServer().start()
     try:
-        with tempfile.TemporaryDirectory(prefix="feedbot-kill-") as tmp, Server(farm) as fs, Server(hook) as hs:
+        with (
+            tempfile.TemporaryDirectory(prefix="feedbot-kill-") as tmp,
+            Server(farm) as fs,
+            Server(hook) as hs,
+            Server(Flaky(telegram, random.Random(args.seed + 4))) as ts,
+            Mailbox(Path(tmp)) as mailbox,
+        ):
             folder = Path(tmp)
+            mailbox.refuse = lambda: "451 4.3.0 Try again later" if refusals.random() < 0.1 else None
+            extra = webhook_toml("telegram", ts.base) if "telegram" in kinds else ""
+            extra += mailbox.toml() if "email" in kinds else ""
             url = pg.new_database() if pg else None
-            config = write_config(folder, fs.base, hs.base, url)
+            config = write_config(folder, fs.base, hs.base, url, extra)
             state = State(folder / "state" / "feedbot.sqlite3", url)
             log = folder / "feedbot.log"
             procs = [start(config, log) for _ in range(args.instances)]
@@ -221,7 +255,18 @@ def main(argv: list[str] | None = None) -> int:
                 codes.append(proc.wait(timeout=60))
             code = max(codes)
             taken = {str(r[0]) for r in state.rows("SELECT title FROM items")}
-            resent = int(str(state.one("SELECT COALESCE(SUM(resent), 0) FROM outbox")))
+            resent = {
+                str(w): int(str(n))
+                for w, n in state.rows("SELECT webhook, COALESCE(SUM(resent), 0) FROM outbox GROUP BY webhook")
+            }
+            received = {"name:receiver": hook.accepted}
+            if "telegram" in kinds:
+                received["name:telegram"] = [(text, text) for text in telegram.texts]  # a copy resent is the same text
+            if "email" in kinds:
+                received["name:mail"] = [
+                    (str(m["Message-ID"]), m.get_body(("plain",)).get_content().replace("\r\n", "\n"))  # type: ignore[union-attr]
+                    for m in mailbox.messages
+                ]
             after: int | None = None
             if gone_for_good is not None:
                 first = state.one(f"SELECT MIN(created_at) FROM digests WHERE created_at >= {int(gone_for_good)}")
@@ -232,7 +277,24 @@ def main(argv: list[str] | None = None) -> int:
             pg.stop()
 
     published = farm.published()
-    messages = hook.accepted
+    lost_feed = published - taken
+    on_time = after is None or after <= 15  # a dead instance's feed claims last 10 s here
+    where = f"{args.instances} instances on PostgreSQL" if args.instances > 1 else "one instance on SQLite"
+    print(f"kills: {args.kills} (seed {args.seed}), {where}; destinations: {', '.join(sorted(kinds))}")
+    print(f"items published by the feeds: {len(published)}; taken: {len(taken)}; not taken: {len(lost_feed)}")
+    ok = not lost_feed and code == 0 and on_time
+    for webhook, messages in received.items():
+        ok &= judge(webhook.removeprefix("name:"), messages, taken, resent.get(webhook, 0))
+    if after is not None:
+        print(f"one instance killed for good: the next digest came {after} s later (digest_every 1 s)")
+    print(f"tracebacks in the log: {log_text.count('Traceback')}; last run exit code: {code}")
+    print(f"killtest: {1 if ok else 0} passed, {0 if ok else 1} failed")
+    return 0 if ok else 1
+
+
+def judge(name: str, messages: list[tuple[str, str]], taken: set[str], resent: int) -> bool:
+    """One destination: every item taken in its messages exactly once, a
+    message twice only if it was reported in flight at a kill."""
     by_key = Counter(key for key, _ in messages)
     duplicate_messages = sum(count - 1 for count in by_key.values())
     first_copy = {key: content for key, content in reversed(messages)}
@@ -242,27 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in content.split("\n")
         if line.startswith("kill-") and " http://127.0.0.1/" in line
     )
-    lost_feed = published - taken
     lost = {t for t in taken if counts[t] == 0}
     twice = {t for t in taken if counts[t] > 1}
-    on_time = after is None or after <= 15  # a dead instance's feed claims last 10 s here
-    ok = not lost_feed and not lost and not twice and duplicate_messages <= resent and code == 0 and on_time
-    where = f"{args.instances} instances on PostgreSQL" if args.instances > 1 else "one instance on SQLite"
-    print(f"kills: {args.kills} (seed {args.seed}), {where}")
-    print(f"items published by the feeds: {len(published)}; taken: {len(taken)}; not taken: {len(lost_feed)}")
     print(
-        f"items delivered exactly once: {len(taken) - len(lost) - len(twice)}; lost: {len(lost)}; "
-        f"in two messages: {len(twice)}"
-    )
-    print(
-        f"messages accepted: {len(messages)}; delivered twice: {duplicate_messages}; "
+        f"{name}: items delivered exactly once: {len(taken) - len(lost) - len(twice)}; lost: {len(lost)}; "
+        f"in two messages: {len(twice)}; messages accepted: {len(messages)}; delivered twice: {duplicate_messages}; "
         f"reported in flight at a kill: {resent}"
     )
-    if after is not None:
-        print(f"one instance killed for good: the next digest came {after} s later (digest_every 1 s)")
-    print(f"tracebacks in the log: {log_text.count('Traceback')}; last run exit code: {code}")
-    print(f"killtest: {1 if ok else 0} passed, {0 if ok else 1} failed")
-    return 0 if ok else 1
+    return not lost and not twice and duplicate_messages <= resent
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,12 @@ from bot.kinds.mastodon import mastodon_length
 from bot.kinds.teams import card_text
 from bot.loopback import Reply, Request, Server, throwaway_certificate
 from bot.render import utf16_len
+
+# aiosmtpd 1.4 warns about its own use of a deprecated attribute at each AUTH,
+# and about AUTH without STARTTLS, which is right for SMTPS (TLS from the
+# first byte); pyproject.toml says the same for pytest.
+warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
 TOKEN = "123456:TEST-token-SECRET"
 ZWSP = "\u200b"
@@ -308,7 +315,7 @@ class Mailbox:
     USER = "feedbot"
     PASSWORD = "SECRET-mail"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, implicit_tls: bool = False) -> None:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -317,8 +324,11 @@ class Mailbox:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # as received, for the encodings on the wire
+        self.security = "tls" if implicit_tls else "starttls"
         self.envelopes: list[tuple[str, list[str]]] = []
         self.fail_next: list[str] = []  # SMTP replies for the next DATA commands ("451 4.3.0 try later")
+        self.refuse: Callable[[], str | None] | None = None  # asked at each DATA: a reply to refuse with
         self._cond = threading.Condition()
         outer = self
 
@@ -327,8 +337,12 @@ class Mailbox:
                 with outer._cond:
                     if outer.fail_next:
                         return outer.fail_next.pop(0)
+                    refusal = outer.refuse() if outer.refuse is not None else None
+                    if refusal is not None:
+                        return refusal
                     message = BytesParser(policy=policy.SMTP).parsebytes(envelope.original_content)
                     outer.messages.append(message)  # type: ignore[arg-type]
+                    outer.raw.append(envelope.original_content)
                     outer.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
                     outer._cond.notify_all()
                 return "250 OK"
@@ -344,11 +358,14 @@ class Mailbox:
             Handler(),
             hostname="127.0.0.1",
             port=port,
-            tls_context=context,
-            require_starttls=True,
+            # STARTTLS on a plain port, or TLS from the first byte (SMTPS)
+            tls_context=None if implicit_tls else context,
+            ssl_context=context if implicit_tls else None,
+            require_starttls=not implicit_tls,
             authenticator=authenticate,
             auth_required=True,
-            auth_require_tls=True,
+            # aiosmtpd counts only STARTTLS as TLS here; SMTPS is TLS from the first byte
+            auth_require_tls=not implicit_tls,
         )
 
     def __enter__(self) -> Mailbox:
@@ -369,7 +386,7 @@ class Mailbox:
     def toml(self, name: str = "mail") -> str:
         return (
             f'[[webhooks]]\nkind = "email"\nname = "{name}"\nhost = "127.0.0.1"\nport = {self.port}\n'
-            f'security = "starttls"\nusername = "{self.USER}"\npassword = "{self.PASSWORD}"\n'
+            f'security = "{self.security}"\nusername = "{self.USER}"\npassword = "{self.PASSWORD}"\n'
             f'from = "feedbot <digest@example.jp>"\nto = ["reader@example.jp", "デスク <desk@example.jp>"]\n'
             f'subject = "ニュースダイジェスト {{date}}"\nca_file = "{self.ca_file}"\n'
         )

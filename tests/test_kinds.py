@@ -282,9 +282,24 @@ def test_email_over_starttls_with_auth_parsed_back(tmp_path: Path, mailbox: Mail
     assert '<a href="https://news.example.jp/a/1">' in page and "ロシア外務省の報道官は二十日" in page
     assert "<users/all>" not in page and "&lt;users/all&gt;" in page  # feed text escaped
     assert run.sleeps  # the 451 was retried
+    # on the wire: the subject as RFC 2047 words, the parts in UTF-8
+    raw = mailbox.raw[0]
+    assert b"Subject: =?utf-8?" in raw and "ニュース".encode() not in raw.split(b"\r\n\r\n", 1)[0]
+    assert raw.count(b'charset="utf-8"') == 2
     # a second run sends nothing
     (again,) = run()
     assert again.sent == 0 and len(mailbox.messages) == 1
+
+
+def test_email_over_implicit_tls(tmp_path: Path, clock: Clock) -> None:
+    folder = tmp_path / "smtps"
+    folder.mkdir()
+    with Mailbox(folder, implicit_tls=True) as smtps:
+        config = make_config(tmp_path, smtps.toml())
+        add_items(config, 3)
+        (report,) = Run(config, clock)()
+        assert report.error is None and report.sent == 1
+        assert smtps.messages[0]["Subject"] == "ニュースダイジェスト 2025-01-21"
 
 
 def test_email_with_a_wrong_password_is_held_and_says_why(tmp_path: Path, mailbox: Mailbox, clock: Clock) -> None:
