@@ -505,7 +505,7 @@ class _Reader:
     def webhook(self, t: dict[str, Any], p: str, i: int, kind: str) -> Webhook | None:
         """One ``[[webhooks]]`` table, as its kind defines it (bot/kinds/)."""
         from bot.kinds import KINDS
-        from bot.kinds.base import REQUIRED
+        from bot.kinds.base import REQUIRED, a_token
 
         spec = KINDS[kind]
         ok = True
@@ -541,7 +541,12 @@ class _Reader:
                 value = self.get(t, key, f"{p}.{key}", option.convert, option.default)
             options[key] = value
         if ok:
-            wrong = spec.check(options, token)
+            wrong = spec.check(options, token, url.reveal() if url is not None else "")
+            if wrong is None and spec.secret == "token" and token is not None and token.reveal():
+                try:
+                    a_token(token.reveal())
+                except ValueError as exc:
+                    wrong = (spec.secret or "token", str(exc))
             if wrong is not None:
                 self.problem(f"{p}.{wrong[0]}", wrong[1])
                 ok = False

@@ -14,6 +14,7 @@ logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import smtplib
 import ssl
@@ -34,7 +35,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("feedbot.deliver")
 
 
+# A session that outlived its deadline still runs in its thread (a thread
+# cannot be stopped): no second session for that webhook until it ends, or
+# the message could be sent twice.
+_running: dict[str, asyncio.Future[None]] = {}
+
+
 async def send(webhook: Webhook, msg: OutMessage, now: datetime, deadline: float) -> None:
+    earlier = _running.get(webhook.ident)
+    if earlier is not None and not earlier.done():
+        raise DeliveryError("the previous SMTP session has not ended yet")
     mail = BytesParser(policy=policy.SMTP).parsebytes(msg.body)
     assert isinstance(mail, EmailMessage)
     for header in ("From", "To", "Date"):
@@ -42,8 +52,10 @@ async def send(webhook: Webhook, msg: OutMessage, now: datetime, deadline: float
     mail["From"] = webhook.options["from"]
     mail["To"] = ", ".join(webhook.options["to"])
     mail["Date"] = format_datetime(now)
+    session = asyncio.get_running_loop().run_in_executor(None, _send, webhook, mail, deadline)
+    _running[webhook.ident] = session
     try:
-        await asyncio.wait_for(asyncio.to_thread(_send, webhook, mail, deadline), deadline)
+        await asyncio.wait_for(asyncio.shield(session), deadline)
     except TimeoutError:
         raise DeliveryError(f"no complete SMTP exchange within {deadline:g}s") from None
 
@@ -52,21 +64,20 @@ def _send(webhook: Webhook, mail: EmailMessage, timeout: float) -> None:
     o = webhook.options
     security = o["security"]
     port = o["port"] or PORTS[security]
-    context = ssl.create_default_context(cafile=o["ca_file"])
     sender = parseaddr(o["from"])[1]
     recipients = [parseaddr(x)[1] for x in o["to"]]
+    smtp: smtplib.SMTP | None = None
     try:
-        smtp: smtplib.SMTP
+        context = ssl.create_default_context(cafile=o["ca_file"])
         if security == "tls":
             smtp = smtplib.SMTP_SSL(o["host"], port, timeout=timeout, context=context)
         else:
             smtp = smtplib.SMTP(o["host"], port, timeout=timeout)
-        with smtp:
-            if security == "starttls":
-                smtp.starttls(context=context)
-            if o["username"] is not None:
-                smtp.login(o["username"], webhook.token.reveal() if webhook.token is not None else "")
-            refused = smtp.send_message(mail, sender, recipients)
+        if security == "starttls":
+            smtp.starttls(context=context)
+        if o["username"] is not None:
+            smtp.login(o["username"], webhook.token.reveal() if webhook.token is not None else "")
+        refused = smtp.send_message(mail, sender, recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         raise DeliveryError(f"every recipient refused ({_codes(exc.recipients)})", retryable=False) from None
     except smtplib.SMTPResponseException as exc:
@@ -76,8 +87,19 @@ def _send(webhook: Webhook, mail: EmailMessage, timeout: float) -> None:
         ) from None
     except smtplib.SMTPNotSupportedError:
         raise DeliveryError("the server does not offer STARTTLS or AUTH as configured", retryable=False) from None
-    except (smtplib.SMTPException, OSError) as exc:
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryError(
+            f"the server's certificate is not trusted ({exc.verify_message})", retryable=False
+        ) from None
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
         raise DeliveryError(f"SMTP failed ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+    finally:
+        # Accepted is accepted: a QUIT that fails afterwards must not make
+        # the message look unsent (and be sent again).
+        if smtp is not None:
+            with contextlib.suppress(Exception):
+                smtp.quit()
+            smtp.close()
     if refused:
         log.warning("webhook=%s recipients refused: %s", webhook.name, _codes(refused))
 

@@ -251,7 +251,7 @@ class Platform:
         self._accept([card_text(req.body)], body)
         return Reply(202, {}, b"")
 
-    # Google Chat incoming webhook: POST /v1/spaces/{space}/messages?key=&token=&threadKey=
+    # Google Chat incoming webhook: POST /v1/spaces/{space}/messages?key=&token=&messageReplyOption=&requestId=
     def _googlechat(self, req: Request) -> Reply:
         query = parse_qs(urlsplit(req.path).query)
         if query.get("token") != ["SECRET-chat-token"]:
@@ -265,6 +265,9 @@ class Platform:
                     }
                 },
             )
+        request_id = query.get("requestId", [""])[0]
+        if request_id and request_id in self._seen_keys:
+            return _json(200, self._seen_keys[request_id])  # the message created with that id, not a new one
         if self._limited():
             return _json(
                 429,
@@ -280,8 +283,14 @@ class Platform:
         body = req.json()
         if len(body["text"]) > 4096:
             return _json(400, {"error": {"code": 400, "message": "Message too long", "status": "INVALID_ARGUMENT"}})
-        self._accept([body["text"]], {**body, "threadKey": query.get("threadKey", [""])[0]})
-        return _json(200, {"name": f"spaces/X/messages/{len(self.texts)}", "thread": {"name": "spaces/X/threads/T"}})
+        message = {"name": f"spaces/X/messages/{len(self.texts)}", "thread": {"threadKey": body["thread"]["threadKey"]}}
+        if request_id:
+            self._seen_keys[request_id] = message
+        self._accept(
+            [body["text"]],
+            {**body, "threadKey": body["thread"]["threadKey"], "option": query.get("messageReplyOption")},
+        )
+        return _json(200, message)
 
 
 def webhook_toml(kind: str, base: str, name: str | None = None) -> str:

@@ -157,7 +157,8 @@ def test_each_platform_gets_its_own_request_shape(tmp_path: Path, platform: tupl
     elif kind == "teams":
         assert bodies[0]["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
     elif kind == "googlechat":
-        assert len({b["threadKey"] for b in bodies}) == 1 and bodies[0]["threadKey"]
+        assert len({b["threadKey"] for b in bodies}) == 1 and bodies[0]["threadKey"].startswith("feedbot-1-")
+        assert all(b["option"] == ["REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"] for b in bodies)
     # The token never travels in a body, and is nowhere in the state.
     assert all(TOKEN not in str(b) for b in bodies)
     conn = sqlite3.connect(config.state_dir / DB_NAME)
@@ -168,13 +169,13 @@ def test_each_platform_gets_its_own_request_shape(tmp_path: Path, platform: tupl
     assert TOKEN.encode() not in stored and b"SECRET" not in stored
 
 
-@pytest.mark.parametrize("platform", ["line", "mastodon", "matrix"], indirect=True)
+@pytest.mark.parametrize("platform", ["line", "mastodon", "matrix", "googlechat"], indirect=True)
 def test_a_message_sent_again_after_a_crash_is_recognised_by_the_platform(
     tmp_path: Path, platform: tuple[str, Platform], clock: Clock
 ) -> None:
     """The process died after the POST and before recording it: the next
     run sends it again, with the same retry key / Idempotency-Key /
-    transaction id, and the platform does not post it twice."""
+    transaction id / requestId, and the platform does not post it twice."""
     base, server = platform
     config = make_config(tmp_path, webhook_toml(server.kind, base))
     add_items(config, 3)
@@ -205,30 +206,47 @@ def test_rate_limit_hints_of_each_kind_are_read() -> None:
 
 
 def test_check_validates_each_kinds_keys(tmp_path: Path) -> None:
+    path_of_junk = tmp_path / "junk.pem"
+    path_of_junk.write_text("not a certificate\n")
     path = write_toml(
         tmp_path,
         '[[webhooks]]\nkind = "telegram"\ntoken = "t"\n'
-        '[[webhooks]]\nkind = "matrix"\nurl = "https://m.example"\ntoken = "t"\nroom = "news"\n'
+        '[[webhooks]]\nkind = "matrix"\nurl = "https://m.example"\ntoken = "t"\nroom = "#news:m.example"\n'
         '[[webhooks]]\nkind = "mastodon"\nurl = "https://m.example"\ntoken = "t"\nvisibility = "everyone"\n'
         '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nfrom = "not an address"\nto = []\n'
         '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nfrom = "a@example.jp"\nto = "b@example.jp"\n'
         'username = "u"\n'
         '[[webhooks]]\nkind = "line"\ntoken = "t"\nto = "U1"\nchat_id = 3\n'
-        '[[webhooks]]\nkind = "misskey"\nurl = "https://m.example"\n',
+        '[[webhooks]]\nkind = "misskey"\nurl = "https://m.example"\n'
+        '[[webhooks]]\nkind = "mastodon"\nurl = "http://m.example"\ntoken = "t"\n'
+        '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nsecurity = "none"\nfrom = "a@example.jp"\n'
+        'to = "b@example.jp"\nusername = "u"\npassword = "p w"\n'
+        '[[webhooks]]\nkind = "telegram"\ntoken = "not-a-bot-token"\nchat_id = "mychannel"\n'
+        '[[webhooks]]\nkind = "telegram"\ntoken = "123:abc"\nchat_id = "@news_jp"\nname = "ok"\n'
+        '[[webhooks]]\nkind = "line"\ntoken = "two words"\nto = "U1"\n'
+        '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nfrom = "a@example.jp"\nto = "b@example.jp"\n'
+        f'ca_file = "{path_of_junk}"\n',
     )
     r = run_cli("--config", str(path), "check")
     assert r.returncode == 2
     for problem in (
         "webhooks[0].chat_id: missing (required)",
-        "webhooks[1].room: 'news' is not a room id",
+        "webhooks[1].room: '#news:m.example' is an alias: give the room id",
         "webhooks[2].visibility: 'everyone' is not one of public, unlisted, private, direct",
         "webhooks[3].from: 'not an address' is not an e-mail address",
         "webhooks[3].to: must be an address or a non-empty list",
         "webhooks[4].username: give username and password",
         "webhooks[5].chat_id: unknown key",
         "webhooks[6].token: missing (required): give token or token_file",
+        "webhooks[7].url: is http://: the token would travel unencrypted",
+        'webhooks[8].security: "none" would send the password unencrypted',
+        "webhooks[9].chat_id: 'mychannel' is neither a chat's number nor a public @channelname",
+        "webhooks[11].token: must be printable ASCII without spaces",
+        "webhooks[12].ca_file:",
     ):
         assert problem in r.stderr, (problem, r.stderr)
+    assert "webhooks[10]" not in r.stderr  # a valid one
+    assert "webhooks[9].token: is not a bot token" in r.stderr or "webhooks[9].chat_id" in r.stderr
 
 
 def test_status_shows_each_kinds_backlog_without_its_secrets(tmp_path: Path, clock: Clock) -> None:
@@ -309,3 +327,30 @@ def test_email_with_a_wrong_password_is_held_and_says_why(tmp_path: Path, mailbo
     assert report.pending == 1 and report.error is not None and "SMTP 535" in report.error
     assert "wrong-password" not in report.error
     assert mailbox.messages == []
+
+
+def test_handles_are_broken_wherever_a_platform_would_mention_them() -> None:
+    from bot.kinds.base import ZWSP, break_handles
+
+    assert break_handles("(@nhk_news) .@Gargron @room") == f"(@{ZWSP}nhk_news) .@{ZWSP}Gargron @{ZWSP}room"
+    assert break_handles("desk@example.jp") == "desk@example.jp"  # an address is not a mention
+
+
+@pytest.mark.parametrize("kind", ["teams", "matrix", "telegram", "mastodon"])
+def test_a_long_feed_health_report_fits_the_kinds_limit_as_the_kind_counts(kind: str) -> None:
+    """600 failing feeds with Japanese names: the report is cut to the
+    limit as the platform counts it (bytes of JSON for Teams and Matrix)."""
+    from zoneinfo import ZoneInfo
+
+    from bot.models import Block, Digest, FailingFeed, Group, Item, Rendered
+
+    item = Item(1, "F", "u", "t", "l", T0, T0, ())
+    feeds = tuple(FailingFeed(f"日本語のフィード名 {n} 番", T0, 9, "接続できません" * 5) for n in range(600))
+    rendered = Rendered(
+        Digest("2025-01-21", (), (Group("T", "L", (item,)),)), (Block(("見出し", "— F"), 1, "#T(L)"),), feeds
+    )
+    spec = KINDS[kind]
+    messages = spec.build(rendered, 1, ZoneInfo("Asia/Tokyo"))
+    report = messages[-1].text
+    assert "600 feeds failing" in report and "more" in report
+    assert spec.measure(report) <= spec.limit, spec.measure(report)

@@ -19,19 +19,21 @@ outbox's in-flight rule are shared (``bot/deliver.py``).
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from bot.health import cap_hint, retry_after_seconds
 from bot.models import Block, FailingFeed, Rendered
 from bot.render import split, utf16_len
 
 if TYPE_CHECKING:
-
     from bot.config import Webhook
     from bot.secrets import Secret
     from bot.state.records import OutMessage
@@ -41,7 +43,7 @@ ZWSP = "\u200b"
 # "@name" (a handle, an e-mail's user part is preceded by a letter and left
 # alone): broken with a zero-width space after "@" where the platform
 # would turn it into a mention that notifies someone.
-_AT_HANDLE = re.compile(r"(?<![\w.])@(?=[\w.\-]*\w)", re.ASCII)
+_AT_HANDLE = re.compile(r"(?<!\w)@(?=[\w.\-]*\w)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ class Kind:
     reads_reply: ClassVar[bool] = False  # the 2xx answer carries an id the next message needs
     transport: ClassVar[str] = "http"  # or "smtp" (bot/smtp.py sends those)
 
-    def check(self, options: Mapping[str, Any], token: Secret | None) -> tuple[str, str] | None:
-        """A problem between keys (the key, what is wrong), or None."""
+    def check(self, options: Mapping[str, Any], token: Secret | None, url: str) -> tuple[str, str] | None:
+        """A problem between keys (the key, what is wrong), or None.  A
+        token never travels unencrypted, but to this machine."""
+        if token is not None and url.startswith("http://") and not loopback(urlsplit(url).hostname or ""):
+            return "url", "is http://: the token would travel unencrypted (use https://)"
         return None
 
     def address(self, options: Mapping[str, Any]) -> str:
@@ -180,6 +185,15 @@ class Kind:
         return [webhook.token.reveal()] if webhook.token is not None and webhook.token.reveal() else []
 
 
+def unique_key(webhook: Webhook, msg: OutMessage, size: int = 16) -> str:
+    """A key for the platform's idempotency (a retry key, a transaction
+    id): the same for every send of one stored message, and different for
+    any other, even after the state was reset and digest numbers start
+    again (the message's own bytes are in it).  Letters and digits only."""
+    digest = hashlib.sha256(f"{webhook.ident}\n{msg.key}\n".encode() + msg.body).hexdigest()
+    return f"{msg.key}-{digest[:size]}"
+
+
 def json_message(payload: object, text: str) -> Message:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Message(body, "application/json", text)
@@ -192,9 +206,25 @@ def hint_number(value: object, scale: float = 1.0) -> float | None:
     return cap_hint(float(value) * scale)
 
 
+SERVER_LIMIT_CAP = 100_000  # a server announcing more is believed up to this
+
+
+def loopback(host: str) -> bool:
+    """This machine's own address: the one place a secret may go unencrypted."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def positive(value: object) -> int | None:
-    """A JSON number that can be a limit."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    """A JSON number that can be a limit (capped: a server cannot make one
+    message of a whole week of digests)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return min(value, SERVER_LIMIT_CAP)
+    return None
 
 
 def break_handles(line: str) -> str:
@@ -223,10 +253,17 @@ def health_lines(feeds: Sequence[FailingFeed], zone: tzinfo, limit: int, size: M
     return lines
 
 
-def health_report(rendered: Rendered, zone: tzinfo, limit: int, escape: Callable[[str], str]) -> str | None:
+def health_report(
+    rendered: Rendered, zone: tzinfo, limit: int, escape: Callable[[str], str], measure: Measure = utf16_len
+) -> str | None:
+    """The feed-health report, escaped and measured as the kind measures
+    (bytes of JSON for Matrix and Teams)."""
     if not rendered.health:
         return None
-    return "\n".join(escape(line) for line in health_lines(rendered.health, zone, limit - 200, utf16_len))
+    def size(text: str) -> int:  # as it will be sent: each line escaped
+        return measure("\n".join(escape(line) for line in text.split("\n")))
+
+    return "\n".join(escape(line) for line in health_lines(rendered.health, zone, limit, size))
 
 
 def chunks(
@@ -236,11 +273,19 @@ def chunks(
     (an item longer than that cut inside its body), escaped, and the
     feed-health report as a last piece."""
     texts = split(map_blocks(rendered, escape), limit, measure)
-    report = health_report(rendered, zone, limit, escape)
+    report = health_report(rendered, zone, limit, escape, measure)
     return [*texts, *([report] if report else [])]
 
 
 # -- option converters (raise ValueError/TypeError with a message for the user) --------
+
+
+def a_token(v: Any) -> str:
+    """A token as platforms issue them: printable ASCII, no spaces."""
+    s = a_string(v)
+    if not all(33 <= ord(c) < 127 for c in s):
+        raise ValueError("must be printable ASCII without spaces (a token as the platform gave it)")
+    return s
 
 
 def a_string(v: Any) -> str:

@@ -17,15 +17,15 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import ssl
 from collections.abc import Mapping
 from datetime import tzinfo
 from email import policy
 from email.message import EmailMessage
 from email.utils import parseaddr
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bot.kinds.base import Kind, Message, Option, a_string, an_int, choice, health_report
+from bot.kinds.base import Kind, Message, Option, a_string, an_int, choice, health_report, loopback
 from bot.models import Rendered
 
 if TYPE_CHECKING:
@@ -63,9 +63,13 @@ def subject_template(v: Any) -> str:
 
 
 def ca_file(v: Any) -> str:
+    """A PEM file of CA certificates, checked by loading it (``ssl`` reads
+    only a file here: no connection)."""
     s = a_string(v)
-    if not Path(s).is_file():
-        raise ValueError(f"{s!r} is not a readable file")
+    try:
+        ssl.create_default_context(cafile=s)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{s!r} is not a readable PEM file of certificates ({exc.strerror or exc})") from None
     return s
 
 
@@ -112,9 +116,11 @@ class Email(Kind):
         "ca_file": Option(ca_file, None),
     }
 
-    def check(self, options: Mapping[str, Any], token: Secret | None) -> tuple[str, str] | None:
+    def check(self, options: Mapping[str, Any], token: Secret | None, url: str) -> tuple[str, str] | None:
         if (options["username"] is None) != (token is None):
             return "username", "give username and password (or password_file) together, or neither"
+        if options["security"] == "none" and options["username"] is not None and not loopback(options["host"]):
+            return "security", '"none" would send the password unencrypted: use "starttls" or "tls"'
         return None
 
     def address(self, options: Mapping[str, Any]) -> str:

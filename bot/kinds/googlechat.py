@@ -1,17 +1,22 @@
 """Google Chat: an incoming webhook (``url``, with its key and token).
 
 4,096 characters per message; the messages of one digest go to one thread
-(``threadKey`` per digest).  Feed text cannot mention (``<users/all>``) or
-format: ``<`` and the emphasis marks are broken by a zero-width space.
+(``thread.threadKey`` per digest); ``requestId`` from the message's key
+and bytes, so a message sent again after a crash is not created twice.
+Feed text cannot mention (``<users/all>``) or format: ``<`` and the
+emphasis marks are broken by a zero-width space.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import tzinfo
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from bot.kinds.base import ZWSP, HttpRequest, Kind, Message, json_message
+from bot.kinds.base import ZWSP, HttpRequest, Kind, Message, chunks, json_message, unique_key
+from bot.models import Rendered
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -33,14 +38,21 @@ class GoogleChat(Kind):
     def escape(self, line: str) -> str:
         return neutralise(line)
 
-    def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
-        return json_message({"text": text}, text)
+    def build(
+        self, rendered: Rendered, digest_id: int, zone: tzinfo, webhook: Webhook | None = None, limit: int | None = None
+    ) -> list[Message]:
+        # One thread per digest; the digest's text is in its key, so a digest
+        # numbered again after a state reset starts a thread of its own.
+        thread = f"feedbot-{digest_id}-{hashlib.sha256(rendered.text.encode()).hexdigest()[:8]}"
+        texts = chunks(rendered, zone, limit or self.limit, self.escape, self.measure)
+        return [json_message({"text": text, "thread": {"threadKey": thread}}, text) for text in texts]
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
         plain = super().request(webhook, msg, previous, now)
-        thread = quote(f"feedbot-digest-{msg.digest_id}", safe="")
         url = plain.url + ("&" if "?" in plain.url else "?")
-        url += f"threadKey={thread}&messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD"
+        # requestId: a message sent again (after a crash) returns the one
+        # created the first time instead of a second.
+        url += f"messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD&requestId={quote(unique_key(webhook, msg))}"
         return HttpRequest("POST", url, plain.headers, plain.body)
 
 

@@ -15,7 +15,7 @@ import uuid
 from datetime import tzinfo
 from typing import TYPE_CHECKING, ClassVar
 
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, chunks
+from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, chunks, unique_key
 from bot.models import Rendered
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class Line(Kind):
         headers = {
             "Content-Type": "application/json",
             "Authorization": f"Bearer {webhook.token.reveal()}",
-            "X-Line-Retry-Key": str(uuid.uuid5(_RETRY_KEYS, f"{webhook.ident}\n{msg.key}")),
+            "X-Line-Retry-Key": str(uuid.uuid5(_RETRY_KEYS, unique_key(webhook, msg))),
         }
         return HttpRequest(
             "POST", f"{webhook.url.reveal().rstrip('/')}/v2/bot/message/push", headers, json.dumps(body).encode()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from bot.health import cap_hint
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, break_handles, choice, positive
+from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, break_handles, choice, positive, unique_key
 
 if TYPE_CHECKING:
     from bot.config import Webhook
@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT = 500
 URL_LENGTH = 23  # every link counts this much, whatever its length
 _URL = re.compile(r"https?://\S+")
+# What Mastodon does not count as part of a link at its end.
+_URL_TAIL = ".,:;!?)]}>'\"」』】）。、"
 
 
 def mastodon_length(text: str) -> int:
-    return len(_URL.sub("x" * URL_LENGTH, text))
+    """Characters as Mastodon counts them: a link is 23, whatever its
+    length; punctuation after it counts as itself."""
+    return len(_URL.sub(lambda m: "x" * URL_LENGTH + "y" * (len(m.group(0)) - len(m.group(0).rstrip(_URL_TAIL))), text))
 
 
 class Mastodon(Kind):
@@ -72,7 +76,7 @@ class Mastodon(Kind):
         headers = {
             "Content-Type": "application/json",
             "Authorization": f"Bearer {webhook.token.reveal()}",
-            "Idempotency-Key": f"{msg.key}-{webhook.ident}",
+            "Idempotency-Key": unique_key(webhook, msg),
         }
         return HttpRequest(
             "POST", f"{webhook.url.reveal().rstrip('/')}/api/v1/statuses", headers, json.dumps(body).encode()

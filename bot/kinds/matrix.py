@@ -1,8 +1,8 @@
 """Matrix: ``m.room.message`` through the client-server API (``url``: the
-homeserver, an access ``token``, ``room``: the room id).
+homeserver, an access ``token``, ``room``: the room's id, ``!…:server``).
 
-A message is a ``PUT`` with a transaction id made from the message's key:
-one sent again after a crash is the same transaction, which the
+A message is a ``PUT`` with a transaction id made from the message's key
+and bytes: one sent again after a crash is the same transaction, which the
 homeserver does not post twice.  An event is at most 64 KB: a message's
 text is kept under 60,000 bytes as JSON.  ``m.notice`` without HTML, and
 an empty ``m.mentions``: feed text pings nobody (``@room`` included).
@@ -11,12 +11,11 @@ Rate limits: ``Retry-After`` or ``retry_after_ms``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote
 
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, break_handles, hint_number
+from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, break_handles, hint_number, unique_key
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -30,9 +29,12 @@ def json_bytes(text: str) -> int:
 
 
 def room_id(v: object) -> str:
+    """A room id: the API sends to ids, not to aliases (#room:server)."""
     s = a_string(v)
-    if not (s.startswith(("!", "#")) and ":" in s):
-        raise ValueError(f"{s!r} is not a room id (!abc:example.org) or alias (#room:example.org)")
+    if s.startswith("#"):
+        raise ValueError(f"{s!r} is an alias: give the room id (!abc:example.org; in Element: Settings, Advanced)")
+    if not (s.startswith("!") and ":" in s and " " not in s):
+        raise ValueError(f"{s!r} is not a room id (!abc:example.org)")
     return s
 
 
@@ -56,7 +58,7 @@ class Matrix(Kind):
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
         assert webhook.token is not None
-        txn = f"{msg.key}-{hashlib.sha256(webhook.ident.encode()).hexdigest()[:8]}"
+        txn = unique_key(webhook, msg)
         url = (
             f"{webhook.url.reveal().rstrip('/')}/_matrix/client/v3/rooms/{quote(webhook.options['room'], safe='')}"
             f"/send/m.room.message/{quote(txn, safe='')}"

@@ -35,10 +35,13 @@ if TYPE_CHECKING:
 DEFAULT_LIMIT = 3000
 _MFM = re.compile(r"\$\[|\]\(|\*\*|__|~~|`|<(?=/?[a-zA-Z])|\\[(\[]")
 _LINE_START = re.compile(r"^>")
+# A line ending in " 検索" or " Search" (or "[検索]") becomes a search box.
+_SEARCH = re.compile(r"(?<=\s)(?=(?:検索|Search|\[検索\]|\[Search\])$)", re.IGNORECASE)
 
 
 def neutralise(line: str) -> str:
     line = _MFM.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], break_handles(line))
+    line = _SEARCH.sub(ZWSP, line)
     return ZWSP + line if _LINE_START.match(line) else line
 
 
@@ -54,7 +57,15 @@ class Misskey(Kind):
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         visibility = webhook.options["visibility"] if webhook is not None else "home"
-        payload = {"text": text, "visibility": visibility, "noExtractMentions": True, "noExtractEmojis": True}
+        # Nothing from feed text becomes a mention, a hashtag (in the
+        # server's hashtag timelines) or a custom emoji.
+        payload = {
+            "text": text,
+            "visibility": visibility,
+            "noExtractMentions": True,
+            "noExtractHashtags": True,
+            "noExtractEmojis": True,
+        }
         return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
 
     def limit_request(self, webhook: Webhook) -> HttpRequest | None:

@@ -10,7 +10,9 @@ by default; a local ``telegram-bot-api`` server works too).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, ClassVar
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string_or_int, break_handles, hint_number
 
@@ -18,7 +20,20 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from bot.config import Webhook
+    from bot.secrets import Secret
     from bot.state.records import OutMessage
+
+
+_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
+_CHAT = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,}$")
+
+
+def chat_id(v: Any) -> str:
+    """``-1001234567890`` (a number) or ``"@channelname"``."""
+    s = a_string_or_int(v)
+    if not (_CHAT.match(s) or s.lstrip("-").isdigit()):
+        raise ValueError(f"{s!r} is neither a chat's number nor a public @channelname")
+    return s
 
 
 class Telegram(Kind):
@@ -27,7 +42,12 @@ class Telegram(Kind):
     url = "https://api.telegram.org"
     url_is_secret = False
     secret = "token"
-    options: ClassVar[dict[str, Option]] = {"chat_id": Option(a_string_or_int)}
+    options: ClassVar[dict[str, Option]] = {"chat_id": Option(chat_id)}
+
+    def check(self, options: Mapping[str, Any], token: Secret | None, url: str) -> tuple[str, str] | None:
+        if token is not None and token.reveal() and not _TOKEN.match(token.reveal()):
+            return "token", "is not a bot token (digits, a colon, then letters, digits, - and _; from @BotFather)"
+        return super().check(options, token, url)
 
     def escape(self, line: str) -> str:
         return break_handles(line)
