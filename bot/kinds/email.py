@@ -136,7 +136,10 @@ class Email(Kind):
         msg["Subject"] = subject.format(date=rendered.digest.date)
         ident = webhook.ident if webhook is not None else "email"
         domain = parseaddr(webhook.options["from"])[1].rpartition("@")[2] if webhook is not None else "feedbot"
-        msg["Message-ID"] = f"<feedbot.{digest_id}.{hashlib.sha256(ident.encode()).hexdigest()[:12]}@{domain}>"
+        # The digest's text is in it: a digest numbered again after a state
+        # reset is a new message, not a duplicate mail systems drop.
+        unique = hashlib.sha256(f"{ident}\n{text}".encode()).hexdigest()[:16]
+        msg["Message-ID"] = f"<feedbot.{digest_id}.{unique}@{domain}>"
         msg.set_content(text, charset="utf-8")
         msg.add_alternative(html_part(rendered, report), subtype="html", charset="utf-8")
         return [Message(msg.as_bytes(), RFC822, text)]
