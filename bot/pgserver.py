@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,11 +77,23 @@ class PgServer:
             os.chown(self.folder, self.user.pw_uid, self.user.pw_gid)
         auth = ["--auth-local=trust", "--auth-host=scram-sha-256"] if self.passwords else ["-A", "trust"]
         self._run("initdb", "-D", str(self.data), *auth, "-U", ROLE, "-E", "UTF8", "--no-sync", "--locale=C")
+        self._start()
+        return self
+
+    def _start(self) -> None:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300" + (
             "" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options, "-w", "start")
-        return self
+
+    def restart(self, down: Callable[[], object] = lambda: None) -> None:
+        """Stop the server (every connection dropped), call ``down`` while it
+        is stopped, and start it again on the same port and data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        try:
+            down()
+        finally:
+            self._start()
 
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):

@@ -114,19 +114,23 @@ class Service:
     def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
         """Wrap a job so shutdown can wait for it, and so it never kills the loop."""
 
-        async def job(*args: Any) -> None:
-            if self.stop.is_set():
-                return
-            task = asyncio.current_task()
-            if task is not None:
-                self.running.add(task)
+        async def guarded(*args: Any) -> None:
             try:
                 await fn(*args)
             except Exception:
                 log.exception("job %s failed", getattr(fn, "__name__", fn))
-            finally:
-                if task is not None:
-                    self.running.discard(task)
+
+        async def job(*args: Any) -> None:
+            if self.stop.is_set():
+                return
+            # The work runs as a task of its own, shielded: APScheduler's
+            # shutdown cancels the jobs it runs, and a digest being
+            # delivered must get its grace (``_drain``) instead.
+            work = asyncio.ensure_future(guarded(*args))
+            self.running.add(work)
+            work.add_done_callback(self.running.discard)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(work)
 
         return job
 

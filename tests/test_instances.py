@@ -378,3 +378,43 @@ def test_instances_share_the_feeds_and_follow_each_others_schedules(tmp_path: Pa
         assert a._due[theirs.url] == (theirs, retry) and a._due[mine.url] == (mine, retry)
 
     asyncio.run(go())
+
+
+def test_a_running_instance_rides_out_a_database_restart(
+    tmp_path: Path, pg: PgServer, db: str, feeds: DynamicFeeds
+) -> None:
+    """PostgreSQL restarted under `feedbot run` (every connection dropped,
+    an item published meanwhile): the service keeps running, reconnects,
+    and the new item is delivered, once, with no traceback."""
+    import time
+
+    rec = Receiver()
+    feeds.feeds["f"] = [FeedItem("g1", "記事その一", None, datetime.now(UTC))]
+    with Server(rec) as hook:
+        path = write_toml(
+            tmp_path,
+            '[schedule]\npoll_every = "1s"\ndigest_every = "1s"\ndigest_at = []\n'
+            '[poll]\nhost_spacing = "0s"\nfirst_poll = "all"\nmax_age = "none"\n'
+            f'[[feeds]]\nname = "f"\nurl = "{feeds.feed_url("f")}"\nbody = "feed"\n'
+            f'[[webhooks]]\nkind = "discord"\nname = "d"\nurl = "{hook.base}/api/webhooks/1/x"\n'
+            f'[state]\nurl = "{db}"\n',
+        )
+        proc = spawn_run(path)
+        try:
+            assert rec.wait_for(1, 60), "no first digest"
+
+            def meanwhile() -> None:
+                feeds.feeds["f"].append(FeedItem("g2", "記事その二", None, datetime.now(UTC)))
+
+            pg.restart(meanwhile)
+            deadline = time.monotonic() + 60
+            while not any("記事その二" in r.json()["content"] for r in rec.accepted) and time.monotonic() < deadline:
+                rec.wait_for(len(rec.accepted) + 1, 1)
+            assert proc.poll() is None, "the service exited"
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=60)
+    contents = [r.json()["content"] for r in rec.accepted]
+    assert sum(c.count("記事その二") for c in contents) == 1, contents
+    assert sum(c.count("記事その一") for c in contents) == 1, contents
+    assert "Traceback" not in err, err[-2000:]

@@ -237,25 +237,29 @@ def test_the_poll_tick_starts_due_feeds_on_a_fixed_rate_never_twice_at_once(tmp_
     fast, slow = config.feeds
     service._due = {fast.url: (fast, start), slow.url: (slow, start + timedelta(minutes=30))}
 
+    async def settle() -> None:
+        for _ in range(4):  # the job's task, then its work's
+            await asyncio.sleep(0)
+
     async def go() -> None:
         await service._tick()
-        await asyncio.sleep(0)  # the spawned poll starts
+        await settle()  # the spawned poll starts
         assert started == ["fast"]
         assert service._due[fast.url][1] == start + timedelta(minutes=10)
         now[0] = start + timedelta(minutes=25)  # fast is due again (two rounds late) but still in flight
         await service._tick()
-        await asyncio.sleep(0)
+        await settle()
         assert started == ["fast"]
         release.set()
-        await asyncio.sleep(0)
+        await settle()
         await service._tick()  # now it may start; the missed rounds are one poll
-        await asyncio.sleep(0)
+        await settle()
         assert started == ["fast", "fast"]
         assert service._due[fast.url][1] == start + timedelta(minutes=30)  # on the 10-minute grid
         now[0] = start + timedelta(minutes=30)
         await service._tick()
         for _ in range(3):
-            await asyncio.sleep(0)
+            await settle()
         assert sorted(started) == ["fast", "fast", "fast", "slow"]
         assert service._due[slow.url][1] == start + timedelta(minutes=90)
         await asyncio.gather(*service.running)
