@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
@@ -171,8 +171,7 @@ class Config:
         if self.state.url is not None and self.state.url.reveal():
             url = self.state.url.reveal()
             shown[url] = database_shown(url)
-            password = _password(url)
-            if password:
+            for password in password_forms(url):
                 shown[password] = "<password>"
         return shown
 
@@ -834,14 +833,34 @@ def _database_url(v: str) -> str:
     parts = urlsplit(v)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ValueError("must be a postgresql:// URL (leave it out for SQLite in state_dir)")
+    from psycopg.conninfo import conninfo_to_dict  # libpq's own reading of it: here, not at every start-up
+
+    try:
+        conninfo_to_dict(v)
+    except Exception as exc:  # libpq echoes the part it cannot read: the password out
+        said = " ".join(str(exc).split())
+        for secret in password_forms(v):
+            said = said.replace(secret, "<password>")
+        raise ValueError(f"is not a URL libpq can read ({said[:200]})") from None
     return v
 
 
-def _password(url: str) -> str | None:
+def password_forms(url: str) -> list[str]:
+    """The password of a database URL as it may appear in a message: raw
+    and decoded, from the user part or a ``password=`` parameter."""
+    found: set[str] = set()
     try:
-        return urlsplit(url).password
+        parts = urlsplit(url)
+        if parts.password:
+            found.add(parts.password)
+        found.update(v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "password" and v)
+        raw = parts.netloc.rpartition("@")[0].partition(":")[2]
+        if raw:
+            found.add(raw)
     except ValueError:
-        return None
+        pass
+    found |= {unquote(x) for x in found}
+    return sorted((x for x in found if len(x) >= 3), key=len, reverse=True)
 
 
 def database_shown(url: str) -> str:

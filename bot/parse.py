@@ -322,13 +322,23 @@ def _sharing(link: str, pages: Counter[str], exact: Counter[str], repeated: bool
     )
 
 
+# As browsers read a URL: tabs and line breaks dropped, other control
+# characters percent-encoded (a NUL would not even be storable in PostgreSQL).
+_URL_STRIPPED = str.maketrans("", "", "\t\r\n")
+_URL_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _percent(m: re.Match[str]) -> str:
+    return f"%{ord(m.group(0)):02X}"
+
+
 def _link(raw: Any, feed_url: str) -> str:
     link = raw.get("link") or ""
     if not link:
         guid = raw.get("id") or ""
         if is_url(guid) and raw.get("guidislink", True):
             link = guid
-    link = no_surrogates(str(link).strip())
+    link = _URL_CONTROLS.sub(_percent, no_surrogates(str(link).strip()).translate(_URL_STRIPPED))
     if link.startswith(("https://", "http://")):
         return link  # already absolute: urljoin is the costliest step of a poll's parse
     try:

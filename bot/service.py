@@ -268,7 +268,9 @@ class Service:
             )
         every = config.schedule.digest_every
         if every is not None:
-            self._every(self._digest, every.total_seconds(), "digest:every", args=("every",))
+            # At the slot boundaries themselves: whichever instances are
+            # alive, the digest of a slot goes out at its start.
+            self._every(self._digest, every.total_seconds(), "digest:every", args=("every",), aligned=True)
         if config.webhooks:
             # Queues in backoff (an outage, a rate limit) are retried
             # between digests, each when its wait is over.
@@ -295,14 +297,18 @@ class Service:
         job_id: str,
         args: Sequence[Any] = (),
         first: datetime | None = None,
+        aligned: bool = False,
     ) -> None:
-        """An interval job: never two at once, late runs merged into one."""
+        """An interval job: never two at once, late runs merged into one.
+        ``aligned``: at whole multiples of the interval since the epoch, the
+        same instants on every instance (digest slots)."""
         from apscheduler.triggers.interval import IntervalTrigger
 
         options: dict[str, Any] = {"next_run_time": first} if first is not None else {}
+        start = datetime.fromtimestamp(0, UTC) if aligned else None
         self.scheduler.add_job(
             self._tracked(fn),
-            IntervalTrigger(seconds=seconds),
+            IntervalTrigger(seconds=seconds, start_date=start),
             args=list(args),
             id=job_id,
             coalesce=True,

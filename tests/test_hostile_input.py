@@ -113,7 +113,9 @@ def test_a_newline_or_escape_in_a_link_forges_no_log_line(tmp_path: Path) -> Non
     assert not any(line.startswith(("<0>", "feedbot.poll: forged")) for line in lines)
     assert "\x1b" not in r.stderr and "\x07" not in r.stderr
     (warning,) = [line for line in lines if "article=" in line]
-    assert "\\x0a<0>feedbot.poll: forged\\x1b]0;owned\\x07" in warning  # shown, escaped, on its own line
+    # the link is read as browsers read it (line break dropped, controls
+    # percent-encoded) and shown on its own line
+    assert "/a<0>feedbot.poll: forged%1B]0;owned%07" in warning, warning
 
 
 def test_status_shows_a_servers_reason_escaped_and_cut(tmp_path: Path) -> None:

@@ -112,9 +112,7 @@ def test_two_instances_taking_the_same_entries_take_them_once(two: tuple[Postgre
     assert len(two[0].unbound_items()) == 50
 
 
-def test_one_digest_per_slot_across_instances(
-    tmp_path: Path, feeds: DynamicFeeds, clock: Clock, db: str
-) -> None:
+def test_one_digest_per_slot_across_instances(tmp_path: Path, feeds: DynamicFeeds, clock: Clock, db: str) -> None:
     feeds.feeds["f"] = [FeedItem(f"g{n}", f"記事 {n}", None, clock.now - timedelta(minutes=n)) for n in range(3)]
     text = f'[poll]\nhost_spacing = "0s"\n[[feeds]]\nname = "f"\nurl = "{feeds.feed_url("f")}"\nbody = "feed"\n'
     config = load_config(write_toml(tmp_path, text + f'[state]\nurl = "{db}"\n'), {})
@@ -210,6 +208,14 @@ def test_a_bad_database_url_is_one_sentence_and_the_password_never_shows(tmp_pat
     bad = write_toml(tmp_path, '[state]\nurl = "mysql://x/y"\n')
     r = run_cli("--config", str(bad), "check")
     assert r.returncode == 2 and "state.url: must be a postgresql:// URL" in r.stderr
+    # a password libpq cannot read (bad percent-encoding) is refused by check, and not echoed
+    mangled = write_toml(tmp_path, '[state]\nurl = "postgresql://feedbot:hunter%zz2@127.0.0.1/db"\n')
+    r = run_cli("--config", str(mangled), "check")
+    assert r.returncode == 2 and "state.url: is not a URL libpq can read" in r.stderr, r.stderr
+    assert "hunter" not in r.stderr + r.stdout
+    query = write_toml(tmp_path, f'[state]\nurl = "{pg.url("no_such_db")}?password=qu3ry-pw"\n')
+    r = run_cli("--config", str(query), "status")
+    assert r.returncode == 1 and "qu3ry-pw" not in r.stderr + r.stdout
 
 
 def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
@@ -418,3 +424,74 @@ def test_a_running_instance_rides_out_a_database_restart(
     assert sum(c.count("記事その二") for c in contents) == 1, contents
     assert sum(c.count("記事その一") for c in contents) == 1, contents
     assert "Traceback" not in err, err[-2000:]
+
+
+def test_a_dropped_connection_neither_loses_a_delivery_nor_fails_a_transaction(
+    two: tuple[PostgresStore, PostgresStore], pg: PgServer, db: str
+) -> None:
+    """The server ends the store's connection (a restart, a failover, an
+    idle-connection reaper): the next delivery record and the next
+    transaction go through on a fresh connection, instead of leaving a
+    message that was accepted looking unsent (and sending it twice)."""
+    a, _ = two
+    a.record_poll("https://f/", "f", NOW, etag=None, last_modified=None, take=[NewItem(entry(1), ("b",))], skip=[])
+    digest = a.create_digest(
+        "2025-01-21", NOW, [i.id for i in a.unbound_items()], "t", lambda d: {"w": [("text/plain", b"x")]}
+    )
+    (msg,) = a.undelivered("w")
+    a.mark_in_flight(msg, NOW)
+
+    def drop() -> None:
+        pid = a.conn.info.backend_pid
+        pg.sql(db, f"SELECT pg_terminate_backend({pid})")
+
+    drop()
+    a.mark_delivered(msg, NOW, "remote-1")  # the platform accepted it: recorded on a fresh connection
+    assert a.undelivered("w") == [] and a.resent_count() == 0
+    drop()
+    taken = a.record_poll(
+        "https://f/", "f", NOW, etag=None, last_modified=None, take=[NewItem(entry(2), ("b",))], skip=[]
+    )
+    assert taken == 1 and digest is not None
+
+
+def test_with_the_database_down_statements_fail_fast_and_recover(pg: PgServer, db: str) -> None:
+    """The event loop waits with every statement: while the server is
+    down a statement gives up within seconds, the next ones at once, and
+    all is well when the server is back."""
+    import time
+
+    store = PostgresStore.open(db)
+    timings: list[float] = []
+
+    def down() -> None:
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(StateError):
+                store.get_meta("x")
+            timings.append(time.monotonic() - started)
+
+    try:
+        pg.restart(down)
+        assert timings[0] < 8 and timings[1] < 0.5 and timings[2] < 0.5, timings
+        store._down_until = 0.0  # the fail-fast window is over (it lasts seconds)
+        store.set_meta("x", "back")
+        assert store.get_meta("x") == "back"
+    finally:
+        store.close()
+
+
+def test_a_nul_in_feed_text_is_stored_on_postgresql(two: tuple[PostgresStore, PostgresStore]) -> None:
+    """SQLite stores NUL, PostgreSQL's text cannot: a NUL from a feed (in an
+    error message, a title) must not make that feed unrecordable."""
+    a, _ = two
+    a.record_failure("https://f/", "f", NOW, "error", "bad\x00byte")
+    assert "\ufffd" in (a.feed_state("https://f/").last_error or "")
+    from bot.parse import parse_feed
+
+    doc = (
+        b'{"version": "https://jsonfeed.org/version/1.1",'
+        b' "items": [{"id": "1", "url": "https://x.example/a\\u0000b\\tc", "title": "t"}]}'
+    )
+    (parsed_entry,) = parse_feed(doc, "https://x.example/feed.json", {"content-type": "application/feed+json"}).entries
+    assert parsed_entry.link == "https://x.example/a%00bc"

@@ -354,3 +354,31 @@ def test_a_long_feed_health_report_fits_the_kinds_limit_as_the_kind_counts(kind:
     report = messages[-1].text
     assert "600 feeds failing" in report and "more" in report
     assert spec.measure(report) <= spec.limit, spec.measure(report)
+
+
+def test_the_example_of_every_kind_in_the_docs_passes_check(tmp_path: Path) -> None:
+    """docs/webhooks.md's configuration example, as a user would paste it,
+    with its credentials in files as systemd would hand them over."""
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    example = doc[doc.index("## Configuration, kind by kind") :].split("```toml\n", 1)[1].split("```", 1)[0]
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    for name, value in {
+        "discord-url": "https://discord.com/api/webhooks/1/abc",
+        "telegram-token": "123456:ABC-def_ghi",
+        "line-token": "abcdefABCDEF0123456789",
+        "misskey-token": "token",
+        "mastodon-token": "token",
+        "matrix-token": "syt_token",
+        "teams-url": "https://prod.example/workflows/x/triggers/manual/paths/invoke?sig=s",
+        "googlechat-url": "https://chat.googleapis.com/v1/spaces/X/messages?key=k&token=t",
+        "smtp-password": "app password with spaces",
+    }.items():
+        (creds / name).write_text(value + "\n", encoding="utf-8")
+    path = write_toml(tmp_path, '[[feeds]]\nname = "x"\nurl = "https://example.org/f.xml"\n\n' + example)
+    r = run_cli("--config", str(path), "check", env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert r.returncode == 0, r.stderr
+    kinds = {line.split(": ")[1].split(" ")[0] for line in r.stdout.splitlines() if line.startswith("  webhook ")}
+    assert kinds == set(KINDS) - {"slack", "json", "text"}, kinds

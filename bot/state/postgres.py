@@ -41,7 +41,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from bot import metrics
-from bot.config import database_shown
+from bot.config import database_shown, password_forms
 from bot.errors import StateError
 from bot.state.records import Elsewhere, FeedState, OutMessage
 from bot.state.sql import FEED_COLUMNS, SCHEMA_VERSION, Cursor, Store, dt, feed_state, ts
@@ -130,16 +130,21 @@ CREATE TABLE IF NOT EXISTS instances (
 
 # Keepalives on the client and (through options) the server socket: a
 # machine that vanished is noticed in ~25 s, and its session's locks go.
+# Statements run on the service's event loop, which systemd's watchdog
+# expects to answer within 60 s: no statement, lock wait or idle
+# transaction may take longer than a fraction of that.
 CONNECT_OPTIONS: dict[str, Any] = {
     "autocommit": True,
-    "connect_timeout": 10,
+    "connect_timeout": 5,
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
     "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
-    " -c statement_timeout=120000",
+    " -c statement_timeout=20000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=30000",
 }
+RECONNECT_WAIT = 2.0  # seconds a statement waits for a fresh connection
+DOWN_FOR = 5.0  # after a failed reconnect, statements fail at once for this long
 
 
 @lru_cache(maxsize=512)
@@ -153,9 +158,11 @@ class PostgresStore(Store):
     shared = True
     _unlease = ", polled_by=lease_owner, lease_owner=NULL, lease_until=NULL"
 
-    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], where: str) -> None:
+    def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], where: str, url: str = "") -> None:
         self.pool = pool
         self.where = where
+        self._hide = password_forms(url)  # kept out of every error
+        self._down_until = 0.0
         self.conn: psycopg.Connection[Any] = pool.getconn()
         self._in_tx = False
         self._held: dict[str, int] = {}  # exclusive locks held: name -> lock number
@@ -179,7 +186,7 @@ class PostgresStore(Store):
                 name="feedbot",
             )
             pool.open(wait=True, timeout=15)
-            store = cls(pool, where)
+            store = cls(pool, where, url)
             with store.conn.transaction():
                 store.conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))  # one instance sets up
                 store.conn.execute(SCHEMA)
@@ -192,9 +199,9 @@ class PostgresStore(Store):
                     (str(SCHEMA_VERSION),),
                 )
         except psycopg.Error as exc:
-            raise StateError(f"state database {where} cannot be used: {_said(exc)}") from None
+            raise StateError(f"state database {where} cannot be used: {_said(exc, password_forms(url))}") from None
         except psycopg_pool_timeout() as exc:
-            raise StateError(f"state database {where} cannot be reached: {_said(exc)}") from None
+            raise StateError(f"state database {where} cannot be reached: {_said(exc, password_forms(url))}") from None
         return store
 
     def close(self) -> None:
@@ -205,12 +212,14 @@ class PostgresStore(Store):
     # -- statements ------------------------------------------------------------
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
+        args = _storable(args)
         cur: Cursor = self._run(lambda: self.conn.execute(_pg(sql), args))
         return cur
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
+        rows = [_storable(r) for r in rows]
 
         def many() -> None:
             with self.conn.cursor() as cur:
@@ -226,37 +235,52 @@ class PostgresStore(Store):
             return fn()
         except psycopg.OperationalError as exc:
             if self._in_tx or (not self.conn.closed and not self.conn.broken):
-                raise StateError(f"state database {self.where}: {_said(exc)}") from None
+                raise StateError(f"state database {self.where}: {self._said(exc)}") from None
             self._reconnect()
             try:
                 return fn()
             except psycopg.Error as again:
-                raise StateError(f"state database {self.where}: {_said(again)}") from None
+                raise StateError(f"state database {self.where}: {self._said(again)}") from None
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.UniqueViolation | psycopg.errors.SerializationFailure):
                 raise
-            raise StateError(f"state database {self.where}: {_said(exc)}") from None
+            raise StateError(f"state database {self.where}: {self._said(exc)}") from None
 
     def _reconnect(self) -> None:
+        """A fresh connection, waiting a moment at most: the event loop
+        waits with it.  While the database is down, statements fail at
+        once (for ``DOWN_FOR``) instead of each waiting again."""
+        if time.monotonic() < self._down_until:
+            raise StateError(f"state database {self.where} cannot be reached (retrying in a few seconds)")
         with contextlib.suppress(Exception):
             self.pool.putconn(self.conn)
         try:
-            self.conn = self.pool.getconn(timeout=15)
+            self.conn = self.pool.getconn(timeout=RECONNECT_WAIT)
         except Exception as exc:
-            raise StateError(f"state database {self.where} cannot be reached: {_said(exc)}") from None
+            self._down_until = time.monotonic() + DOWN_FOR
+            raise StateError(f"state database {self.where} cannot be reached: {self._said(exc)}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        # A transaction cannot be re-run on a fresh connection once a
+        # statement in it failed: make sure the connection is alive first
+        # (a round trip; a server restarted since the last statement is
+        # noticed here, and the connection replaced).
         if self.conn.closed or self.conn.broken:
             self._reconnect()
+        else:
+            self._x("SELECT 1")
         self._in_tx = True
         try:
             with self.conn.transaction():
                 yield
         except psycopg.Error as exc:
-            raise StateError(f"state database {self.where}: {_said(exc)}") from None
+            raise StateError(f"state database {self.where}: {self._said(exc)}") from None
         finally:
             self._in_tx = False
+
+    def _said(self, exc: BaseException) -> str:
+        return _said(exc, self._hide)
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -375,6 +399,15 @@ class PostgresStore(Store):
             )
 
 
+def _storable(args: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): one from a feed
+    (an error message, a title that slipped through) must not make the
+    feed unrecordable.  Shown as U+FFFD, as an unreadable byte is."""
+    if not any(isinstance(a, str) and "\x00" in a for a in args):
+        return args
+    return tuple(a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args)
+
+
 def _lock_id(name: str) -> int:
     """A stable 31-bit number for a lock name."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") & 0x7FFFFFFF
@@ -386,6 +419,10 @@ def psycopg_pool_timeout() -> type[Exception]:
     return PoolTimeout
 
 
-def _said(exc: BaseException) -> str:
-    """The server's or the driver's message, on one line, without the URL."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+def _said(exc: BaseException, hide: Sequence[str] = ()) -> str:
+    """The server's or the driver's message, on one line, without the URL
+    or any form of its password (libpq echoes a malformed one)."""
+    text = " ".join(str(exc).split())[:300] or type(exc).__name__
+    for secret in hide:
+        text = text.replace(secret, "<password>")
+    return text

@@ -427,17 +427,22 @@ class Store(ABC):
     def mark_delivered(self, msg: OutMessage, now: datetime, remote_id: str | None = None) -> None:
         """Accepted; ``remote_id``: the id the platform gave it, which the
         digest's next message may refer to (a thread of replies)."""
-        with self.transaction():
-            self._update(
-                msg,
-                "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
-                (ts(now), ts(now)),
+        # Two single statements, not a transaction: each is retried on a
+        # fresh connection if the database dropped the old one (a
+        # transaction cannot be), so a restart right after the platform
+        # accepted the message does not make it look unsent.  The id first:
+        # a crash between them leaves the message in flight (sent again,
+        # counted), never delivered without its id.
+        if remote_id is not None:
+            self._x(
+                "INSERT INTO outbox_ids VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (msg.digest_id, msg.webhook, msg.seq, remote_id),
             )
-            if remote_id is not None:
-                self._x(
-                    "INSERT INTO outbox_ids VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (msg.digest_id, msg.webhook, msg.seq, remote_id),
-                )
+        self._update(
+            msg,
+            "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
+            (ts(now), ts(now)),
+        )
 
     def previous_remote_id(self, msg: OutMessage) -> str | None:
         """The platform's id for the digest's message before ``msg``."""
@@ -528,7 +533,10 @@ class Store(ABC):
                     [(data[i : i + 20],) for i in range(0, len(data), 20)],
                 )
             keys = self._x(
-                "DELETE FROM seen WHERE first_seen < ? AND key NOT IN (SELECT key FROM keep)", (stamp,)
+                # An anti-join: NOT IN would rescan ``keep`` for every row
+                # on PostgreSQL once it outgrows work_mem.
+                "DELETE FROM seen WHERE first_seen < ? AND NOT EXISTS (SELECT 1 FROM keep WHERE keep.key = seen.key)",
+                (stamp,),
             ).rowcount
             old = [
                 r[0]
