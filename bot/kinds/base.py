@@ -189,7 +189,7 @@ def unique_key(webhook: Webhook, msg: OutMessage, size: int = 16) -> str:
     """A key for the platform's idempotency (a retry key, a transaction
     id): the same for every send of one stored message, and different for
     any other, even after the state was reset and digest numbers start
-    again (the message's own bytes are in it).  Letters and digits only."""
+    again (the message's own bytes are in it).  ASCII letters, digits and -."""
     digest = hashlib.sha256(f"{webhook.ident}\n{msg.key}\n".encode() + msg.body).hexdigest()
     return f"{msg.key}-{digest[:size]}"
 
@@ -260,6 +260,7 @@ def health_report(
     (bytes of JSON for Matrix and Teams)."""
     if not rendered.health:
         return None
+
     def size(text: str) -> int:  # as it will be sent: each line escaped
         return measure("\n".join(escape(line) for line in text.split("\n")))
 

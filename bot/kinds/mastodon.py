@@ -17,7 +17,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from bot.health import cap_hint
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, break_handles, choice, positive, unique_key
+from bot.kinds.base import (
+    HttpRequest,
+    Kind,
+    Message,
+    Option,
+    Reply,
+    break_handles,
+    choice,
+    json_message,
+    positive,
+    unique_key,
+)
 
 if TYPE_CHECKING:
     from bot.config import Webhook
@@ -56,7 +67,7 @@ class Mastodon(Kind):
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         visibility = webhook.options["visibility"] if webhook is not None else "unlisted"
         payload = {"status": text, "visibility": visibility}
-        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+        return json_message(payload, text)
 
     def limit_request(self, webhook: Webhook) -> HttpRequest | None:
         return HttpRequest("GET", f"{webhook.url.reveal().rstrip('/')}/api/v2/instance", {}, b"")

@@ -15,7 +15,18 @@ import json
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote
 
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, break_handles, hint_number, unique_key
+from bot.kinds.base import (
+    HttpRequest,
+    Kind,
+    Message,
+    Option,
+    Reply,
+    a_string,
+    break_handles,
+    hint_number,
+    json_message,
+    unique_key,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -54,7 +65,7 @@ class Matrix(Kind):
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         payload = {"msgtype": "m.notice", "body": text, "m.mentions": {}}
-        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+        return json_message(payload, text)
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
         assert webhook.token is not None

@@ -9,7 +9,6 @@ Rate limits: ``Retry-After``, or the error's ``info.resetMs``.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING, ClassVar
 
@@ -23,6 +22,7 @@ from bot.kinds.base import (
     break_handles,
     choice,
     hint_number,
+    json_message,
     positive,
 )
 
@@ -66,7 +66,7 @@ class Misskey(Kind):
             "noExtractHashtags": True,
             "noExtractEmojis": True,
         }
-        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+        return json_message(payload, text)
 
     def limit_request(self, webhook: Webhook) -> HttpRequest | None:
         url = f"{webhook.url.reveal().rstrip('/')}/api/meta"

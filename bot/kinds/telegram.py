@@ -14,7 +14,17 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string_or_int, break_handles, hint_number
+from bot.kinds.base import (
+    HttpRequest,
+    Kind,
+    Message,
+    Option,
+    Reply,
+    a_string_or_int,
+    break_handles,
+    hint_number,
+    json_message,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -56,7 +66,7 @@ class Telegram(Kind):
         # The chat is added at send time: the stored body is the same
         # whichever chat the webhook points at now.
         payload = {"text": text, "link_preview_options": {"is_disabled": True}}
-        return Message(json.dumps(payload, ensure_ascii=False).encode(), "application/json", text)
+        return json_message(payload, text)
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
         assert webhook.token is not None
