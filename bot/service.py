@@ -103,6 +103,7 @@ class Service:
         self._due: dict[str, tuple[Feed, datetime]] = {}  # url -> the feed and when it is next due
         self._polling: set[str] = set()  # urls being polled now
         self._peers: list[str] = []  # the instances alive, where several share the state
+        self._config_error: str | None = None  # the last rejected edit, while it stands
         self.tick = timedelta(seconds=POLL_TICK_SECONDS)
         self.config_stamp = _stamp(config.path)
         self.config_hash = _file_hash(config.path)
@@ -329,6 +330,7 @@ class Service:
             for problem in exc.problems:
                 log.error("config rejected (%s), keeping the running one: %s", why, problem)
             summary = f"config error ({len(exc.problems)} problem(s): {exc.problems[0]}); running the previous config"
+            self._config_error = summary  # STATUS= keeps saying so until an edit is accepted
             self.store.set_meta(CONFIG_ERROR_KEY, f"{self.clock().isoformat()}\n" + "\n".join(exc.problems))
             self.notifier.ready(summary)
             return False
@@ -347,6 +349,7 @@ class Service:
         for feed in self._schedule(self.clock()):
             self._spawn(self._tracked(self._poll)(feed))
         self.store.set_meta(CONFIG_ERROR_KEY, "")
+        self._config_error = None
         log.info("config reloaded (%s): %s", why, change.summary())
         if old is not None:
             await old[1].__aexit__()
@@ -364,10 +367,11 @@ class Service:
         jobs = [j for j in self.scheduler.get_jobs() if j.id.startswith("digest:") and j.next_run_time]
         upcoming = min((j.next_run_time for j in jobs), default=None)
         nxt = upcoming.astimezone(self.config.timezone).strftime("%m-%d %H:%M") if upcoming else "none"
-        return (
+        line = (
             f"{len(feeds) - failing} feeds ok, {failing} failing; "
             f"{self.store.pending_count()} items pending; next digest {nxt}"
         )
+        return f"{self._config_error}; {line}" if self._config_error else line
 
     def report(self) -> None:
         """STATUS= after a job, at most once per ``status_every`` seconds: a
