@@ -28,7 +28,6 @@ import argparse
 import os
 import platform
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,9 +40,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.killtest import State
 from bench.proctree import CpuMeter
 from bench.run import start_farm
-from bot.pgserver import PgServer
+from bot.pgserver import PgServer, free_port
+from bot.state import DB_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = 5.0  # bot/service.py POLL_TICK_SECONDS
@@ -82,14 +83,6 @@ class Setup:
     takeover: str = "—"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def config_text(base: str, feeds: int, interval: int, state: str, metrics_port: int) -> str:
     where = f'[state]\nurl = "{state}"\n' if state.startswith("postgresql://") else ""
     text = (
@@ -125,36 +118,17 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, step: float =
     return time.monotonic() - start
 
 
-class Db:
-    def __init__(self, state: str) -> None:
-        self.state = state
-
-    def rows(self, sql: str) -> list[tuple[object, ...]]:
-        if self.state.startswith("postgresql://"):
-            import psycopg
-
-            with psycopg.connect(self.state, autocommit=True) as conn:
-                return list(conn.execute(sql).fetchall())  # type: ignore[arg-type]
-        path = Path(self.state) / "feedbot.sqlite3"
-        if not path.exists():
-            return []
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute(sql).fetchall()
-        finally:
-            conn.close()
-
-    def polled(self) -> int:
-        try:
-            return int(str(self.rows("SELECT COUNT(*) FROM feeds WHERE last_poll_at IS NOT NULL")[0][0]))
-        except Exception:  # not created yet
-            return 0
+def polled(db: State) -> int:
+    try:
+        return int(str(db.one("SELECT COUNT(*) FROM feeds WHERE last_poll_at IS NOT NULL") or 0))
+    except Exception:  # not created yet
+        return 0
 
 
 def run_setup(setup: Setup, base: str, feeds: int, interval: int, rounds: int, pg: PgServer | None) -> Setup:
     folder = Path(tempfile.mkdtemp(prefix="feedbot-scale-"))
     state = pg.new_database() if pg is not None else str(folder / "state")
-    db = Db(state)
+    db = State(None, state) if state.startswith("postgresql://") else State(Path(state) / DB_NAME)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
     instances: list[Instance] = []
     for n in range(setup.instances):
@@ -170,7 +144,7 @@ def run_setup(setup: Setup, base: str, feeds: int, interval: int, rounds: int, p
         started = time.monotonic()
         wait_for("the metrics endpoints", lambda: all(_up(i) for i in instances), 60)
         zero = [i.scrape() for i in instances]
-        wait_for("the first round", lambda: db.polled() >= feeds, 600)
+        wait_for("the first round", lambda: polled(db) >= feeds, 600)
         setup.first_round_s = time.monotonic() - started
         # The first round's lock waits (every feed new: items and seen keys written).
         time.sleep(2 * TICK)  # the last polls' records, and a tick for the scrape to settle
@@ -223,7 +197,7 @@ def run_setup(setup: Setup, base: str, feeds: int, interval: int, rounds: int, p
     return setup
 
 
-def takeover(db: Db, instances: list[Instance], interval: int) -> str:
+def takeover(db: State, instances: list[Instance], interval: int) -> str:
     """SIGKILL the first instance mid-round; how soon, and how late against
     their due times, the others poll every feed it had."""
     victim = instances[0]

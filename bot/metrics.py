@@ -70,8 +70,9 @@ def serve(listen: tuple[str, int]) -> Any:
     return server
 
 
-def refresh(store: Store, config: Config, now: datetime) -> None:
-    """The gauges, from the state (called from the event loop)."""
+def refresh(store: Store, config: Config, now: datetime, alive: int) -> None:
+    """The gauges, from the state (called from the event loop); ``alive``:
+    the instances heard from lately, as the heartbeat just read them."""
     pending = sum(b.pending for b in store.backlog())
     outbox_pending.set(pending)
     oldest = store.oldest_pending()
@@ -84,4 +85,4 @@ def refresh(store: Store, config: Config, now: datetime) -> None:
     for url, state in failing.items():
         since = state.failing_since or now
         failing_for.labels(names[url]).set(max(0.0, (now - since).total_seconds()))
-    instances.set(len(store.instances(now)))
+    instances.set(alive)

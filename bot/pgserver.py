@@ -36,7 +36,8 @@ def _bindir() -> Path:
     raise RuntimeError("PostgreSQL's server programs (initdb, pg_ctl) are not installed: run `bash bootstrap.sh test`")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free now (for servers that cannot be given port 0)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -51,7 +52,7 @@ class PgServer:
         self.folder = Path(tempfile.mkdtemp(prefix="feedbot-pg-"))
         self.data = self.folder / "data"
         self.durable = durable  # fsync on (benchmarks); off for tests
-        self.port = _free_port()
+        self.port = free_port()
         self.bin = _bindir()
         self.user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         self._count = 0

@@ -171,7 +171,8 @@ class Service:
         (late rounds merged into one, as APScheduler's coalesce did)."""
         now = self.clock()
         for url, (feed, due) in list(self._due.items()):
-            if url in self._polling or due + (timedelta(0) if self._mine(url) else self.tick) > now:
+            # Due first (cheap): the feed's owner is hashed only for feeds due.
+            if due > now or url in self._polling or (due + self.tick > now and not self._mine(url)):
                 continue
             interval = self.config.feed_interval(feed)
             self._due[url] = (feed, due + interval * ((now - due) // interval + 1))
@@ -207,9 +208,10 @@ class Service:
         self.store.heartbeat(
             Instance(self.instance_id, _HOST, os.getpid(), __version__, self.config_hash, self.started, now)
         )
+        alive = self.store.instances(now)
         if self.store.shared:
-            self._peers = sorted({i.id for i in self.store.instances(now)} | {self.instance_id})
-        metrics.refresh(self.store, self.config, now)
+            self._peers = sorted({i.id for i in alive} | {self.instance_id})
+        metrics.refresh(self.store, self.config, now, len(alive))
 
     async def _redeliver(self) -> None:
         await self.digester.redeliver()

@@ -10,7 +10,6 @@ AUTH for e-mail.  Used by tests/test_kinds.py and bench/killtest.py.
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import threading
 import warnings
@@ -27,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from bot.kinds.mastodon import mastodon_length
 from bot.kinds.teams import card_text
 from bot.loopback import Reply, Request, Server, throwaway_certificate
+from bot.pgserver import free_port
 from bot.render import utf16_len
 
 # aiosmtpd 1.4 warns about its own use of a deprecated attribute at each AUTH,
@@ -360,9 +360,7 @@ class Mailbox:
             ok = isinstance(data, LoginPassword) and data.login == b"feedbot" and data.password == b"SECRET-mail"
             return AuthResult(success=ok, handled=False)  # handled=True would leave the client unanswered
 
-        with socket.socket() as probe:  # aiosmtpd's start-up check cannot use port 0
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()  # aiosmtpd's start-up check cannot use port 0
         self.controller = Controller(
             Handler(),
             hostname="127.0.0.1",

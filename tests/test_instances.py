@@ -281,10 +281,10 @@ def test_state_copy_to_postgresql_and_back_loses_and_resends_nothing(
 
 
 def test_metrics_are_served_and_count_what_happens(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
-    from bot.pgserver import _free_port
+    from bot.pgserver import free_port
 
     feeds.feeds["f"] = [FeedItem("g1", "記事", None, datetime.now(UTC))]
-    port = _free_port()
+    port = free_port()
     path = write_toml(
         tmp_path,
         f'[metrics]\nlisten = "127.0.0.1:{port}"\n[poll]\nhost_spacing = "0s"\nfirst_poll = "all"\n'

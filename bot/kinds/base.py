@@ -185,6 +185,17 @@ class Kind:
         return [webhook.token.reveal()] if webhook.token is not None and webhook.token.reveal() else []
 
 
+def endpoint(webhook: Webhook, path: str) -> str:
+    """``path`` on the webhook's server (its ``url``, with or without a trailing slash)."""
+    return f"{webhook.url.reveal().rstrip('/')}{path}"
+
+
+def bearer(webhook: Webhook) -> dict[str, str]:
+    """The headers of a JSON request authenticated with the webhook's token."""
+    assert webhook.token is not None
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {webhook.token.reveal()}"}
+
+
 def unique_key(webhook: Webhook, msg: OutMessage, size: int = 16) -> str:
     """A key for the platform's idempotency (a retry key, a transaction
     id): the same for every send of one stored message, and different for

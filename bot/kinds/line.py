@@ -15,7 +15,7 @@ import uuid
 from datetime import tzinfo
 from typing import TYPE_CHECKING, ClassVar
 
-from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, chunks, unique_key
+from bot.kinds.base import HttpRequest, Kind, Message, Option, Reply, a_string, bearer, chunks, endpoint, unique_key
 from bot.models import Rendered
 
 if TYPE_CHECKING:
@@ -48,16 +48,9 @@ class Line(Kind):
         return out
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
-        assert webhook.token is not None
         body = {"to": webhook.options["to"], **json.loads(msg.body)}
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {webhook.token.reveal()}",
-            "X-Line-Retry-Key": str(uuid.uuid5(_RETRY_KEYS, unique_key(webhook, msg))),
-        }
-        return HttpRequest(
-            "POST", f"{webhook.url.reveal().rstrip('/')}/v2/bot/message/push", headers, json.dumps(body).encode()
-        )
+        headers = {**bearer(webhook), "X-Line-Retry-Key": str(uuid.uuid5(_RETRY_KEYS, unique_key(webhook, msg)))}
+        return HttpRequest("POST", endpoint(webhook, "/v2/bot/message/push"), headers, json.dumps(body).encode())
 
     def already_accepted(self, reply: Reply) -> bool:
         return reply.status == 409 and bool(reply.headers.get("x-line-accepted-request-id"))

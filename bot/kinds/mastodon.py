@@ -23,8 +23,10 @@ from bot.kinds.base import (
     Message,
     Option,
     Reply,
+    bearer,
     break_handles,
     choice,
+    endpoint,
     json_message,
     positive,
     unique_key,
@@ -51,15 +53,15 @@ class Mastodon(Kind):
     name = "mastodon"
     limit = DEFAULT_LIMIT
 
-    def measure(self, text: str) -> int:
-        return mastodon_length(text)
-
     url_is_secret = False
     secret = "token"
     options: ClassVar[dict[str, Option]] = {
         "visibility": Option(choice("public", "unlisted", "private", "direct"), "unlisted")
     }
     reads_reply = True
+
+    def measure(self, text: str) -> int:
+        return mastodon_length(text)
 
     def escape(self, line: str) -> str:
         return break_handles(line)
@@ -70,7 +72,7 @@ class Mastodon(Kind):
         return json_message(payload, text)
 
     def limit_request(self, webhook: Webhook) -> HttpRequest | None:
-        return HttpRequest("GET", f"{webhook.url.reveal().rstrip('/')}/api/v2/instance", {}, b"")
+        return HttpRequest("GET", endpoint(webhook, "/api/v2/instance"), {}, b"")
 
     def limit_from(self, reply: Reply) -> int | None:
         body = reply.json()
@@ -80,18 +82,11 @@ class Mastodon(Kind):
             return None
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
-        assert webhook.token is not None
         body = json.loads(msg.body)
         if previous is not None:
             body["in_reply_to_id"] = previous
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {webhook.token.reveal()}",
-            "Idempotency-Key": unique_key(webhook, msg),
-        }
-        return HttpRequest(
-            "POST", f"{webhook.url.reveal().rstrip('/')}/api/v1/statuses", headers, json.dumps(body).encode()
-        )
+        headers = {**bearer(webhook), "Idempotency-Key": unique_key(webhook, msg)}
+        return HttpRequest("POST", endpoint(webhook, "/api/v1/statuses"), headers, json.dumps(body).encode())
 
     def remote_id(self, reply: Reply) -> str | None:
         body = reply.json()

@@ -22,7 +22,9 @@ from bot.kinds.base import (
     Option,
     Reply,
     a_string,
+    bearer,
     break_handles,
+    endpoint,
     hint_number,
     json_message,
     unique_key,
@@ -52,13 +54,12 @@ def room_id(v: object) -> str:
 class Matrix(Kind):
     name = "matrix"
     limit = 60_000
-
-    def measure(self, text: str) -> int:
-        return json_bytes(text)
-
     url_is_secret = False
     secret = "token"
     options: ClassVar[dict[str, Option]] = {"room": Option(room_id)}
+
+    def measure(self, text: str) -> int:
+        return json_bytes(text)
 
     def escape(self, line: str) -> str:
         return break_handles(line)
@@ -68,14 +69,9 @@ class Matrix(Kind):
         return json_message(payload, text)
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
-        assert webhook.token is not None
-        txn = unique_key(webhook, msg)
-        url = (
-            f"{webhook.url.reveal().rstrip('/')}/_matrix/client/v3/rooms/{quote(webhook.options['room'], safe='')}"
-            f"/send/m.room.message/{quote(txn, safe='')}"
-        )
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {webhook.token.reveal()}"}
-        return HttpRequest("PUT", url, headers, msg.body)
+        room, txn = quote(webhook.options["room"], safe=""), quote(unique_key(webhook, msg), safe="")
+        url = endpoint(webhook, f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}")
+        return HttpRequest("PUT", url, bearer(webhook), msg.body)
 
     def retry_hint(self, reply: Reply) -> float | None:
         header = super().retry_hint(reply)

@@ -19,8 +19,10 @@ from bot.kinds.base import (
     Message,
     Option,
     Reply,
+    bearer,
     break_handles,
     choice,
+    endpoint,
     hint_number,
     json_message,
     positive,
@@ -69,8 +71,9 @@ class Misskey(Kind):
         return json_message(payload, text)
 
     def limit_request(self, webhook: Webhook) -> HttpRequest | None:
-        url = f"{webhook.url.reveal().rstrip('/')}/api/meta"
-        return HttpRequest("POST", url, {"Content-Type": "application/json"}, b'{"detail":false}')
+        return HttpRequest(
+            "POST", endpoint(webhook, "/api/meta"), {"Content-Type": "application/json"}, b'{"detail":false}'
+        )
 
     def limit_from(self, reply: Reply) -> int | None:
         body = reply.json()
@@ -78,8 +81,7 @@ class Misskey(Kind):
 
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
         assert webhook.token is not None
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {webhook.token.reveal()}"}
-        return HttpRequest("POST", f"{webhook.url.reveal().rstrip('/')}/api/notes/create", headers, msg.body)
+        return HttpRequest("POST", endpoint(webhook, "/api/notes/create"), bearer(webhook), msg.body)
 
     def retry_hint(self, reply: Reply) -> float | None:
         header = super().retry_hint(reply)

@@ -22,6 +22,7 @@ from bot.kinds.base import (
     Reply,
     a_string_or_int,
     break_handles,
+    endpoint,
     hint_number,
     json_message,
 )
@@ -71,7 +72,7 @@ class Telegram(Kind):
     def request(self, webhook: Webhook, msg: OutMessage, previous: str | None, now: datetime) -> HttpRequest:
         assert webhook.token is not None
         body = {"chat_id": webhook.options["chat_id"], **json.loads(msg.body)}
-        url = f"{webhook.url.reveal().rstrip('/')}/bot{webhook.token.reveal()}/sendMessage"
+        url = endpoint(webhook, f"/bot{webhook.token.reveal()}/sendMessage")
         return HttpRequest("POST", url, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
     def retry_hint(self, reply: Reply) -> float | None:

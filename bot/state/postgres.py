@@ -147,6 +147,19 @@ RECONNECT_WAIT = 2.0  # seconds a statement waits for a fresh connection
 DOWN_FOR = 5.0  # after a failed reconnect, statements fail at once for this long
 
 
+_FEED_COLUMNS = [c.strip() for c in FEED_COLUMNS.split(",")]
+# The claim (``claim_feed``): built once, not at every poll.
+CLAIM = (
+    "WITH c AS (SELECT url, lease_owner AS prev FROM feeds WHERE url = ?"
+    f" AND (lease_until IS NULL OR lease_until < {NOW} OR lease_owner = ?)"
+    " AND (last_poll_at IS NULL OR last_poll_at <= ? OR polled_by = ?) FOR UPDATE SKIP LOCKED),"
+    f" u AS (UPDATE feeds f SET lease_owner = ?, lease_until = {NOW} + ? FROM c WHERE f.url = c.url"
+    f" RETURNING c.prev, {', '.join('f.' + c for c in _FEED_COLUMNS)})"
+    f" SELECT u.url IS NOT NULL, u.prev, f.last_poll_at, f.lease_until, {', '.join('u.' + c for c in _FEED_COLUMNS)}"
+    " FROM feeds f LEFT JOIN u ON true WHERE f.url = ?"
+)
+
+
 @lru_cache(maxsize=512)
 def _pg(sql: str) -> str:
     """The shared SQL's ``?`` placeholders as psycopg's ``%s``."""
@@ -309,15 +322,8 @@ class PostgresStore(Store):
         # unless another instance holds it) joined to the row as it was, so
         # a feed left to another comes back with when to try it again.
         seconds = max(int(lease.total_seconds()), 1)
-        columns = ", ".join(f"u.{c.strip()}" for c in FEED_COLUMNS.split(","))
         row = self._x(
-            "WITH c AS (SELECT url, lease_owner AS prev FROM feeds WHERE url = ?"
-            f" AND (lease_until IS NULL OR lease_until < {NOW} OR lease_owner = ?)"
-            " AND (last_poll_at IS NULL OR last_poll_at <= ? OR polled_by = ?) FOR UPDATE SKIP LOCKED),"
-            f" u AS (UPDATE feeds f SET lease_owner = ?, lease_until = {NOW} + ? FROM c WHERE f.url = c.url"
-            f" RETURNING c.prev, {', '.join('f.' + c.strip() for c in FEED_COLUMNS.split(','))})"
-            f" SELECT u.url IS NOT NULL, u.prev, f.last_poll_at, f.lease_until, {columns}"
-            " FROM feeds f LEFT JOIN u ON true WHERE f.url = ?",
+            CLAIM,
             (url, owner, ts(now - min_gap), owner, owner, seconds, url),
         ).fetchone()
         if row is not None:
