@@ -108,6 +108,17 @@ def choose(
     return Choice(tuple(take), tuple(skip))
 
 
+def retry_at(other: Elsewhere, interval: timedelta, now: datetime) -> datetime | None:
+    """When to try again a feed another instance has: its next poll's due
+    time.  One it is polling right now is done in a moment and due an
+    interval from now; if that instance dies mid-poll, the feed is free
+    when its lease ends, whichever comes first (waiting for the lease alone
+    left a feed untried for a whole lease, minutes, after a normal poll)."""
+    if other.lease_until is not None:
+        return min(other.lease_until, now + interval)
+    return None if other.last_poll_at is None else other.last_poll_at + interval
+
+
 class Poller:
     """Polls feeds with one HTTP client, one store and one clock.
 
@@ -172,7 +183,8 @@ class Poller:
             state = self.store.claim_feed(feed.url, feed.name, self.owner, now, gap, self.lease)
             if isinstance(state, Elsewhere):
                 metrics.polls.labels("elsewhere").inc()
-                return PollOutcome(feed.name, "elsewhere", retry_at=self._retry_at(feed, state))
+                later = retry_at(state, self.config.feed_interval(feed), now)
+                return PollOutcome(feed.name, "elsewhere", retry_at=later)
             if not force and state.next_poll_at is not None and now < state.next_poll_at:
                 self.store.release_feed(feed.url, self.owner)
                 return PollOutcome(feed.name, "waiting")  # backing off, or asked to wait
@@ -202,14 +214,6 @@ class Poller:
             if log.isEnabledFor(level):  # the line is built only when it is written (a 304 is DEBUG)
                 log.log(level, "%s", outcome.line())
             return outcome
-
-    def _retry_at(self, feed: Feed, other: Elsewhere) -> datetime | None:
-        """When another instance's poll of ``feed`` is next due, or its lease
-        ends: the earliest a claim could succeed."""
-        times = [t for t in (other.lease_until,) if t is not None]
-        if other.last_poll_at is not None:
-            times.append(other.last_poll_at + self.config.feed_interval(feed))
-        return max(times, default=None)
 
     async def _space(self, feed: Feed) -> None:
         """Requests to one host are ``host_spacing`` apart: thirty NHK

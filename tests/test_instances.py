@@ -495,3 +495,15 @@ def test_a_nul_in_feed_text_is_stored_on_postgresql(two: tuple[PostgresStore, Po
     )
     (parsed_entry,) = parse_feed(doc, "https://x.example/feed.json", {"content-type": "application/feed+json"}).entries
     assert parsed_entry.link == "https://x.example/a%00bc"
+
+
+def test_a_feed_another_instance_is_polling_is_tried_again_an_interval_later_not_a_lease() -> None:
+    """Seen mid-poll, a feed's next turn is an interval from now (or its
+    lease's end, if sooner); seen polled, an interval after that poll."""
+    from bot.poll import retry_at
+
+    interval, lease_end = timedelta(seconds=5), NOW + timedelta(seconds=80)
+    assert retry_at(Elsewhere(None, lease_end), interval, NOW) == NOW + interval
+    assert retry_at(Elsewhere(None, NOW + timedelta(seconds=2)), interval, NOW) == NOW + timedelta(seconds=2)
+    assert retry_at(Elsewhere(NOW, None), interval, NOW + timedelta(seconds=1)) == NOW + interval
+    assert retry_at(Elsewhere(None, None), interval, NOW) is None
