@@ -229,3 +229,31 @@ def test_the_fast_parser_reads_every_document_it_takes_as_feedparser_does(corpus
     fast_docs, identical, differences = compare(corpus)
     assert fast_docs >= 8  # the real RSS/RDF/Atom news feeds among them
     assert differences == [] and identical == fast_docs
+
+
+def _rss(items: str, channel: str = "") -> bytes:
+    head = "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+    return f"{head}{channel}{items}</channel></rss>".encode()
+
+
+@pytest.mark.parametrize("dated", [True, False])
+def test_the_fast_path_reads_the_channel_ttl_and_undated_feeds_as_feedparser(dated: bool) -> None:
+    from bot.parse import _fast
+
+    date = "<pubDate>Tue, 21 Jan 2025 00:00:00 GMT</pubDate>" if dated else ""
+    doc = _rss(
+        "".join(f"<item><title>t{n}</title><link>https://a.example/{n}</link>{date}</item>" for n in range(3)),
+        "<ttl>90</ttl>",
+    )
+    assert _fast(doc) is not None  # taken by the fast parser
+    fast, slow = parse_feed(doc, "http://f"), parse_feed(doc, "http://f", fast=False)
+    assert fast.ttl == slow.ttl == 90
+    assert fast.entries == slow.entries
+
+
+def test_a_document_cut_short_is_left_to_feedparser_which_says_so() -> None:
+    from bot.parse import _fast
+
+    doc = _rss("<item><title>a</title><link>https://a.example/1</link></item>" * 3)
+    assert _fast(doc[: len(doc) - 20]) is None
+    assert parse_feed(doc[: len(doc) - 20], "http://f").warning  # feedparser's note on the damage
