@@ -158,8 +158,8 @@ def dedupe_bench(folder: Path) -> float:
 
 def render_bench(folder: Path) -> float:
     """Median seconds to render and split (Discord) a digest of 500 items."""
+    from bot.compose import compose
     from bot.config import load_config
-    from bot.digest import compose
     from bot.kinds import KINDS
     from bot.models import Item
 

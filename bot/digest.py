@@ -1,6 +1,6 @@
 """Building a digest and handing it to delivery.
 
-``compose`` is pure: items + config + day → Rendered.  ``Digester.run``
+Composing is pure (``bot.compose``, run in a worker).  ``Digester.run``
 binds the pending items to a new digest and records its messages for every
 webhook in one transaction (the outbox), then delivers every webhook's
 queue, oldest digest first.  With no webhook configured, the digest is
@@ -9,23 +9,23 @@ written to stdout and archived under ``state_dir/digests``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TextIO
 
 from bot import metrics
+from bot.compose import Composed, compose_day, compose_plain
 from bot.config import Config, Webhook
 from bot.deliver import Deliverer, DeliveryReport
 from bot.errors import DeliveryError, FeedbotError
 from bot.kinds import KINDS
-from bot.labels import BACKGROUND_DAYS, Choice, GroupText, ItemText, label_groups
+from bot.labels import BACKGROUND_DAYS, Choice
 from bot.models import FailingFeed, Item, Rendered
-from bot.render import render
 from bot.state import Store
 from bot.text import shown
-from bot.topics import assign, build_digest, choose_label, haystack, topic_words
 from bot.workers import Workers
 from bot.workers import shared as shared_workers
 
@@ -50,29 +50,6 @@ def cap_per_feed(items: Sequence[Item], cap: int) -> tuple[list[Item], dict[str,
         else:
             held[item.feed] = held.get(item.feed, 0) + 1
     return kept, held
-
-
-def compose(config: Config, items: Sequence[Item], day: date, auto: Mapping[str, str] | None = None) -> Rendered:
-    """``auto``: the labels ``bot.labels`` chose, by topic tag."""
-    digest = build_digest(items, day, config.topics, config.labels, config.digest, auto)
-    return render(config, digest)
-
-
-def label_input(config: Config, items: Sequence[Item]) -> list[GroupText]:
-    """The day's groups as ``bot.labels`` reads them; ``auto`` for the topic
-    groups that neither a fixed label nor a ``[[labels]]`` rule names."""
-    plan = assign(items, config.topics, config.digest)
-
-    def texts(group: Sequence[Item]) -> tuple[ItemText, ...]:
-        return tuple(ItemText(i.title or (i.body[0] if i.body else ""), i.body) for i in group)
-
-    groups = [GroupText("", (), texts(plan.lead), auto=False)]
-    for topic, members in zip(config.topics, plan.members, strict=True):
-        if members:
-            named = topic.label or choose_label(config.labels, [haystack(i) for i in members])
-            groups.append(GroupText(topic.tag, topic_words(topic), texts(members), auto=named is None))
-    groups.append(GroupText(config.digest.default_topic, (), texts(plan.rest), auto=False))
-    return groups
 
 
 @dataclass(frozen=True)
@@ -113,26 +90,34 @@ class Digester:
         items, _ = cap_per_feed(self.store.unbound_items(), self.config.digest.max_items_per_feed)
         if not items:
             return None, []
-        day = day or self.today()
-        auto, choices, _ = await self.auto_labels(items, day)
-        return compose(self.config, items, day, auto), choices
+        composed = await self.compose(items, day or self.today())
+        return composed.rendered, list(composed.choices)
 
-    async def auto_labels(self, items: Sequence[Item], day: date) -> tuple[dict[str, str], list[Choice], set[str]]:
-        """The day's event of each group no rule names (``bot.labels``), in a
-        worker of its own: the dictionary takes ~80 MB, which the service's
-        process does not keep."""
-        if self.config.digest.labels != "auto":
-            return {}, [], set()
-        groups = label_input(self.config, items)
-        if not any(g.auto for g in groups):
-            return {}, [], set()
-        background = self.store.label_background(day.isoformat(), BACKGROUND_DAYS)
+    async def compose(self, items: Sequence[Item], day: date) -> Composed:
+        """The digest of ``items``, composed in a worker process (its labels'
+        dictionary stays out of the service, and its CPU is limited); if the
+        worker is stopped, the items in publication order under dated
+        labels, composed in a thread: the loop never waits on it."""
+        background = (
+            self.store.label_background(day.isoformat(), BACKGROUND_DAYS) if self.config.digest.labels == "auto" else {}
+        )
         try:
-            choices, phrases = await self.workers.run(label_groups, groups, background, single=True)
-        except FeedbotError as exc:  # labels are a nicety: the digest goes out with dates
-            log.warning("automatic labels failed (%s): the groups are labelled with the date", exc)
-            return {}, [], set()
-        return {c.tag: c.label for c in choices if c.label}, choices, phrases
+            composed = await self.workers.run(compose_day, self.config, items, day, background, single=True)
+        except FeedbotError as exc:
+            log.warning(
+                "composing the digest of %d items stopped (%s): it goes out in publication order, dated labels",
+                len(items),
+                exc,
+            )
+            return await asyncio.to_thread(compose_plain, self.config, items, day)
+        if composed.stories == "capped":
+            log.info("digest of %d items: stories found among candidate pairs only (a busy day)", len(items))
+        elif composed.stories == "off":
+            log.warning(
+                "digest of %d items: story grouping ran out of its budget; later groups keep publication order",
+                len(items),
+            )
+        return composed
 
     def failing_feeds(self, now: datetime) -> tuple[FailingFeed, ...]:
         """Configured feeds failing for longer than ``digest.health_after``."""
@@ -182,44 +167,51 @@ class Digester:
         digest_id = None
         if items:
             day = day or self.today()
-            auto, _choices, phrases = await self.auto_labels(items, day)
-            rendered = replace(compose(self.config, items, day, auto), health=self.failing_feeds(now))
-
+            composed = await self.compose(items, day)
+            rendered = replace(composed.rendered, health=self.failing_feeds(now))
             limits = {w.ident: await self._server_limit(w) for w in webhooks}
-
-            def messages(did: int) -> dict[str, Sequence[tuple[str, bytes]]]:
-                return {
-                    w.ident: [
-                        (m.content_type, m.body)
-                        for m in KINDS[w.kind].build(rendered, did, self.config.timezone, w, limits[w.ident])
-                    ]
-                    for w in webhooks
-                }
+            # Numbered first, so that its messages (which carry the number)
+            # are cut in a thread, off the loop, before the transaction.
+            digest_id = self.store.reserve_digest_id()
+            built = await asyncio.to_thread(self._messages, rendered, digest_id, limits)
 
             if not webhooks:
                 # stdout is the channel: write it (and the archive copy)
                 # before the items are bound, so a failed write loses nothing.
                 self._archive(now, rendered)
-            digest_id = self.store.create_digest(
+            self.store.create_digest(
                 rendered.digest.date,
                 now,
                 [i.id for i in items],
                 rendered.text,
-                messages,
+                lambda _: built,
                 slot=(slot, self.owner) if slot else None,
+                digest_id=digest_id,
             )
             metrics.digests.inc()
             log.info(
                 "digest=%d date=%s items=%d webhooks=%d", digest_id, rendered.digest.date, len(items), len(webhooks)
             )
-            if phrases:
-                self.store.record_label_phrases(rendered.digest.date, phrases)
+            if composed.phrases:
+                self.store.record_label_phrases(rendered.digest.date, composed.phrases)
         elif slot is not None:
             self.store.serve_slot(slot, self.owner, now, None)  # nothing to send: served all the same
         self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
         reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
         self._prune(now)
         return DigestResult(digest_id, len(items), tuple(reports))
+
+    def _messages(
+        self, rendered: Rendered, digest_id: int, limits: dict[str, int | None]
+    ) -> dict[str, Sequence[tuple[str, bytes]]]:
+        """Each webhook's messages (content type, body), in order."""
+        return {
+            w.ident: [
+                (m.content_type, m.body)
+                for m in KINDS[w.kind].build(rendered, digest_id, self.config.timezone, w, limits[w.ident])
+            ]
+            for w in self.config.webhooks
+        }
 
     async def _server_limit(self, webhook: Webhook) -> int | None:
         """The limit a Misskey or Mastodon server announces (its kind's

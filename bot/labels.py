@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +47,8 @@ MAX_LABEL_CHARS = 20
 BODY_LINES = 3  # of each item's body, read for phrases
 TEXT_CHARS = 600  # of each item's headline and body lines together
 BACKGROUND_DAYS = 14  # previous days whose phrases make the background
+SAMPLE_ITEMS = 600  # items read for a day's labels at most (``sampled``)
+SAMPLE_FLOOR = 20  # of each group, when the day is sampled
 HEADLINE_WEIGHT = 2
 BODY_WEIGHT = 1
 ELSEWHERE_WEIGHT = 2
@@ -199,33 +202,52 @@ def _is_topic_word(phrase: str, words: Sequence[str]) -> bool:
     return False
 
 
+def sampled(groups: Sequence[GroupText], most: int = SAMPLE_ITEMS) -> list[GroupText]:
+    """The groups with at most about ``most`` items in all: on a busy day
+    each group keeps the same share of its items (``SAMPLE_FLOOR`` at
+    least), evenly spaced through the day.  Sudachi reads ~2 ms an item,
+    and a day's event is in many of its items: 10,000 items would take 20 s
+    to say what 600 say (issue 21)."""
+    total = sum(len(g.items) for g in groups)
+    if total <= most:
+        return list(groups)
+    out = []
+    for g in groups:
+        keep = min(len(g.items), max(SAMPLE_FLOOR, len(g.items) * most // total))
+        out.append(replace(g, items=tuple(g.items[k * len(g.items) // keep] for k in range(keep))))
+    return out
+
+
 def label_groups(groups: Sequence[GroupText], background: Mapping[str, int]) -> tuple[list[Choice], set[str]]:
     """A choice per group with ``auto`` set, and every phrase of the day (to
     remember as tomorrow's background).  ``background``: folded phrase →
     the number of previous days it appeared on."""
+    groups = sampled(groups)
     read = [
         [(phrases(item.headline), phrases(" ".join(item.body[:BODY_LINES]))) for item in group.items]
         for group in groups
     ]
     day = {p for group in read for head, body in group for p in head | body}
+    # Counted once, not per phrase and item: a busy day has thousands of each.
+    every_head = Counter(p for group in read for head, _ in group for p in head)
     choices: list[Choice] = []
     for index, group in enumerate(groups):
         if not group.auto:
             continue
         own = read[index]
-        elsewhere_heads = [head for j, other in enumerate(read) if j != index for head, _ in other]
+        own_heads = Counter(p for head, _ in own for p in head)
+        own_bodies = Counter(p for head, body in own for p in body - head)
         order: dict[str, int] = {}
         for head, body in own:
             for p in sorted(head) + sorted(body - head):
                 order.setdefault(p, len(order))
         candidates = []
         for phrase in order:
-            heads = sum(1 for head, _ in own if phrase in head)
-            bodies = sum(1 for head, body in own if phrase in body and phrase not in head)
+            heads, bodies = own_heads[phrase], own_bodies[phrase]
             qualifies = heads + bodies >= 2 or (len(own) == 1 and heads == 1)
             if not qualifies or _is_topic_word(phrase, group.words):
                 continue
-            elsewhere = sum(1 for head in elsewhere_heads if phrase in head)
+            elsewhere = every_head[phrase] - heads
             past = background.get(phrase, 0)
             score = (HEADLINE_WEIGHT * heads + BODY_WEIGHT * bodies + ELSEWHERE_WEIGHT * elsewhere) / (1 + past)
             candidates.append(Candidate(phrase, score, heads, bodies, elsewhere, past))

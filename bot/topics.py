@@ -12,10 +12,11 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from bot.config import DigestSettings, LabelRule, Topic
 from bot.models import Digest, Group, Item
-from bot.stories import together
+from bot.stories import Budget, together
 
 Rule = tuple[tuple[str, ...], ...]
 
@@ -28,13 +29,19 @@ def haystack(item: Item) -> str:
     return fold("\n".join((item.title, *item.body)))
 
 
+@lru_cache(maxsize=4096)
+def _word(text: str) -> str:
+    """A rule's word, folded once (rules are matched against every item)."""
+    return fold(text)
+
+
 def matches(rule: Rule, text: str) -> bool:
     """``text`` must already be folded."""
-    return all(any(fold(alt) in text for alt in element) for element in rule)
+    return all(any(_word(alt) in text for alt in element) for element in rule)
 
 
 def excluded(words: Sequence[str], text: str) -> bool:
-    return any(fold(w) in text for w in words)
+    return any(_word(w) in text for w in words)
 
 
 def topic_of(topics: Sequence[Topic], text: str) -> int | None:
@@ -47,7 +54,7 @@ def topic_of(topics: Sequence[Topic], text: str) -> int | None:
 
 def is_lead(lead: Sequence[str], item: Item) -> bool:
     title = fold(item.title)
-    return bool(item.title) and any(fold(p) in title for p in lead)
+    return bool(item.title) and any(_word(p) in title for p in lead)
 
 
 def choose_label(rules: Sequence[LabelRule], texts: Sequence[str]) -> str | None:
@@ -71,6 +78,7 @@ class Assignment:
     lead: tuple[Item, ...]
     members: tuple[tuple[Item, ...], ...]  # per topic, in configuration order
     rest: tuple[Item, ...]  # the fallback group
+    texts: Mapping[int, str]  # each item's folded text (``haystack``), by item id: label rules read it again
 
 
 def assign(items: Sequence[Item], topics: Sequence[Topic], settings: DigestSettings) -> Assignment:
@@ -79,13 +87,15 @@ def assign(items: Sequence[Item], topics: Sequence[Topic], settings: DigestSetti
     lead: list[Item] = []
     members: list[list[Item]] = [[] for _ in topics]
     rest: list[Item] = []
+    texts: dict[int, str] = {}
     for item in ordered:
         if is_lead(settings.lead, item):
             lead.append(item)
             continue
-        index = topic_of(topics, haystack(item))
+        text = texts[item.id] = haystack(item)
+        index = topic_of(topics, text)
         (rest if index is None else members[index]).append(item)
-    return Assignment(tuple(lead), tuple(tuple(m) for m in members), tuple(rest))
+    return Assignment(tuple(lead), tuple(tuple(m) for m in members), tuple(rest), texts)
 
 
 def topic_words(topic: Topic) -> tuple[str, ...]:
@@ -100,21 +110,25 @@ def build_digest(
     labels: Sequence[LabelRule],
     settings: DigestSettings,
     auto: Mapping[str, str] | None = None,
+    budget: Budget | None = None,
+    plan: Assignment | None = None,
 ) -> Digest:
     """Lead items first, then topic groups in configuration order, fallback last.
 
     A topic group's label: the topic's fixed label, else the ``[[labels]]``
     rule most of its items match, else ``auto[tag]`` (the day's event,
     ``bot.labels``), else the date.  Within a group, items of one story
-    stand together (``together``)."""
-    plan = assign(items, topics, settings)
+    stand together (``together``), within ``budget`` for the whole digest.
+    ``plan``: ``assign``'s answer for these items, if already known."""
+    budget = budget if budget is not None else Budget()
+    plan = plan or assign(items, topics, settings)
     date_label = yymmdd(day)
     groups = []
     for topic, group in zip(topics, plan.members, strict=True):
         if not group:
             continue
-        label = topic.label or choose_label(labels, [haystack(i) for i in group]) or (auto or {}).get(topic.tag)
-        groups.append(Group(tag=topic.tag, label=label or date_label, items=together(group)))
+        label = topic.label or choose_label(labels, [plan.texts[i.id] for i in group]) or (auto or {}).get(topic.tag)
+        groups.append(Group(tag=topic.tag, label=label or date_label, items=together(group, budget)))
     if plan.rest:
-        groups.append(Group(tag=settings.default_topic, label=date_label, items=together(plan.rest)))
+        groups.append(Group(tag=settings.default_topic, label=date_label, items=together(plan.rest, budget)))
     return Digest(date=day.isoformat(), lead=plan.lead, groups=tuple(groups))

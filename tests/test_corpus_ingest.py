@@ -15,8 +15,8 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+from bot.compose import compose
 from bot.config import load_config
-from bot.digest import compose
 from bot.fetch import make_client
 from bot.kinds import KINDS
 from bot.loopback import Reply, Request, Server

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.compose import compose
 from bot.config import Config, load_config
-from bot.digest import compose
 from bot.fetch import make_client
 from bot.kinds import KINDS
 from bot.loopback import Reply, Request, Server

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.compose import compose
 from bot.config import Config, DigestSettings, Feed, load_config
 from bot.demo import write_config
-from bot.digest import compose
 from bot.models import Block, Item
 from bot.render import attribution, headline_and_body, shrink, split, utf16_len
 

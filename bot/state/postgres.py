@@ -395,6 +395,11 @@ class PostgresStore(Store):
         if changed != 1:
             raise StateError("this instance lost its delivery lock; another instance delivers now")
 
+    def reserve_digest_id(self) -> int:
+        """From the digests' sequence: never given twice, even to an instance
+        that loses its lock between this and its transaction."""
+        return int(self._x("SELECT nextval(pg_get_serial_sequence('digests', 'id'))").fetchone()[0])
+
     # -- copying ---------------------------------------------------------------------
 
     def after_load(self) -> None:

@@ -373,18 +373,26 @@ class Store(ABC):
         text: str,
         messages: Callable[[int], dict[str, Sequence[tuple[str, bytes]]]],
         slot: tuple[str, str] | None = None,
+        digest_id: int | None = None,
     ) -> int:
         """Bind items to a new digest and record its messages, atomically.
 
         ``messages(digest_id)`` returns, per webhook id, the (content type,
         body) of each message in order.  ``slot`` (slot, instance): the
         scheduled time this digest serves, recorded in the same transaction.
+        ``digest_id``: the number ``reserve_digest_id`` gave it.
         """
         with self.transaction():
-            row = self._x(
-                "INSERT INTO digests(date, created_at, text) VALUES (?, ?, ?) RETURNING id", (date, ts(now), text)
-            ).fetchone()
-            digest_id = int(row[0])
+            if digest_id is None:
+                row = self._x(
+                    "INSERT INTO digests(date, created_at, text) VALUES (?, ?, ?) RETURNING id", (date, ts(now), text)
+                ).fetchone()
+                digest_id = int(row[0])
+            else:
+                self._x(
+                    "INSERT INTO digests(id, date, created_at, text) VALUES (?, ?, ?, ?)",
+                    (digest_id, date, ts(now), text),
+                )
             bound = 0
             for start in range(0, len(item_ids), 500):
                 chunk = item_ids[start : start + 500]
@@ -403,6 +411,12 @@ class Store(ABC):
             if slot is not None and not self.serve_slot(slot[0], slot[1], now, digest_id):
                 raise StateError(f"the digest of {slot[0]} was built by another instance meanwhile")
         return digest_id
+
+    def reserve_digest_id(self) -> int:
+        """The number the next digest will have (its messages carry it and
+        are built before its transaction).  Under the digest lock: SQLite
+        gives a new row the highest id plus one, as this does."""
+        return int(self._x("SELECT COALESCE(MAX(id), 0) + 1 FROM digests").fetchone()[0])
 
     def undelivered(self, webhook: str) -> list[OutMessage]:
         rows = self._x(
