@@ -365,7 +365,7 @@ def cmd_status(config: Config) -> int:
             print(line)
         resent = store.resent_count()
         if resent:  # a POST cut short by a crash or a kill: its outcome unknown, it was sent again
-            print(f"deliveries sent again after an interrupted POST (each may have arrived twice): {resent}")
+            print(f"deliveries sent again after a POST whose answer was lost (each may have arrived twice): {resent}")
     finally:
         store.close()
     return EXIT_OK

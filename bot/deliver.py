@@ -29,16 +29,18 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
-from bot import metrics, smtp
+from bot import metrics, pause, smtp
 from bot.config import Webhook
-from bot.errors import DeliveryError, FetchError
+from bot.errors import DeliveryError, FetchError, LeaseLost
 from bot.fetch import read_limited, short
 from bot.kinds import KINDS, HttpRequest, Kind, Reply
 from bot.state import OutMessage, Store
+from bot.state.records import Lease, instance_pid
 
 log = logging.getLogger("feedbot.deliver")
 
 Sleep = Callable[[float], Awaitable[None]]
+Attempt = Callable[[bool], None]
 ATTEMPTS = 4  # POSTs of one message in one delivery run
 BACKOFF_BASE = 1.0  # seconds, between those POSTs (full jitter)
 BACKOFF_CAP = 30.0
@@ -46,6 +48,14 @@ RETRY_AFTER_WAIT_CAP = 30.0  # a longer Retry-After is waited out by the queue, 
 QUEUE_BACKOFF_BASE = 30.0  # seconds before the service retries a failed queue, doubling
 QUEUE_BACKOFF_CAP = 3600.0
 HOLD_AFTER_REJECTION = 6 * 3600.0  # a 4xx is not retried blindly: next digest time, or in 6 h
+# A message in flight at another instance that is alive but stopped is left
+# to it this long (its answer may be in its socket: it records it when it
+# resumes); then it is sent again, as one in flight at a dead instance is.
+IN_FLIGHT_PATIENCE = timedelta(minutes=5)
+# The connection is bounded; the exchange is bounded by ``deadline``, in time
+# the process ran: no read timeout of the transport's own may fire first
+# after a pause.
+_NO_READ_LIMIT = httpx.Timeout(None, connect=10.0)
 REPLY_MAX_BYTES = 64 * 1024  # of a receiver's answer: its error message, its retry_after
 
 
@@ -64,11 +74,20 @@ def backoff(attempt: int, rng: random.Random, base: float = BACKOFF_BASE, cap: f
 
 
 class Deliverer:
-    """Sends each webhook's queue of recorded messages, in order.
+    """Sends each webhook's queue of recorded messages, in order, under the
+    digest lease (``Store.exclusive``) of ``owner``.
 
     ``force``: try now even if the queue's head is waiting out a backoff (a
     digest run, a ``feedbot digest`` by hand); the service's delivery tick
     does not force.
+
+    Before every POST, first or retry, the message is marked in flight by
+    this instance in the same statement that proves the lease is still its
+    own (``Store.mark_attempt``); an instance that lost the lease while it
+    was stopped sends nothing more and says so (``LeaseLost``).  A message
+    another instance left in flight is left to it while that instance is
+    alive (stopped, perhaps, with the platform's answer in its socket) for
+    up to ``IN_FLIGHT_PATIENCE``; then, or once it is gone, sent again.
     """
 
     def __init__(
@@ -85,28 +104,28 @@ class Deliverer:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
-        # A whole POST and its answer: twice the client's read timeout, as for feeds.
+        # A whole POST and its answer: twice the client's read timeout, as
+        # for feeds; counted in time the process ran (``bot.pause``).
         self.deadline = deadline if deadline is not None else 2 * (client.timeout.read or 20.0)
 
-    async def deliver_all(self, webhooks: Sequence[Webhook], force: bool = True) -> list[DeliveryReport]:
-        return list(await asyncio.gather(*(self.deliver(w, force) for w in webhooks)))
+    async def deliver_all(self, webhooks: Sequence[Webhook], lease: Lease, force: bool = True) -> list[DeliveryReport]:
+        return list(await asyncio.gather(*(self.deliver(w, lease, force) for w in webhooks)))
 
-    async def deliver(self, webhook: Webhook, force: bool = True) -> DeliveryReport:
+    async def deliver(self, webhook: Webhook, lease: Lease, force: bool = True) -> DeliveryReport:
         queue = self.store.undelivered(webhook.ident)
         head = queue[0] if queue else None
         if head and not force and head.next_attempt_at and head.next_attempt_at > self.clock():
             return DeliveryReport(webhook.name, 0, len(queue), head.last_error, head.next_attempt_at)
         sent = 0
         for n, msg in enumerate(queue):
-            if msg.in_flight_at is not None:
-                log.warning(
-                    "webhook=%s message=%s was being sent when feedbot stopped; sending it again (it may arrive twice)",
-                    webhook.name,
-                    msg.key,
-                )
-            self.store.mark_in_flight(msg, self.clock())
+            reason = self._interrupted(webhook, msg, lease.holder)
+            if reason == "elsewhere":
+                return DeliveryReport(webhook.name, sent, len(queue) - n, msg.last_error, None)
             try:
-                remote_id = await self.post(webhook, msg)
+                remote_id = await self.post(webhook, msg, self._fence(webhook, msg, lease, reason))
+            except LeaseLost as exc:
+                log.warning("webhook=%s: %s; message %s is left to the lease's holder", webhook.name, exc, msg.key)
+                return DeliveryReport(webhook.name, sent, len(queue) - n, str(exc), None)
             except DeliveryError as exc:
                 now = self.clock()
                 pause = exc.retry_after if exc.retry_after is not None else self._pause(msg.attempts, exc.retryable)
@@ -130,15 +149,58 @@ class Deliverer:
             log.info("webhook=%s status=ok sent=%d pending=0", webhook.name, sent)
         return DeliveryReport(webhook.name, sent, 0)
 
+    def _interrupted(self, webhook: Webhook, msg: OutMessage, me: str) -> str | None:
+        """Why ``msg``'s first POST now may repeat one that arrived ("crash",
+        "takeover"), None if it cannot, "elsewhere" if it is left for now to
+        the live instance that has it in flight."""
+        if msg.in_flight_at is None:
+            return None
+        by = msg.in_flight_by
+        recent = self.clock() - msg.in_flight_at < IN_FLIGHT_PATIENCE
+        if by is not None and by != me and recent and self.store.instance_alive(by):
+            log.info(
+                "webhook=%s message=%s is in flight at instance %s, which is alive (stopped or slow): left to it",
+                webhook.name,
+                msg.key,
+                by,
+            )
+            return "elsewhere"
+        log.warning(
+            "webhook=%s message=%s was being sent when %s stopped; sending it again (it may arrive twice)",
+            webhook.name,
+            msg.key,
+            "feedbot" if by is None or instance_pid(by) is None else f"instance {by}",
+        )
+        return "takeover" if by is not None and by != me else "crash"
+
+    def _fence(self, webhook: Webhook, msg: OutMessage, lease: Lease, first: str | None) -> Attempt:
+        """What runs before each POST of ``msg``: the in-flight mark under
+        the lease; a POST that may make a copy is counted (``first``: why
+        the first one may; a retry: after an answer that never came)."""
+        tried = False
+
+        def attempt(uncertain: bool) -> None:
+            nonlocal tried
+            why = first if not tried else "unanswered" if uncertain else None
+            tried = True
+            if not self.store.mark_attempt(msg, self.clock(), lease, resent=why is not None):
+                raise LeaseLost("this instance lost the digest lease (it was stopped or cut off from the database)")
+            if why is not None:
+                metrics.resent.labels(webhook.name, why).inc()
+
+        return attempt
+
     def _pause(self, attempts: int, retryable: bool) -> float:
         """How long a failed queue waits before the next unforced try."""
         if not retryable:
             return HOLD_AFTER_REJECTION
         return backoff(attempts, self.rng, QUEUE_BACKOFF_BASE, QUEUE_BACKOFF_CAP)
 
-    async def post(self, webhook: Webhook, msg: OutMessage) -> str | None:
+    async def post(self, webhook: Webhook, msg: OutMessage, before: Attempt | None = None) -> str | None:
         """One message, with a few quick retries; DeliveryError if not
-        accepted.  Returns the id the platform gave it (kinds that thread)."""
+        accepted.  Returns the id the platform gave it (kinds that thread).
+        ``before(uncertain)`` runs before every POST (the fence);
+        ``uncertain``: an earlier POST of it may have arrived."""
         kind = KINDS[webhook.kind]
         previous = self.store.previous_remote_id(msg) if kind.reads_reply and msg.seq > 0 else None
         last: DeliveryError | None = None
@@ -146,6 +208,8 @@ class Deliverer:
         for attempt in range(ATTEMPTS):
             if attempt:
                 await self.sleep(wait)
+            if before is not None:
+                before(last is not None and last.maybe_sent)
             try:
                 if kind.transport == "smtp":
                     await smtp.send(webhook, msg, self.clock(), self.deadline)
@@ -156,7 +220,8 @@ class Deliverer:
                     raise DeliveryError(
                         f"{webhook.name}: {_scrub(str(exc), webhook)}", exc.status, retryable=False
                     ) from None
-                last = DeliveryError(f"{webhook.name}: {_scrub(str(exc), webhook)}", exc.status)
+                said = f"{webhook.name}: {_scrub(str(exc), webhook)}"
+                last = DeliveryError(said, exc.status, maybe_sent=exc.maybe_sent)
                 wait = backoff(attempt, self.rng)
                 continue
             if 200 <= r.status < 300:
@@ -169,7 +234,9 @@ class Deliverer:
             detail = f"{webhook.name}: HTTP {r.status}{_scrub(_reason(kind, r), webhook)}"
             if r.status in (408, 429) or r.status >= 500:
                 hint = kind.retry_hint(r) if r.status in (429, 503) else None
-                last = DeliveryError(detail, r.status, retry_after=hint)
+                # A gateway that lost the platform's answer (502, 504) cannot
+                # say whether it was posted; the platform's own 5xx says not.
+                last = DeliveryError(detail, r.status, retry_after=hint, maybe_sent=r.status in (502, 504))
                 if hint is not None and hint > RETRY_AFTER_WAIT_CAP:
                     break  # a long rate limit: the queue waits it out, the loop does not
                 wait = hint if hint is not None else backoff(attempt, self.rng)
@@ -184,8 +251,10 @@ class Deliverer:
         was none."""
         try:
             async with (
-                asyncio.timeout(self.deadline),
-                self.client.stream(req.method, req.url, content=req.body, headers=req.headers) as r,
+                pause.deadline(self.deadline),
+                self.client.stream(
+                    req.method, req.url, content=req.body, headers=req.headers, timeout=_NO_READ_LIMIT
+                ) as r,
             ):
                 if 200 <= r.status_code < 300 and not read_accepted:
                     return Reply(r.status_code, r.headers, b"")  # the answer's body is not needed
@@ -195,9 +264,11 @@ class Deliverer:
                     text = b""  # too long or not inflatable: the status says enough
                 return Reply(r.status_code, r.headers, text)
         except TimeoutError:
-            raise DeliveryError(f"no complete answer within {self.deadline:g}s") from None
+            raise DeliveryError(f"no complete answer within {self.deadline:g}s", maybe_sent=True) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise DeliveryError(f"request failed ({type(exc).__name__})") from None  # nothing was sent
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"request failed ({type(exc).__name__})") from None
+            raise DeliveryError(f"request failed ({type(exc).__name__})", maybe_sent=True) from None
         except (ValueError, UnicodeError):
             raise DeliveryError("request failed (the URL is not valid)") from None
 

@@ -20,11 +20,12 @@ from bot import metrics
 from bot.compose import Composed, compose_day, compose_plain
 from bot.config import Config, Webhook
 from bot.deliver import Deliverer, DeliveryReport
-from bot.errors import DeliveryError, FeedbotError
+from bot.errors import DeliveryError, FeedbotError, LeaseLost
 from bot.kinds import KINDS
 from bot.labels import BACKGROUND_DAYS, Choice
 from bot.models import FailingFeed, Item, Rendered
 from bot.state import Store
+from bot.state.records import Lease, instance_id
 from bot.text import shown
 from bot.workers import Workers
 from bot.workers import shared as shared_workers
@@ -72,7 +73,7 @@ class Digester:
         clock: Callable[[], datetime],
         out: TextIO,
         workers: Workers | None = None,
-        owner: str = "local",
+        owner: str | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -80,7 +81,9 @@ class Digester:
         self.clock = clock
         self.out = out
         self.workers = workers or shared_workers()
-        self.owner = owner  # the instance, recorded with the slots it serves
+        # The instance: the holder of the digest lease, recorded with the
+        # slots it serves and on the messages it sends.
+        self.owner = owner or instance_id()
 
     def today(self) -> date:
         return self.clock().astimezone(self.config.timezone).date()
@@ -138,19 +141,27 @@ class Digester:
 
         ``slot``: the scheduled time this run serves; where instances share
         the state, the first to get there builds it and the others find it
-        served and build nothing."""
-        async with self.store.exclusive("digest"):
-            if slot is not None and self.store.slot_served(slot):
-                log.info("digest slot %s already served (another instance)", slot)
-                return DigestResult(None, 0, ())
-            return await self._run(day, slot)
+        served and build nothing.  An instance that loses the digest lease
+        meanwhile (stopped past it) stops with a warning: the work is the
+        new holder's."""
+        self.store.announce(self.owner)
+        try:
+            async with self.store.exclusive("digest", self.owner) as lease:
+                if slot is not None and self.store.slot_served(slot):
+                    log.info("digest slot %s already served (another instance)", slot)
+                    return DigestResult(None, 0, ())
+                return await self._run(day, slot, lease)
+        except LeaseLost as exc:
+            log.warning("digest: %s; another instance goes on with it", exc)
+            return DigestResult(None, 0, ())
 
     async def redeliver(self) -> list[DeliveryReport]:
         """Retry the queues whose backoff is over (the service's delivery tick)."""
-        async with self.store.exclusive("digest"):
-            return await self.deliverer.deliver_all(self.config.webhooks, force=False)
+        self.store.announce(self.owner)
+        async with self.store.exclusive("digest", self.owner) as lease:
+            return await self.deliverer.deliver_all(self.config.webhooks, lease, force=False)
 
-    async def _run(self, day: date | None, slot: str | None = None) -> DigestResult:
+    async def _run(self, day: date | None, slot: str | None, lease: Lease) -> DigestResult:
         now = self.clock()
         webhooks = self.config.webhooks
         dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)
@@ -187,6 +198,7 @@ class Digester:
                 lambda _: built,
                 slot=(slot, self.owner) if slot else None,
                 digest_id=digest_id,
+                lease=lease,
             )
             metrics.digests.inc()
             log.info(
@@ -197,7 +209,7 @@ class Digester:
         elif slot is not None:
             self.store.serve_slot(slot, self.owner, now, None)  # nothing to send: served all the same
         self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
-        reports = await self.deliverer.deliver_all(webhooks) if webhooks else []
+        reports = await self.deliverer.deliver_all(webhooks, lease) if webhooks else []
         self._prune(now)
         return DigestResult(digest_id, len(items), tuple(reports))
 

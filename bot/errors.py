@@ -6,7 +6,8 @@
     ├── ParseError       a feed document could not be turned into entries
     ├── DiscoveryError   no feed found at an address given to ``feedbot add``
     ├── UsageError       a request the user can fix: a duplicate feed, a bad option (exit 2)
-    ├── StateError       the SQLite state cannot be opened or used
+    ├── StateError       the state database cannot be opened or used
+    │   └── LeaseLost    another instance took over the digest lease: stop quietly
     ├── DeliveryError    a webhook did not accept a message
     └── WorkerError      a parse or extraction was stopped at its limits
 
@@ -58,16 +59,32 @@ class StateError(FeedbotError):
     """The state database cannot be opened, is corrupt, or is locked."""
 
 
+class LeaseLost(StateError):
+    """This instance lost the lease it built or delivered digests under
+    (it was stopped, or cut off from the database, for longer than the
+    lease): another instance holds it now.  Not a failure of anything: the
+    work is the holder's; this one stops it, with a warning."""
+
+
 class DeliveryError(FeedbotError):
     """A webhook did not accept a message."""
 
     def __init__(
-        self, message: str, status: int | None = None, retryable: bool = True, retry_after: float | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after  # seconds the server asked us to wait
+        # The request may have reached the platform and been posted (a
+        # timeout, a connection broken mid-exchange, a 5xx): sending it again
+        # may make a copy, and is counted.
+        self.maybe_sent = maybe_sent
 
 
 class WorkerError(FeedbotError):

@@ -1,25 +1,23 @@
 """Prometheus metrics (``[metrics] listen = "127.0.0.1:9464"``).
 
 Counters are bumped where things happen (polls, page fetches, digests,
-deliveries, worker tasks stopped, lease takeovers, database statements
-and lock waits); the gauges that
-describe the state (outbox backlog, failing feeds) are refreshed from the
-database on the service's heartbeat, every ten seconds, not on each
+deliveries, copies sent again, worker tasks stopped, lease takeovers,
+database statements and lock waits); the gauges that describe the state
+(outbox backlog, failing feeds) are set by the service on its heartbeat,
+every ten seconds, from what it reads in the database, not on each
 scrape: the state is the event loop's, and a scrape comes from the HTTP
 server's thread.  The endpoint is prometheus-client's own server.
+
+This module imports nothing of feedbot's: everything else imports it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
-
-if TYPE_CHECKING:
-    from bot.config import Config
-    from bot.state import Store
 
 log = logging.getLogger("feedbot.metrics")
 
@@ -38,6 +36,20 @@ worker_stopped = Counter(
 lease_takeovers = Counter(
     "feedbot_lease_takeovers", "Feeds taken over from an instance that died while polling them", registry=REGISTRY
 )
+lease_lapses = Counter(
+    "feedbot_lease_lapses",
+    "Leases (digest) taken from an instance that stopped renewing them: stopped, dead or cut off",
+    ["lease"],
+    registry=REGISTRY,
+)
+resent = Counter(
+    "feedbot_messages_resent",
+    "POSTs that may repeat one that arrived, by webhook and why: crash (in flight when a process stopped),"
+    " takeover (in flight at another instance that is gone), unanswered (a retry after a timeout, a broken"
+    " connection or a 5xx)",
+    ["webhook", "reason"],
+    registry=REGISTRY,
+)
 outbox_pending = Gauge("feedbot_outbox_pending", "Messages not yet accepted by their webhook", registry=REGISTRY)
 outbox_oldest = Gauge(
     "feedbot_outbox_oldest_age_seconds", "Age of the oldest undelivered message's digest", registry=REGISTRY
@@ -48,6 +60,11 @@ failing_for = Gauge(
     "feedbot_feed_failing_seconds", "How long each failing feed has been failing", ["feed"], registry=REGISTRY
 )
 instances = Gauge("feedbot_instances", "Instances sharing the state, by heartbeat", registry=REGISTRY)
+resent_in_state = Gauge(
+    "feedbot_messages_resent_recorded",
+    "POSTs that may have repeated one that arrived, as the state records them (every instance)",
+    registry=REGISTRY,
+)
 # The state database's cost (bench/scaling.py reads these): statements
 # sent, and the waits for a lock another instance held.
 db_statements = Counter("feedbot_db_statements", "Statements sent to the state database", registry=REGISTRY)
@@ -70,19 +87,19 @@ def serve(listen: tuple[str, int]) -> Any:
     return server
 
 
-def refresh(store: Store, config: Config, now: datetime, alive: int) -> None:
-    """The gauges, from the state (called from the event loop); ``alive``:
-    the instances heard from lately, as the heartbeat just read them."""
-    pending = sum(b.pending for b in store.backlog())
+def refresh(
+    pending: int, oldest_age: float, items: int, failing: Mapping[str, float], alive: int, resent_total: int
+) -> None:
+    """The gauges (called from the event loop, on the heartbeat): messages
+    pending, the oldest one's age in seconds, items pending, each failing
+    feed's seconds of failing, the instances heard from lately, and the
+    copies sent again by every instance (``resent_total``, from the state)."""
     outbox_pending.set(pending)
-    oldest = store.oldest_pending()
-    outbox_oldest.set((now - oldest).total_seconds() if oldest else 0)
-    items_pending.set(store.pending_count())
-    names = {f.url: f.name for f in config.enabled_feeds}
-    failing = {url: s for url, s in store.failing_states().items() if url in names}
+    outbox_oldest.set(oldest_age)
+    items_pending.set(items)
     feeds_failing.set(len(failing))
     failing_for.clear()
-    for url, state in failing.items():
-        since = state.failing_since or now
-        failing_for.labels(names[url]).set(max(0.0, (now - since).total_seconds()))
+    for name, seconds in failing.items():
+        failing_for.labels(name).set(seconds)
     instances.set(alive)
+    resent_in_state.set(resent_total)

@@ -26,7 +26,6 @@ import os
 import signal
 import socket
 import time as _time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -43,6 +42,7 @@ from bot.notify import Notifier
 from bot.poll import Poller
 from bot.reload import plan
 from bot.state import Instance, open_store
+from bot.state.records import instance_id
 
 log = logging.getLogger("feedbot.service")
 _HOST = socket.gethostname()
@@ -109,7 +109,7 @@ class Service:
         self.config_hash = _file_hash(config.path)
         # Who this is among the instances sharing the state (their leases,
         # the slots they serve, their heartbeat rows).
-        self.instance_id = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.instance_id = instance_id()
         self.started = self.clock()
 
     def _tracked(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -205,13 +205,32 @@ class Service:
     async def _heartbeat(self) -> None:
         """Tell the other instances (and `feedbot status`) this one runs."""
         now = self.clock()
+        self.store.announce(self.instance_id)  # again after a database restart
         self.store.heartbeat(
             Instance(self.instance_id, _HOST, os.getpid(), __version__, self.config_hash, self.started, now)
         )
         alive = self.store.instances(now)
         if self.store.shared:
             self._peers = sorted({i.id for i in alive} | {self.instance_id})
-        metrics.refresh(self.store, self.config, now, len(alive))
+        self._refresh_metrics(now, len(alive))
+
+    def _refresh_metrics(self, now: datetime, alive: int) -> None:
+        """The gauges, from the state (``bot.metrics`` reads no state itself)."""
+        oldest = self.store.oldest_pending()
+        names = {f.url: f.name for f in self.config.enabled_feeds}
+        failing = {
+            names[url]: max(0.0, (now - (state.failing_since or now)).total_seconds())
+            for url, state in self.store.failing_states().items()
+            if url in names
+        }
+        metrics.refresh(
+            pending=sum(b.pending for b in self.store.backlog()),
+            oldest_age=(now - oldest).total_seconds() if oldest else 0.0,
+            items=self.store.pending_count(),
+            failing=failing,
+            alive=alive,
+            resent_total=self.store.resent_count(),
+        )
 
     async def _redeliver(self) -> None:
         await self.digester.redeliver()

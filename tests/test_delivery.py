@@ -195,7 +195,7 @@ def test_a_message_in_flight_at_a_crash_is_sent_again_and_counted(
     assert store.resent_count() == 1 and store.pending_count() == 0
     store.close()
     status = run_cli("--config", str(config.path), "status")
-    assert "sent again after an interrupted POST (each may have arrived twice): 1" in status.stdout, status.stderr
+    assert "whose answer was lost (each may have arrived twice): 1" in status.stdout, status.stderr
 
 
 def test_json_webhook_is_structured_keyed_and_signed(

@@ -149,7 +149,7 @@ def test_one_digest_per_slot_across_instances(tmp_path: Path, feeds: DynamicFeed
     assert again is None and later == 2
 
 
-def test_the_digest_lock_excludes_and_a_lost_lock_stops_deliveries(
+def test_the_digest_lease_excludes_and_a_lapsed_one_stops_deliveries(
     two: tuple[PostgresStore, PostgresStore], pg: PgServer, db: str
 ) -> None:
     a, b = two
@@ -159,25 +159,26 @@ def test_the_digest_lock_excludes_and_a_lost_lock_stops_deliveries(
     item = a.unbound_items()[0]
     a.create_digest("2025-01-21", NOW, [item.id], "text", lambda d: {"hook": [("text/plain", b"m")]})
 
-    async def go() -> tuple[bool, bool]:
-        async with a.exclusive("digest"):
-            b_got_it = asyncio.create_task(_acquire(b))
+    async def go() -> tuple[bool, bool, bool, bool]:
+        async with a.exclusive("digest", "instance-a") as lease:
+            b_got_it = asyncio.create_task(_acquire(b, "instance-b"))
             await asyncio.sleep(0)  # let b try once
             blocked = not b_got_it.done()
             msg = a.undelivered("hook")[0]
-            # The lock is lost (the server ended A's session, say): A must stop.
-            pg.sql(db, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype='advisory' AND classid=7245")
-            with pytest.raises(StateError, match="lost its delivery lock"):
-                a.mark_in_flight(msg, NOW)
-        await asyncio.wait_for(b_got_it, 30)
-        return blocked, b_got_it.result()
+            fenced = a.mark_attempt(msg, NOW, lease, resent=False)
+            # A is stopped past its lease (SIGSTOP): it lapses, and B takes it.
+            pg.sql(db, "UPDATE leases SET until = 1")
+            await asyncio.wait_for(b_got_it, 30)
+            still = a.mark_attempt(msg, NOW, lease, resent=False)  # A resumes: its fence fails
+        return blocked, fenced, still, b_got_it.result()
 
-    blocked, acquired = asyncio.run(go())
-    assert blocked and acquired
+    blocked, fenced, still, acquired = asyncio.run(go())
+    assert blocked and fenced and not still and acquired
+    assert a.undelivered("hook")[0].in_flight_by == "instance-a"
 
 
-async def _acquire(store: Store) -> bool:
-    async with store.exclusive("digest"):
+async def _acquire(store: Store, holder: str) -> bool:
+    async with store.exclusive("digest", holder):
         return True
 
 

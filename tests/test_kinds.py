@@ -163,7 +163,7 @@ def test_each_platform_gets_its_own_request_shape(tmp_path: Path, platform: tupl
     assert all(TOKEN not in str(b) for b in bodies)
     conn = sqlite3.connect(config.state_dir / DB_NAME)
     try:
-        stored = b"".join(r[0] for r in conn.execute("SELECT body FROM outbox"))
+        stored = b"".join(r[0] for r in conn.execute("SELECT body FROM outbox_bodies"))
     finally:
         conn.close()
     assert TOKEN.encode() not in stored and b"SECRET" not in stored

@@ -17,22 +17,29 @@ How instances share the work safely (docs/scaling.md):
   advisory lock in ``record_poll``), so the keys checked inside the
   transaction are the truth: two instances polling one feed, or two feeds
   carrying one article, never take an entry twice.
-* **Digests and deliveries**: ``exclusive`` is a session-level advisory
-  lock, freed by the server when the holder's connection ends; a message is
-  marked in flight only while this connection still holds it (a fence), so
-  an instance that lost it stops.  One digest per scheduled slot:
-  ``digest_slots``, written in the digest's own transaction.
+* **Digests and deliveries**: ``exclusive`` is a lease row (``leases``)
+  with an expiry in the database's clock, renewed by its holder; a holder
+  stopped past it (SIGSTOP, a frozen VM) loses it to the next instance that
+  asks, and every POST is fenced by it (``mark_attempt``: one statement
+  that renews the lease and marks the message in flight, or does nothing).
+  One digest per scheduled slot: ``digest_slots``, written in the digest's
+  own transaction.
+* **Who is alive**: each instance holds a session lock on a connection of
+  its own (``announce``), which the server keeps while the process exists,
+  stopped or not, and frees when it dies (at once) or its machine vanishes
+  (by keepalive).  A message in flight at a stopped instance is left to it
+  for a while (its answer may have come); one in flight at a dead
+  instance is sent again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -43,15 +50,14 @@ from psycopg_pool import ConnectionPool
 from bot import metrics
 from bot.config import database_shown, password_forms
 from bot.errors import StateError
-from bot.state.records import Elsewhere, FeedState, OutMessage
-from bot.state.sql import FEED_COLUMNS, SCHEMA_VERSION, Cursor, Store, dt, feed_state, ts
+from bot.state.records import Elsewhere, FeedState, Lease, OutMessage
+from bot.state.sql import FEED_COLUMNS, HEARTBEAT_FRESH, SCHEMA_VERSION, Cursor, Store, dt, feed_state, ts
 
 log = logging.getLogger("feedbot.state")
 
-LOCK_WAIT = 0.5  # seconds between tries while another instance holds an exclusive lock
 SCHEMA_LOCK = 7245000  # advisory lock ids (transaction-level: schema set-up, item-taking)
 TAKE_LOCK = 7245001
-LOCK_CLASS = 7245  # exclusive locks: (LOCK_CLASS, a number from the name)
+ALIVE_CLASS = 7246  # session locks that say an instance runs: (ALIVE_CLASS, a number from its id)
 NOW = "EXTRACT(EPOCH FROM clock_timestamp())::bigint"  # the database's clock: one for every instance
 
 SCHEMA = """
@@ -103,7 +109,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     webhook TEXT NOT NULL,
     seq BIGINT NOT NULL,
     content_type TEXT NOT NULL,
-    body BYTEA NOT NULL,
     delivered_at BIGINT,
     dropped BIGINT NOT NULL DEFAULT 0,
     attempts BIGINT NOT NULL DEFAULT 0,
@@ -112,7 +117,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at BIGINT,
     in_flight_at BIGINT,
     resent BIGINT NOT NULL DEFAULT 0,
+    in_flight_by TEXT,
     PRIMARY KEY (digest_id, webhook, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox_bodies (
+    digest_id BIGINT NOT NULL, webhook TEXT NOT NULL, seq BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (digest_id, webhook, seq)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL, until BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
 CREATE TABLE IF NOT EXISTS outbox_ids (
@@ -169,6 +182,7 @@ def _pg(sql: str) -> str:
 class PostgresStore(Store):
     FEED_ID = "id"
     shared = True
+    NOW = NOW
     _unlease = ", polled_by=lease_owner, lease_owner=NULL, lease_until=NULL"
 
     def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]], where: str, url: str = "") -> None:
@@ -178,9 +192,10 @@ class PostgresStore(Store):
         self._down_until = 0.0
         self.conn: psycopg.Connection[Any] = pool.getconn()
         self._in_tx = False
-        self._held: dict[str, int] = {}  # exclusive locks held: name -> lock number
-        self._local: dict[str, asyncio.Lock] = {}
         self.takeovers = 0
+        self._url = url
+        self._alive: psycopg.Connection[Any] | None = None  # holds the ``announce`` locks
+        self._announced: set[str] = set()
 
     @classmethod
     def open(cls, url: str, pool_size: int = 2) -> PostgresStore:
@@ -206,6 +221,8 @@ class PostgresStore(Store):
                 row = store.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is not None and int(row[0]) > SCHEMA_VERSION:
                     raise StateError(f"state database {where} is from a newer feedbot (schema {row[0]})")
+                if row is not None and int(row[0]) < SCHEMA_VERSION:
+                    store._migrate_in_transaction()
                 store.conn.execute(
                     "INSERT INTO meta VALUES ('schema_version', %s)"
                     " ON CONFLICT (key) DO UPDATE SET value=EXCLUDED.value",
@@ -218,9 +235,33 @@ class PostgresStore(Store):
         return store
 
     def close(self) -> None:
+        if self._alive is not None:
+            with contextlib.suppress(Exception):
+                self._alive.close()
         with contextlib.suppress(Exception):
             self.pool.putconn(self.conn)
         self.pool.close()
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name=%s",
+            (table,),
+        )
+        return {str(r[0]) for r in rows}
+
+    def _migrate_in_transaction(self) -> None:
+        """``Store._migrate``'s steps, inside the set-up transaction (under
+        its lock: one instance migrates, the others find it done)."""
+        columns = self._columns("outbox")
+        if "body" in columns:
+            self.conn.execute(
+                "INSERT INTO outbox_bodies(digest_id, webhook, seq, body)"
+                " SELECT digest_id, webhook, seq, body FROM outbox WHERE true ON CONFLICT DO NOTHING"
+            )
+            self.conn.execute("ALTER TABLE outbox DROP COLUMN body")
+        if "in_flight_by" not in columns:
+            self.conn.execute("ALTER TABLE outbox ADD COLUMN in_flight_by TEXT")
 
     # -- statements ------------------------------------------------------------
 
@@ -348,52 +389,58 @@ class PostgresStore(Store):
     def lease_takeovers(self) -> int:
         return self.takeovers
 
-    # -- exclusive locks (digests, deliveries) ---------------------------------------
+    # -- leases, fences and who is alive ------------------------------------------------
 
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[None]:
-        """A session-level advisory lock on this store's connection: the
-        server frees it the moment the holder's connection ends (a killed
-        process at once, a vanished machine by keepalive), so the others go
-        on.  Advisory locks are re-entrant within a session: an asyncio lock
-        keeps two holders of this process apart."""
-        key = _lock_id(name)
-        async with self._local.setdefault(name, asyncio.Lock()):
-            started = time.monotonic()
-            waited = False
-            while not self._x("SELECT pg_try_advisory_lock(?, ?)", (LOCK_CLASS, key)).fetchone()[0]:
-                waited = True
-                await asyncio.sleep(LOCK_WAIT)
-            if waited:
-                metrics.lock_waits.labels(name).inc()
-                metrics.lock_wait_seconds.labels(name).inc(time.monotonic() - started)
-            self._held[name] = key
-            try:
-                yield
-            finally:
-                del self._held[name]
-                with contextlib.suppress(StateError):
-                    self._x("SELECT pg_advisory_unlock(?, ?)", (LOCK_CLASS, key))
+    def _holds(self, lease: Lease) -> bool:
+        return self.renew_lease(lease)
 
-    def mark_in_flight(self, msg: OutMessage, now: datetime) -> None:
-        """With a fence: only while this connection still holds the digest
-        lock (a connection replaced after a network failure does not, and
-        another instance may be delivering)."""
-        key = self._held.get("digest")
-        if key is None:
-            super().mark_in_flight(msg, now)
+    def mark_attempt(self, msg: OutMessage, now: datetime, lease: Lease, resent: bool) -> bool:
+        """One round trip: the lease renewed (only if still this holder's
+        and current) and the message marked in flight, or neither."""
+        row = self._x(
+            f"WITH l AS (UPDATE leases SET until={NOW} + ? WHERE name=? AND holder=? AND token=? AND until >= {NOW}"
+            " RETURNING 1) UPDATE outbox SET in_flight_at=?, in_flight_by=?, resent=resent+?"
+            " WHERE digest_id=? AND webhook=? AND seq=? AND delivered_at IS NULL AND dropped=0"
+            " AND EXISTS (SELECT 1 FROM l) RETURNING 1",
+            (
+                self.lease_seconds,
+                lease.name,
+                lease.holder,
+                lease.token,
+                ts(now),
+                lease.holder,
+                int(resent),
+                msg.digest_id,
+                msg.webhook,
+                msg.seq,
+            ),
+        ).fetchone()
+        return row is not None
+
+    def announce(self, instance: str) -> None:
+        """A session lock for ``instance`` on a connection of its own (never
+        in a transaction: the server's idle-in-transaction limit cannot end
+        it while the process is stopped mid-statement), taken again after
+        the database was restarted."""
+        usable = self._alive is not None and not self._alive.closed and not self._alive.broken
+        if usable and instance in self._announced:
             return
-        resent = 1 if msg.in_flight_at is not None else 0
-        fence = (
-            " AND EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND pid=pg_backend_pid()"
-            " AND classid::bigint=? AND objid::bigint=? AND objsubid=2)"
-        )
-        changed = self._x(
-            f"UPDATE outbox SET in_flight_at=?, resent=resent+? WHERE digest_id=? AND webhook=? AND seq=?{fence}",
-            (ts(now), resent, msg.digest_id, msg.webhook, msg.seq, LOCK_CLASS, key),
-        ).rowcount
-        if changed != 1:
-            raise StateError("this instance lost its delivery lock; another instance delivers now")
+        try:
+            if self._alive is None or not usable:
+                self._alive = psycopg.connect(self._url, **CONNECT_OPTIONS)
+                self._announced.clear()
+            self._alive.execute("SELECT pg_advisory_lock(%s, %s)", (ALIVE_CLASS, _lock_id(instance)))
+            self._announced.add(instance)
+        except psycopg.Error as exc:
+            raise StateError(f"state database {self.where}: {self._said(exc)}") from None
+
+    def instance_alive(self, instance: str) -> bool:
+        row = self._x(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND classid::bigint=?"
+            " AND objid::bigint=? AND objsubid=2) OR EXISTS (SELECT 1 FROM instances WHERE id=? AND seen_at >= ?)",
+            (ALIVE_CLASS, _lock_id(instance), instance, int(time.time()) - HEARTBEAT_FRESH),
+        ).fetchone()
+        return bool(row[0])
 
     def reserve_digest_id(self) -> int:
         """From the digests' sequence: never given twice, even to an instance

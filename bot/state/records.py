@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +59,7 @@ class OutMessage:
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     in_flight_at: datetime | None = None  # a POST started and its outcome was never recorded
+    in_flight_by: str | None = None  # the instance that started it
 
     @property
     def key(self) -> str:
@@ -84,3 +88,31 @@ class Instance:
     config_hash: str  # of its config file: instances that differ are told apart in `status`
     started_at: datetime
     seen_at: datetime
+
+
+@dataclass
+class Lease:
+    """The right to build and deliver digests (``Store.exclusive``): a row
+    with an expiry in the database's clock, renewed by its holder while it
+    runs.  ``token`` grows at every new holder: a holder that was stopped
+    past the expiry finds its token gone and stops.  ``lost``: a renewal
+    found it gone."""
+
+    name: str
+    holder: str
+    token: int
+    lost: bool = False
+
+
+def instance_id() -> str:
+    """A name for this process among those sharing the state: host, pid and
+    a random part (``host-pid-xxxxxx``: ``instance_pid`` reads it back)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def instance_pid(instance: str) -> tuple[str, int] | None:
+    """The host and pid in an ``instance_id``, if it is one."""
+    host, _, rest = instance.rpartition("-")[0].rpartition("-")
+    if not (host and rest.isdigit()):
+        return None
+    return host, int(rest)

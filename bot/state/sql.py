@@ -9,15 +9,21 @@ Tables:
 * ``items``: entries taken for a digest; ``digest_id`` is NULL until a
   digest binds them.
 * ``digests`` and ``outbox``: a digest and, per webhook, the messages it was
-  cut into.  A message is marked delivered only after its webhook accepted
-  it; an item stays pending until every message of its digest is delivered.
+  cut into (their bytes in ``outbox_bodies``: a row updated at every
+  attempt stays small, where SQLite would rewrite a 10 MB body with it).
+  A message is marked delivered only after its webhook accepted it; an item
+  stays pending until every message of its digest is delivered.
+* ``leases``: who may build and deliver digests now (``exclusive``), until
+  when, in the database's clock.
 * ``digest_slots``: the scheduled digest times already served (one digest
   per slot, however many instances run); ``instances``: who runs, and with
   which config; ``label_phrases``: the background of automatic labels.
 
 Every poll is one transaction, and so is building a digest with its
 messages: a crash leaves either all of it or none.  A message is marked in
-flight (committed) just before its POST, so a crash there is known.
+flight (committed, with the instance sending it) just before each POST,
+only while its instance still holds the lease: a crash or a pause there is
+known, and an instance that lost the lease sends nothing more.
 
 The SQL is the common dialect of SQLite 3.35+ and PostgreSQL: ``?``
 placeholders (the PostgreSQL backend rewrites them), ``ON CONFLICT``,
@@ -28,24 +34,57 @@ processes and instances, the few statements each writes its own way) is in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import os
+import socket
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.errors import StateError
+from bot import metrics
+from bot.errors import LeaseLost, StateError
 from bot.keys import Key
 from bot.models import Entry, Item
-from bot.state.records import Elsewhere, FeedState, Instance, NewItem, OutMessage, WebhookBacklog
+from bot.state.records import (
+    Elsewhere,
+    FeedState,
+    Instance,
+    Lease,
+    NewItem,
+    OutMessage,
+    WebhookBacklog,
+    instance_pid,
+)
 
-SCHEMA_VERSION = 3
+log = logging.getLogger("feedbot.state")
+
+SCHEMA_VERSION = 4
 LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
 INSTANCE_ALIVE = timedelta(seconds=60)  # an instance not heard from for this long is gone
+HEARTBEAT_FRESH = 20  # seconds: an instance that beat this lately is alive (service.HEARTBEAT_SECONDS × 2)
+LEASE_SECONDS = 30  # a lease lasts this long past its holder's last renewal
+RENEW_SECONDS = 5.0  # how often a holder renews it
+LOCK_WAIT = 0.5  # seconds between tries while another instance holds a lease
 
 # Tables in the order a copy fills them (references first).
-TABLES = ("meta", "feeds", "seen", "digests", "items", "outbox", "outbox_ids", "label_phrases", "digest_slots")
+TABLES = (
+    "meta",
+    "feeds",
+    "seen",
+    "digests",
+    "items",
+    "outbox",
+    "outbox_bodies",
+    "outbox_ids",
+    "label_phrases",
+    "digest_slots",
+)
 
 
 def ts(when: datetime) -> int:
@@ -81,6 +120,9 @@ class Store(ABC):
     where: str  # the database, as shown to people (no password)
     FEED_ID = "rowid"  # the feeds column that seen.feed_id refers to
     shared = False  # True where several instances may use the state at once
+    NOW = "CAST(strftime('%s', 'now') AS INTEGER)"  # the database's clock, in whole seconds
+    lease_seconds = LEASE_SECONDS
+    renew_seconds = RENEW_SECONDS
 
     # -- what each backend provides ------------------------------------------
 
@@ -101,13 +143,25 @@ class Store(ABC):
         return self.transaction()
 
     @abstractmethod
-    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
-        """Hold the lock ``name`` across processes (and, where the state is
-        shared, across instances): building and delivering digests happen
-        under it, so no message is sent by two at once."""
+    def close(self) -> None: ...
 
     @abstractmethod
-    def close(self) -> None: ...
+    def _columns(self, table: str) -> set[str]:
+        """The columns ``table`` has (for migrations)."""
+
+    def _migrate(self) -> None:
+        """From schema 3: message bodies to ``outbox_bodies``, the sending
+        instance on each message (the new tables exist already)."""
+        columns = self._columns("outbox")
+        if "body" in columns:
+            with self.transaction():
+                self._x(
+                    "INSERT INTO outbox_bodies(digest_id, webhook, seq, body)"
+                    " SELECT digest_id, webhook, seq, body FROM outbox WHERE true ON CONFLICT DO NOTHING"
+                )
+                self._x("ALTER TABLE outbox DROP COLUMN body")
+        if "in_flight_by" not in columns:
+            self._x("ALTER TABLE outbox ADD COLUMN in_flight_by TEXT")
 
     @abstractmethod
     def _keep_table(self) -> None:
@@ -183,6 +237,105 @@ class Store(ABC):
             (slot, owner, ts(now), digest_id),
         )
         return cur.rowcount == 1
+
+    # -- leases: who builds and delivers digests ----------------------------
+
+    def take_lease(self, name: str, holder: str) -> Lease | None:
+        """The lease ``name`` for ``holder`` if nobody holds it (or its
+        holder let it lapse: stopped, or cut off from the database)."""
+        with self.transaction():
+            before = self._x("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
+            row = self._x(
+                f"INSERT INTO leases(name, holder, token, until) VALUES (?, ?, 1, {self.NOW} + ?)"
+                " ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, token=leases.token+1, until=excluded.until"
+                f" WHERE leases.until < {self.NOW} RETURNING token",
+                (name, holder, self.lease_seconds),
+            ).fetchone()
+        if row is None:
+            return None
+        if before is not None and before[1] > 0 and before[0] != holder:  # until 0: released, not lapsed
+            metrics.lease_lapses.labels(name).inc()
+            log.warning("lease %s taken over from instance %s, which stopped renewing it", name, before[0])
+        return Lease(name, holder, int(row[0]))
+
+    def renew_lease(self, lease: Lease) -> bool:
+        """Extend it; False if it is gone (another holder took it)."""
+        return (
+            self._x(
+                f"UPDATE leases SET until={self.NOW} + ? WHERE name=? AND holder=? AND token=? AND until >= {self.NOW}",
+                (self.lease_seconds, lease.name, lease.holder, lease.token),
+            ).rowcount
+            == 1
+        )
+
+    def release_lease(self, lease: Lease) -> None:
+        self._x(
+            "UPDATE leases SET until=0 WHERE name=? AND holder=? AND token=?", (lease.name, lease.holder, lease.token)
+        )
+
+    @asynccontextmanager
+    async def exclusive(self, name: str, holder: str) -> AsyncIterator[Lease]:
+        """Hold the lease ``name`` (across processes and instances): digests
+        are built and delivered under it, so no message is sent by two at
+        once.  It is renewed while held; a holder stopped for longer than
+        ``lease_seconds`` loses it to the next instance that asks, and finds
+        out at its next renewal or fence (``mark_attempt``).  Two holders in
+        one process wait for each other on an asyncio lock."""
+        async with self._local_lock(name):
+            started = time.monotonic()
+            lease = self.take_lease(name, holder)
+            waited = lease is None
+            while lease is None:
+                await asyncio.sleep(LOCK_WAIT)
+                lease = self.take_lease(name, holder)
+            if waited:
+                metrics.lock_waits.labels(name).inc()
+                metrics.lock_wait_seconds.labels(name).inc(time.monotonic() - started)
+            keeper = asyncio.create_task(self._keep(lease))
+            try:
+                yield lease
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+                with contextlib.suppress(StateError):
+                    self.release_lease(lease)
+
+    def _local_lock(self, name: str) -> asyncio.Lock:
+        locks: dict[str, asyncio.Lock] = self.__dict__.setdefault("_local_locks", {})
+        return locks.setdefault(name, asyncio.Lock())
+
+    async def _keep(self, lease: Lease) -> None:
+        """Renew ``lease`` while it is held; mark it lost if it went."""
+        while not lease.lost:
+            await asyncio.sleep(self.renew_seconds)
+            try:
+                if not self.renew_lease(lease):
+                    lease.lost = True
+                    log.warning("lease %s: another instance took it (this one was stopped or cut off)", lease.name)
+            except StateError as exc:  # the database is away: the lease may lapse; the fence will tell
+                log.warning("lease %s not renewed: %s", lease.name, exc)
+
+    def announce(self, instance: str) -> None:  # noqa: B027 - a hook: SQLite needs nothing
+        """Say that ``instance`` runs for as long as this connection does
+        (PostgreSQL: a session lock; SQLite: the process itself)."""
+
+    def instance_alive(self, instance: str) -> bool:
+        """Whether ``instance`` still runs, perhaps stopped (SIGSTOP): a
+        process of this host that exists, or one that beat lately."""
+        where = instance_pid(instance)
+        if where is not None and where[0] == socket.gethostname():
+            try:
+                os.kill(where[1], 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        row = self._x(
+            "SELECT 1 FROM instances WHERE id=? AND seen_at >= ?", (instance, int(time.time()) - HEARTBEAT_FRESH)
+        ).fetchone()
+        return row is not None
 
     # -- feeds -----------------------------------------------------------
 
@@ -374,15 +527,19 @@ class Store(ABC):
         messages: Callable[[int], dict[str, Sequence[tuple[str, bytes]]]],
         slot: tuple[str, str] | None = None,
         digest_id: int | None = None,
+        lease: Lease | None = None,
     ) -> int:
         """Bind items to a new digest and record its messages, atomically.
 
         ``messages(digest_id)`` returns, per webhook id, the (content type,
         body) of each message in order.  ``slot`` (slot, instance): the
         scheduled time this digest serves, recorded in the same transaction.
-        ``digest_id``: the number ``reserve_digest_id`` gave it.
+        ``digest_id``: the number ``reserve_digest_id`` gave it; ``lease``:
+        the digest lease it is built under (checked in the transaction).
         """
         with self.transaction():
+            if lease is not None and not self._holds(lease):
+                raise LeaseLost(f"this instance lost the {lease.name} lease before its digest was recorded")
             if digest_id is None:
                 row = self._x(
                     "INSERT INTO digests(date, created_at, text) VALUES (?, ?, ?) RETURNING id", (date, ts(now), text)
@@ -402,14 +559,18 @@ class Store(ABC):
                 ).rowcount
             if bound != len(item_ids):
                 # Another process bound some of them first: build nothing.
-                raise StateError("items changed while the digest was being built; try again")
+                raise LeaseLost("items changed while the digest was being built (another instance built one)")
             for webhook, msgs in messages(digest_id).items():
                 self._many(
-                    "INSERT INTO outbox(digest_id, webhook, seq, content_type, body) VALUES (?, ?, ?, ?, ?)",
-                    [(digest_id, webhook, seq, ctype, body) for seq, (ctype, body) in enumerate(msgs)],
+                    "INSERT INTO outbox(digest_id, webhook, seq, content_type) VALUES (?, ?, ?, ?)",
+                    [(digest_id, webhook, seq, ctype) for seq, (ctype, _) in enumerate(msgs)],
+                )
+                self._many(
+                    "INSERT INTO outbox_bodies(digest_id, webhook, seq, body) VALUES (?, ?, ?, ?)",
+                    [(digest_id, webhook, seq, body) for seq, (_, body) in enumerate(msgs)],
                 )
             if slot is not None and not self.serve_slot(slot[0], slot[1], now, digest_id):
-                raise StateError(f"the digest of {slot[0]} was built by another instance meanwhile")
+                raise LeaseLost(f"the digest of {slot[0]} was built by another instance meanwhile")
         return digest_id
 
     def reserve_digest_id(self) -> int:
@@ -420,11 +581,13 @@ class Store(ABC):
 
     def undelivered(self, webhook: str) -> list[OutMessage]:
         rows = self._x(
-            "SELECT digest_id, webhook, seq, content_type, body, attempts, last_error, next_attempt_at, in_flight_at"
-            " FROM outbox WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq",
+            "SELECT o.digest_id, o.webhook, o.seq, o.content_type, b.body, o.attempts, o.last_error,"
+            " o.next_attempt_at, o.in_flight_at, o.in_flight_by FROM outbox o JOIN outbox_bodies b"
+            " ON b.digest_id = o.digest_id AND b.webhook = o.webhook AND b.seq = o.seq"
+            " WHERE o.webhook=? AND o.delivered_at IS NULL AND o.dropped=0 ORDER BY o.digest_id, o.seq",
             (webhook,),
         )
-        return [OutMessage(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], dt(r[7]), dt(r[8])) for r in rows]
+        return [OutMessage(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], dt(r[7]), dt(r[8]), r[9]) for r in rows]
 
     def _update(self, msg: OutMessage, assignments: str, values: Sequence[object], fence: str = "") -> int:
         return self._x(
@@ -432,11 +595,29 @@ class Store(ABC):
             (*values, msg.digest_id, msg.webhook, msg.seq),
         ).rowcount
 
-    def mark_in_flight(self, msg: OutMessage, now: datetime) -> None:
-        """Committed before the POST: after a crash, the message is known to
-        have been possibly sent (the only window for a duplicate)."""
-        resent = 1 if msg.in_flight_at is not None else 0
-        self._update(msg, "in_flight_at=?, resent=resent+?", (ts(now), resent))
+    def mark_in_flight(self, msg: OutMessage, now: datetime, by: str | None = None, resent: bool = False) -> int:
+        """Committed before a POST: after a crash, the message is known to
+        have been possibly sent (the only window for a duplicate).
+        ``resent``: this POST may repeat one that arrived (counted)."""
+        return self._update(
+            msg,
+            "in_flight_at=?, in_flight_by=?, resent=resent+?",
+            (ts(now), by, int(resent)),
+            " AND delivered_at IS NULL AND dropped=0",
+        )
+
+    def _holds(self, lease: Lease) -> bool:
+        """Inside a transaction: the lease is this holder's and current
+        (renewed, as proof of life)."""
+        return self.renew_lease(lease)
+
+    def mark_attempt(self, msg: OutMessage, now: datetime, lease: Lease, resent: bool) -> bool:
+        """The fence before every POST of ``msg``: marked in flight by the
+        lease's holder only while it still holds the lease (renewed in the
+        same transaction) and the message is still pending; False otherwise,
+        and nothing may be sent."""
+        with self.transaction():
+            return self._holds(lease) and self.mark_in_flight(msg, now, lease.holder, resent) == 1
 
     def mark_delivered(self, msg: OutMessage, now: datetime, remote_id: str | None = None) -> None:
         """Accepted; ``remote_id``: the id the platform gave it, which the
@@ -452,10 +633,13 @@ class Store(ABC):
                 "INSERT INTO outbox_ids VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (msg.digest_id, msg.webhook, msg.seq, remote_id),
             )
+        # Not fenced: an acceptance is a fact, recorded even by an instance
+        # that lost its lease while the answer was on its way.
         self._update(
             msg,
             "delivered_at=?, attempts=attempts+1, last_attempt_at=?, last_error=NULL, in_flight_at=NULL",
             (ts(now), ts(now)),
+            " AND delivered_at IS NULL",
         )
 
     def previous_remote_id(self, msg: OutMessage) -> str | None:
@@ -474,7 +658,8 @@ class Store(ABC):
         )
 
     def resent_count(self) -> int:
-        """Messages POSTed again because a crash hid whether the first POST arrived."""
+        """POSTs that may have repeated one that arrived: after a crash, a
+        takeover, a timeout or a broken connection hid whether it did."""
         return int(self._x("SELECT COALESCE(SUM(resent), 0) FROM outbox").fetchone()[0])
 
     def drop_webhooks_except(self, active: Iterable[str]) -> int:
@@ -493,14 +678,12 @@ class Store(ABC):
         ).fetchall()
         out = []
         for webhook, count in rows:
-            head = self.undelivered(webhook)[0]
-            last = self._x(
-                "SELECT last_attempt_at FROM outbox WHERE digest_id=? AND webhook=? AND seq=?",
-                (head.digest_id, head.webhook, head.seq),
-            ).fetchone()[0]
-            out.append(
-                WebhookBacklog(webhook, int(count), head.attempts, head.last_error, dt(last), head.next_attempt_at)
-            )
+            head = self._x(
+                "SELECT attempts, last_error, last_attempt_at, next_attempt_at FROM outbox"
+                " WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq LIMIT 1",
+                (webhook,),
+            ).fetchone()
+            out.append(WebhookBacklog(webhook, int(count), int(head[0]), head[1], dt(head[2]), dt(head[3])))
         return out
 
     def oldest_pending(self) -> datetime | None:
@@ -564,6 +747,7 @@ class Store(ABC):
                 chunk = old[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 self._x(f"DELETE FROM outbox WHERE digest_id IN ({marks})", chunk)
+                self._x(f"DELETE FROM outbox_bodies WHERE digest_id IN ({marks})", chunk)
                 self._x(f"DELETE FROM outbox_ids WHERE digest_id IN ({marks})", chunk)
                 self._x(f"DELETE FROM items WHERE digest_id IN ({marks})", chunk)
                 self._x(f"DELETE FROM digests WHERE id IN ({marks})", chunk)
@@ -616,9 +800,10 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
     "digests": ("id", "date", "created_at", "text"),
     "items": ("id", "feed_url", "feed_name", "title", "link", "published", "first_seen", "body", "digest_id"),
     "outbox": tuple(
-        "digest_id webhook seq content_type body delivered_at dropped attempts last_error last_attempt_at"
-        " next_attempt_at in_flight_at resent".split()
+        "digest_id webhook seq content_type delivered_at dropped attempts last_error last_attempt_at"
+        " next_attempt_at in_flight_at resent in_flight_by".split()
     ),
+    "outbox_bodies": ("digest_id", "webhook", "seq", "body"),
     "outbox_ids": ("digest_id", "webhook", "seq", "remote_id"),
     "label_phrases": ("day", "phrase"),
     "digest_slots": ("slot", "instance", "at", "digest_id"),

@@ -3,18 +3,23 @@
 One connection, in autocommit mode with explicit ``BEGIN IMMEDIATE``
 transactions; WAL with ``synchronous=NORMAL`` keeps a commit under a
 millisecond.  Processes on the machine (the service, ``feedbot digest`` by
-hand) share the lock files of ``exclusive``.  There is no other instance to
-share feeds with: ``claim_feed`` always gives the feed.
+hand) share the ``leases`` table of ``exclusive``.  There is no other
+instance to share feeds with: ``claim_feed`` always gives the feed.
+
+WAL checkpoints (copying the log back into the database) run in a thread
+of their own, on their own connection, not at the commit that crosses the
+threshold: after a 10,000-item digest that copy is tens of megabytes, and
+the statement that paid for it held the event loop for most of a second.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import os
+import contextlib
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,9 @@ from bot.errors import StateError
 from bot.state.sql import SCHEMA_VERSION, Cursor, Store
 
 DB_NAME = "feedbot.sqlite3"
+CHECKPOINT_AFTER = 0.5  # seconds after a write transaction, its WAL frames are copied back (at most this often)
+
+log = logging.getLogger("feedbot.state")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,7 +84,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     webhook TEXT NOT NULL,
     seq INTEGER NOT NULL,
     content_type TEXT NOT NULL,
-    body BLOB NOT NULL,
     delivered_at INTEGER,
     dropped INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -84,8 +91,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_attempt_at INTEGER,
     next_attempt_at INTEGER,   -- after a failure: not before this (backoff, Retry-After)
     in_flight_at INTEGER,      -- set, and committed, just before each POST
-    resent INTEGER NOT NULL DEFAULT 0,  -- POSTed again after a crash while in flight
+    resent INTEGER NOT NULL DEFAULT 0,  -- POSTs that may have repeated one that arrived
+    in_flight_by TEXT,         -- the instance that set in_flight_at (schema 4)
     PRIMARY KEY (digest_id, webhook, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox_bodies (  -- each message's bytes, apart from its state (schema 4)
+    digest_id INTEGER NOT NULL, webhook TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (digest_id, webhook, seq)
+);
+CREATE TABLE IF NOT EXISTS leases (  -- who builds and delivers digests, until when (schema 4)
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, until INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(webhook, digest_id, seq) WHERE delivered_at IS NULL AND dropped = 0;
 CREATE TABLE IF NOT EXISTS outbox_ids (  -- the platform's id of each accepted message (schema 3)
@@ -107,6 +122,7 @@ class SQLiteStore(Store):
         self.conn = conn
         self.path = path
         self.where = str(path)
+        self._checkpointer = _Checkpointer(path)
 
     @classmethod
     def open(cls, state_dir: Path, busy_timeout: float = 30.0) -> SQLiteStore:
@@ -117,24 +133,31 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
             conn.executescript(SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise StateError(f"state database {path} is from a newer feedbot (schema {row[0]})")
+            store = cls(conn, path)
             if row is None or int(row[0]) < SCHEMA_VERSION:
-                # Schemas 2 and 3 only added tables (CREATE ... IF NOT EXISTS above).
+                # Schemas 2 and 3 only added tables (CREATE ... IF NOT EXISTS above); 4 moved columns.
+                store._migrate()
                 conn.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     (str(SCHEMA_VERSION),),
                 )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StateError(f"state database {path} is from a newer feedbot (schema {row[0]})")
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state database {path} cannot be used: {exc}") from exc
         except OSError as exc:
             raise StateError(f"state directory {state_dir} cannot be used: {exc.strerror}") from exc
-        return cls(conn, path)
+        return store
 
     def close(self) -> None:
+        self._checkpointer.close()
         self.conn.close()
+
+    def _columns(self, table: str) -> set[str]:
+        return {str(r[1]) for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
         metrics.db_statements.inc()
@@ -158,16 +181,52 @@ class SQLiteStore(Store):
             raise
         else:
             self.conn.execute("COMMIT")
-
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[None]:
-        fd = os.open(self.path.parent / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+            self._checkpointer.written()
 
     def _keep_table(self) -> None:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS keep (key BLOB PRIMARY KEY) WITHOUT ROWID")
         self.conn.execute("DELETE FROM keep")
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database in a thread, on a connection
+    of its own, shortly after write transactions (PASSIVE: never waits for
+    a reader or blocks a writer).  sqlite3 lets go of the GIL while it
+    copies, so the event loop runs on meanwhile."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def written(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoints off (%s): the log grows until the next start", exc)
+            return
+        with contextlib.closing(conn):
+            while True:
+                self._wake.wait()
+                if self._stopped.is_set():
+                    return
+                self._wake.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or locked: the next write tries again
+                    log.debug("WAL checkpoint skipped: %s", exc)
+                if self._stopped.wait(CHECKPOINT_AFTER):  # at most this often
+                    return
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
