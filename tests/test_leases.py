@@ -297,3 +297,30 @@ def test_a_retry_after_an_unanswered_post_is_counted_as_a_possible_copy(tmp_path
         store.close()
     assert sent == 1 and len(rec.accepted) == 1 and resent == 1
     assert metrics.resent.labels("hook", "unanswered")._value.get() == before + 1
+
+
+def test_a_killed_holders_lease_is_taken_without_waiting_for_it_to_lapse(
+    tmp_path: Path, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stopped holder keeps its lease until it lapses; a killed one does
+    not: its process is gone (SQLite), its session ended (PostgreSQL)."""
+    config = config_for(tmp_path, "http://127.0.0.1:9/hook")
+    a, b = open_store(config), open_store(config)
+    host = instance_id().rsplit("-", 2)[0]
+    try:
+        if backend == "sqlite":
+            dead = f"{host}-{_dead_pid()}-eeeeee"
+            assert a.take_lease("digest", dead) is not None
+        else:
+            holder = f"{host}-{os.getpid()}-eeeeee"
+            a.announce(holder)
+            assert a.take_lease("digest", holder) is not None
+            assert b.take_lease("digest", "host-2-bbbbbb") is None  # alive: it waits
+            assert isinstance(a, PostgresStore) and a._alive is not None
+            a._alive.close()  # what the server sees of a SIGKILL
+        with caplog.at_level(logging.WARNING, logger="feedbot.state"):
+            assert b.take_lease("digest", "host-2-bbbbbb") is not None
+        assert any("which is gone" in r.getMessage() for r in caplog.records)
+    finally:
+        a.close()
+        b.close()

@@ -434,6 +434,17 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise StateError(f"state database {self.where}: {self._said(exc)}") from None
 
+    def _holder_gone(self, holder: str) -> bool:
+        """No session holds its ``announce`` lock: killed, or its machine
+        gone (a stopped process keeps its sessions).  Every lease holder
+        announced itself (``exclusive``)."""
+        row = self._x(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND classid::bigint=?"
+            " AND objid::bigint=? AND objsubid=2)",
+            (ALIVE_CLASS, _lock_id(holder)),
+        ).fetchone()
+        return bool(row[0])
+
     def instance_alive(self, instance: str) -> bool:
         row = self._x(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND classid::bigint=?"

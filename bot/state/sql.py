@@ -241,22 +241,41 @@ class Store(ABC):
     # -- leases: who builds and delivers digests ----------------------------
 
     def take_lease(self, name: str, holder: str) -> Lease | None:
-        """The lease ``name`` for ``holder`` if nobody holds it (or its
-        holder let it lapse: stopped, or cut off from the database)."""
+        """The lease ``name`` for ``holder`` if nobody holds it: never taken,
+        released, lapsed (its holder stopped renewing it: stopped, or cut
+        off from the database), or held by an instance that is gone (killed:
+        no need to wait for the lapse).  A compare-and-swap on the token:
+        of two instances taking it at once, one gets it."""
         with self.transaction():
-            before = self._x("SELECT holder, until FROM leases WHERE name=?", (name,)).fetchone()
-            row = self._x(
+            row = self._x(f"SELECT holder, token, until, {self.NOW} FROM leases WHERE name=?", (name,)).fetchone()
+            if row is not None:
+                before, token, until, now = str(row[0]), int(row[1]), int(row[2]), int(row[3])
+                gone = before != holder and self._holder_gone(before)
+                if until >= now and not gone:
+                    return None
+            taken = self._x(
                 f"INSERT INTO leases(name, holder, token, until) VALUES (?, ?, 1, {self.NOW} + ?)"
                 " ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, token=leases.token+1, until=excluded.until"
-                f" WHERE leases.until < {self.NOW} RETURNING token",
-                (name, holder, self.lease_seconds),
+                " WHERE leases.token = ? RETURNING token",
+                (name, holder, self.lease_seconds, token if row is not None else 0),
             ).fetchone()
-        if row is None:
+        if taken is None:
             return None
-        if before is not None and before[1] > 0 and before[0] != holder:  # until 0: released, not lapsed
+        if row is not None and until > 0 and before != holder:  # until 0: released, nothing to say
             metrics.lease_lapses.labels(name).inc()
-            log.warning("lease %s taken over from instance %s, which stopped renewing it", name, before[0])
-        return Lease(name, holder, int(row[0]))
+            log.warning(
+                "lease %s taken over from instance %s, which %s",
+                name,
+                before,
+                "is gone" if gone else "stopped renewing it (stopped, or cut off from the database)",
+            )
+        return Lease(name, holder, int(taken[0]))
+
+    def _holder_gone(self, holder: str) -> bool:
+        """Whether a lease's holder is known to be dead: a process of this
+        host that no longer exists (another host's: not known here)."""
+        where = instance_pid(holder)
+        return where is not None and where[0] == socket.gethostname() and not _pid_exists(where[1])
 
     def renew_lease(self, lease: Lease) -> bool:
         """Extend it; False if it is gone (another holder took it)."""
@@ -281,6 +300,7 @@ class Store(ABC):
         ``lease_seconds`` loses it to the next instance that asks, and finds
         out at its next renewal or fence (``mark_attempt``).  Two holders in
         one process wait for each other on an asyncio lock."""
+        self.announce(holder)
         async with self._local_lock(name):
             started = time.monotonic()
             lease = self.take_lease(name, holder)
@@ -325,13 +345,7 @@ class Store(ABC):
         process of this host that exists, or one that beat lately."""
         where = instance_pid(instance)
         if where is not None and where[0] == socket.gethostname():
-            try:
-                os.kill(where[1], 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
-            return True
+            return _pid_exists(where[1])
         row = self._x(
             "SELECT 1 FROM instances WHERE id=? AND seen_at >= ?", (instance, int(time.time()) - HEARTBEAT_FRESH)
         ).fetchone()
@@ -782,6 +796,16 @@ class Store(ABC):
 
     def is_empty(self) -> bool:
         return all(self._x(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None for t in TABLES if t != "meta")
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it exists
+        return True
+    return True
 
 
 def _dt(value: int | None) -> datetime:
