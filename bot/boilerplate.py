@@ -86,8 +86,9 @@ _CREDIT_START = re.compile(
     r"^(?:写真|画像|図|出典|提供|資料|photo(?:graph)?s?|images?|pictures?|foto|bild|credits?|quelle)\s*[:：＝=]",
     re.IGNORECASE,
 )
-_CREDIT_WORDS = (
-    r"提供|撮影|写真|ロイター|共同|時事|AFP|AP|EPA|Getty|Reuters|Bloomberg|Photo|Foto|dpa|Xinhua|新華社|朝日新聞社|毎日新聞社"
+_CREDIT_WORDS = "|".join(
+    "提供 撮影 写真 ロイター 共同 時事 新華社 朝日新聞社 毎日新聞社".split()
+    + "AFP AP EPA Getty Reuters Bloomberg Photo Foto dpa Xinhua".split()
 )
 # A caption ends with a parenthesised credit: （ロシア大統領府提供）, (AP Photo/Name),
 # （2025年　ロイター）.  Body text that quotes an agency ends "…と述べた。（共同）":

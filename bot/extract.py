@@ -6,9 +6,11 @@ for a page that has no article (an index, a live-updates list, a search
 result, a login wall).  ``mode`` is ``"auto"`` or a CSS selector from the
 feed's config, whose elements' text is the body.
 
-The automatic path is trafilatura, chosen by measurement (issue 11,
-``python -m bench.extract_eval``, ``docs/extraction.md``), with feedbot's
-own knowledge around it:
+A page that carries its article as data (NHK NEWS WEB's Next.js pages,
+``bot.pagedata``) gives that article's text.  Otherwise the automatic path
+is trafilatura, chosen by measurement (issue 11, ``python -m
+bench.extract_eval``, ``docs/extraction.md``), with feedbot's own
+knowledge around it:
 
 1. before: furigana readings (``<rt>``, ``<rp>``) and photo-teaser links
    (``【写真】…``) leave the tree, and a link inside a run of Japanese,
@@ -23,7 +25,10 @@ own knowledge around it:
    datelines, bylines, captions and credits, "related" blocks, badges,
    copyright and share lines, the page's own title, repeated lines;
 4. a result with less than ``MIN_PROSE_CHARS`` of running text (link lines
-   and headings do not count) is no article: ``[]``.
+   and headings do not count), or a list of teasers, is not the article:
+   the engine is asked again about the page without its class and id
+   names (names mislead it: NHK's hashed class names), and if that finds
+   none either, the page has no article: ``[]``.
 
 This module does no I/O.
 """
@@ -38,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from bot.boilerplate import Line, clean_lines, prose_chars
 from bot.markup import block_texts, bounded_markup, decode_html, soup_of
+from bot.pagedata import embedded_lines
 from bot.text import clean, collapse
 
 if TYPE_CHECKING:  # lxml and trafilatura load only when a page is extracted
@@ -54,6 +60,8 @@ HEADLINE_MIN_CHARS = 10  # a link with this much text can be a headline
 CJK_LINK_SHARE = 0.5  # in CJK prose, links that are at most this share of their block's text are text
 CJK_MIN_TEXT = 20  # …and the block has at least this many characters outside links
 
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]{0,200}\?>")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
 # Links that advertise a photo, video or chart of the story from inside its
@@ -62,8 +70,8 @@ _TEASER_LINK = re.compile(
     r"^\s*[【［\[](?:写真|画像|動画|図|図解|表|グラフ|関連|関連記事|PR|広告)[^】］\]]{0,10}[】］\]]"
 )
 _INLINE_BLOCKS = frozenset(
-    "a abbr b bdi bdo cite code data dfn em font i kbd mark q ruby s samp small span strong sub sup time u var wbr"
-    .split()
+    "a abbr b bdi bdo cite code data dfn em font i kbd mark q ruby s samp small span strong sub sup".split()
+    + "time u var wbr".split()
 )
 _INVISIBLE = frozenset(["script", "style", "noscript", "template", "head", "title"])
 
@@ -76,7 +84,10 @@ def extract_body(data: bytes, url: str, content_type: str | None, mode: str) -> 
     """
     if content_type and not re.search(r"html|xml", content_type, re.IGNORECASE):
         return []
-    markup = bounded_markup(decode_html(data, content_type))
+    decoded = decode_html(data, content_type)
+    if mode == "auto" and (carried := embedded_lines(decoded)):
+        return carried  # the article's own data (NHK NEWS WEB served whole)
+    markup = bounded_markup(decoded)
     if mode != "auto":
         return _selected(markup, mode)
     tree = _load(markup)
@@ -90,13 +101,28 @@ def auto_lines(tree: HtmlElement, url: str | None = None) -> list[Line]:
     prose links are taken out)."""
     _prepare(tree)
     page_text, links = _visible_text(tree)
+    titles = _titles(tree)
+    body = _engine_body(tree, url, page_text, links, titles)
+    if not body:
+        # The engine's best block was teasers or small print: class names
+        # may have misled it (a hashed class with "bar" in it reads as a
+        # navigation bar), so it is asked again about the bare structure.
+        body = _engine_body(_unnamed(tree), url, page_text, links, titles)
+    return body
+
+
+def _engine_body(
+    tree: HtmlElement, url: str | None, page_text: str, links: Sequence[tuple[int, int]], titles: Sequence[str]
+) -> list[Line]:
+    """The engine's body lines in page order, small print out; ``[]`` for
+    too little prose or a list of teasers."""
     lines = _trafilatura(tree, url, precision=True)
     if prose_chars(lines) < _retry_below(lines):
         wider = _trafilatura(tree, url, precision=False)
         if _better(wider, lines, page_text):
             lines = wider
     placed = in_page_order(lines, page_text)
-    body = clean_lines([line for _, line in placed], _titles(tree))
+    body = clean_lines([line for _, line in placed], titles)
     if prose_chars(body) < MIN_PROSE_CHARS or _teaser_list(body, placed, links):
         return []
     return body
@@ -109,8 +135,10 @@ def _load(markup: str) -> HtmlElement | None:
     from lxml import etree
     from lxml.html import HTMLParser, document_fromstring
 
-    # lxml refuses a str that still declares its (byte) encoding.
-    markup = _XML_DECLARATION.sub("", markup, count=1)
+    # lxml refuses a str that still declares its (byte) encoding; the
+    # engine's XML output refuses control characters (a page with "\x07"
+    # between its words gave no body).
+    markup = _CONTROL.sub(" ", _XML_DECLARATION.sub("", markup, count=1))
     if not markup.strip():
         return None
     # trafilatura's own parser settings: comments and processing
@@ -120,6 +148,18 @@ def _load(markup: str) -> HtmlElement | None:
         return document_fromstring(markup, parser=parser)
     except (etree.ParserError, ValueError):
         return None
+
+
+def _unnamed(tree: HtmlElement) -> HtmlElement:
+    """A copy of the page without class and id attributes."""
+    from copy import deepcopy
+
+    bare = deepcopy(tree)
+    for element in bare.iter():
+        if isinstance(element.tag, str):
+            element.attrib.pop("class", None)
+            element.attrib.pop("id", None)
+    return bare
 
 
 def _block_of(element: HtmlElement) -> HtmlElement | None:
@@ -280,7 +320,11 @@ _TEXT_ELEMENTS = frozenset(["p", "head", "item", "quote", "cell", "hi", "ref", "
 
 def _body_lines(body: _Element) -> Iterator[Line]:
     """trafilatura's XML body as lines: a paragraph, heading, list item,
-    quote or table row each, ``<lb/>`` breaking a line."""
+    quote or table row each, ``<lb/>`` breaking a line.
+
+    Text right under the root is a page's bare text (trafilatura's last
+    resort for a page without paragraph elements): a blank line in it
+    breaks a line too, as it is the only paragraph mark such a page has."""
     parts: list[str] = []
     link_chars = 0
     heading = False
@@ -292,6 +336,17 @@ def _body_lines(body: _Element) -> Iterator[Line]:
         parts.clear()
         link_chars, heading = 0, False
         return line
+
+    def bare(text: str | None) -> Iterator[Line]:
+        if not text:
+            return
+        first, *rest = _BLANK_LINE.split(text)
+        parts.append(first)
+        for paragraph in rest:
+            line = flush()
+            if line:
+                yield line
+            parts.append(paragraph)
 
     def walk(node: _Element, in_link: bool) -> Iterator[Line]:
         nonlocal link_chars, heading
@@ -318,13 +373,15 @@ def _body_lines(body: _Element) -> Iterator[Line]:
             line = flush()
             if line:
                 yield line
-        if node.tail:
+        if node.tail and parent is not body:
             parts.append(node.tail)
             if in_link:
                 link_chars += _squeezed_len(node.tail)
 
+    yield from bare(body.text)
     for child in body:
         yield from walk(child, False)
+        yield from bare(child.tail)
     last = flush()
     if last:
         yield last
