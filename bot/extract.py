@@ -73,6 +73,7 @@ _INLINE_BLOCKS = frozenset(
     "a abbr b bdi bdo cite code data dfn em font i kbd mark q ruby s samp small span strong sub sup".split()
     + "time u var wbr".split()
 )
+_AS_WRITTEN = frozenset(["pre", "textarea", "code", "script", "style", "title", "head"])
 _INVISIBLE = frozenset(["script", "style", "noscript", "template", "head", "title"])
 
 
@@ -162,6 +163,38 @@ def _unnamed(tree: HtmlElement) -> HtmlElement:
     return bare
 
 
+def _mark_blank_lines(tree: HtmlElement) -> None:
+    """A blank line between two runs of text becomes a ``<br>``: the
+    engine collapses whitespace, and a blank line is the only paragraph
+    mark of text shown as written (Yahoo! News: a story's paragraphs in one
+    ``<p>``, a blank line between each two) and of bare text in ``<body>``."""
+    from lxml.html import Element
+
+    def pieces(text: str | None) -> list[str] | None:
+        if not text or "\n" not in text:
+            return None
+        split = _BLANK_LINE.split(text)
+        return split if sum(1 for piece in split if piece.strip()) >= 2 else None
+
+    for element in list(tree.iter()):
+        if not isinstance(element.tag, str) or element.tag in _AS_WRITTEN:
+            continue
+        if (inner := pieces(element.text)) is not None:
+            element.text = inner[0]
+            for n, piece in enumerate(inner[1:]):
+                br = Element("br")
+                br.tail = piece
+                element.insert(n, br)
+        parent = element.getparent()
+        if parent is not None and (outer := pieces(element.tail)) is not None:
+            element.tail = outer[0]
+            at = parent.index(element)
+            for n, piece in enumerate(outer[1:], 1):
+                br = Element("br")
+                br.tail = piece
+                parent.insert(at + n, br)
+
+
 def _block_of(element: HtmlElement) -> HtmlElement | None:
     node = element.getparent()
     while node is not None and isinstance(node.tag, str) and node.tag in _INLINE_BLOCKS:
@@ -176,6 +209,7 @@ def _squeezed_len(text: str) -> int:
 def _prepare(tree: HtmlElement) -> None:
     for reading in list(tree.iter("rt", "rp")):
         reading.drop_tree()  # keeps the text after it
+    _mark_blank_lines(tree)
     links = list(tree.iter("a"))
     for link in links:
         if _TEASER_LINK.match(link.text_content()):
@@ -322,9 +356,11 @@ def _body_lines(body: _Element) -> Iterator[Line]:
     """trafilatura's XML body as lines: a paragraph, heading, list item,
     quote or table row each, ``<lb/>`` breaking a line.
 
-    Text right under the root is a page's bare text (trafilatura's last
-    resort for a page without paragraph elements): a blank line in it
-    breaks a line too, as it is the only paragraph mark such a page has."""
+    A blank line in the text breaks a line too: it is the only paragraph
+    mark of a page's bare text (trafilatura's last resort for a page
+    without paragraph elements: text right in ``<body>``) and of text
+    shown as written (Yahoo! News puts a story's paragraphs in one ``<p>``,
+    a blank line between each two)."""
     parts: list[str] = []
     link_chars = 0
     heading = False
@@ -337,19 +373,27 @@ def _body_lines(body: _Element) -> Iterator[Line]:
         link_chars, heading = 0, False
         return line
 
-    def bare(text: str | None) -> Iterator[Line]:
+    def add(text: str | None, linked: bool) -> Iterator[Line]:
+        nonlocal link_chars
         if not text:
             return
-        first, *rest = _BLANK_LINE.split(text)
-        parts.append(first)
-        for paragraph in rest:
-            line = flush()
-            if line:
-                yield line
-            parts.append(paragraph)
+        first, *rest = _BLANK_LINE.split(text) if "\n" in text else (text,)
+        for n, piece in enumerate((first, *rest)):
+            if n:
+                kept_heading = heading
+                line = flush()
+                if line:
+                    yield line
+                set_heading(kept_heading)
+            parts.append(piece)
+            if linked:
+                link_chars += _squeezed_len(piece)
+
+    def set_heading(value: bool) -> None:
+        nonlocal heading
+        heading = value
 
     def walk(node: _Element, in_link: bool) -> Iterator[Line]:
-        nonlocal link_chars, heading
         parent = node.getparent()
         starts = node.tag in _LINE_ELEMENTS or (
             node.tag == "code" and (parent is None or parent.tag not in _TEXT_ELEMENTS)
@@ -359,29 +403,24 @@ def _body_lines(body: _Element) -> Iterator[Line]:
             if line:
                 yield line
         if node.tag == "head":
-            heading = True
+            set_heading(True)
         elif node.tag == "cell":
             parts.append(" ")
         linked = in_link or node.tag == "ref"
-        if node.text:
-            parts.append(node.text)
-            if linked:
-                link_chars += _squeezed_len(node.text)
+        yield from add(node.text, linked)
         for child in node:
             yield from walk(child, linked)
         if starts:
             line = flush()
             if line:
                 yield line
-        if node.tail and parent is not body:
-            parts.append(node.tail)
-            if in_link:
-                link_chars += _squeezed_len(node.tail)
+        if parent is not body:
+            yield from add(node.tail, in_link)
 
-    yield from bare(body.text)
+    yield from add(body.text, False)
     for child in body:
         yield from walk(child, False)
-        yield from bare(child.tail)
+        yield from add(child.tail, False)
     last = flush()
     if last:
         yield last
