@@ -170,29 +170,37 @@ def _mark_blank_lines(tree: HtmlElement) -> None:
     ``<p>``, a blank line between each two) and of bare text in ``<body>``."""
     from lxml.html import Element
 
-    def pieces(text: str | None) -> list[str] | None:
-        if not text or "\n" not in text:
-            return None
-        split = _BLANK_LINE.split(text)
-        return split if sum(1 for piece in split if piece.strip()) >= 2 else None
-
-    for element in list(tree.iter()):
-        if not isinstance(element.tag, str) or element.tag in _AS_WRITTEN:
+    # Only text with a line break and something besides whitespace can
+    # hold a blank line between two runs (lxml finds those, not Python).
+    found = [
+        (text.getparent(), bool(text.is_text), str(text))
+        for text in tree.xpath("//text()[contains(., '\n') and normalize-space(.) != '']")
+    ]
+    for element, own, text in found:
+        if element is None or not isinstance(element.tag, str) or (pieces := _pieces(text)) is None:
             continue
-        if (inner := pieces(element.text)) is not None:
-            element.text = inner[0]
-            for n, piece in enumerate(inner[1:]):
-                br = Element("br")
-                br.tail = piece
-                element.insert(n, br)
-        parent = element.getparent()
-        if parent is not None and (outer := pieces(element.tail)) is not None:
-            element.tail = outer[0]
-            at = parent.index(element)
-            for n, piece in enumerate(outer[1:], 1):
-                br = Element("br")
-                br.tail = piece
-                parent.insert(at + n, br)
+        if next(element.iterancestors("pre", "textarea"), None) is not None:
+            continue
+        if own:
+            if element.tag in _AS_WRITTEN:
+                continue
+            element.text = pieces[0]
+            parent, at = element, 0
+        else:
+            parent = element.getparent()
+            if parent is None or parent.tag in _AS_WRITTEN:
+                continue
+            element.tail = pieces[0]
+            at = parent.index(element) + 1
+        for n, piece in enumerate(pieces[1:]):
+            br = Element("br")
+            br.tail = piece
+            parent.insert(at + n, br)
+
+
+def _pieces(text: str) -> list[str] | None:
+    split = _BLANK_LINE.split(text)
+    return split if sum(1 for piece in split if piece.strip()) >= 2 else None
 
 
 def _block_of(element: HtmlElement) -> HtmlElement | None:
