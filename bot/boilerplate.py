@@ -269,6 +269,10 @@ def _is_outlet(line: Line) -> bool:
     return len(text) <= OUTLET_MAX and not _SENTENCE_END.search(text) and bool(_OUTLET.search(text))
 
 
+def ends_sentence(text: str) -> bool:
+    return bool(_SENTENCE_END.search(text))
+
+
 def _is_small(text: str, limit: int) -> bool:
     text = trimmed(text)
     return len(text) <= limit and not _SENTENCE_END.search(text)

@@ -26,9 +26,10 @@ knowledge around it:
    copyright and share lines, the page's own title, repeated lines;
 4. a result with less than ``MIN_PROSE_CHARS`` of running text (link lines
    and headings do not count), or a list of teasers, is not the article:
-   the engine is asked again about the page without its class and id
-   names (names mislead it: NHK's hashed class names), and if that finds
-   none either, the page has no article: ``[]``.
+   the engine is asked again about the page without its attributes
+   (class names mislead it: NHK's hashed ones; an article under a consent
+   dialog is marked hidden), and if that finds none either, the page has
+   no article: ``[]``.
 
 This module does no I/O.
 """
@@ -41,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from bot.boilerplate import Line, clean_lines, prose_chars
+from bot.boilerplate import Line, clean_lines, ends_sentence, prose_chars
 from bot.markup import block_texts, bounded_markup, decode_html, soup_of
 from bot.pagedata import embedded_lines
 from bot.text import clean, collapse
@@ -59,6 +60,7 @@ TEASER_SHARE = 0.75  # …and a headline link between this share of them
 HEADLINE_MIN_CHARS = 10  # a link with this much text can be a headline
 CJK_LINK_SHARE = 0.5  # in CJK prose, links that are at most this share of their block's text are text
 CJK_MIN_TEXT = 20  # …and the block has at least this many characters outside links
+PROSE_LINE_CHARS = 160  # a paragraph that follows the headline reads like prose from this long (a quarter in CJK)
 
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -105,11 +107,47 @@ def auto_lines(tree: HtmlElement, url: str | None = None) -> list[Line]:
     titles = _titles(tree)
     body = _engine_body(tree, url, page_text, links, titles)
     if not body:
-        # The engine's best block was teasers or small print: class names
-        # may have misled it (a hashed class with "bar" in it reads as a
-        # navigation bar), so it is asked again about the bare structure.
+        # The engine's best block was teasers or small print: the page's
+        # attributes may have misled it (a hashed class with "bar" in it
+        # reads as a navigation bar; an article under a consent dialog is
+        # marked hidden), so it is asked again about the bare structure.
         body = _engine_body(_unnamed(tree), url, page_text, links, titles)
+    if not body:
+        # Nor about that: the paragraphs that follow the headline, if any.
+        body = clean_lines(_after_headline(tree), titles)
+        if prose_chars(body) < MIN_PROSE_CHARS:
+            return []
     return body
+
+
+def _after_headline(tree: HtmlElement) -> list[Line]:
+    """The paragraphs that follow the page's ``<h1>``: the first ``<p>``
+    after it that reads like prose sets the others' parent and class (how
+    a news page marks its paragraphs; its teasers are marked otherwise)."""
+    headline = next(tree.iter("h1"), None)
+    if headline is None:
+        return []
+    after = False
+    first: HtmlElement | None = None
+    for element in tree.iter():
+        if element is headline:
+            after = True
+        elif after and element.tag == "p" and _prose_like(collapse(element.text_content())):
+            first = element
+            break
+    parent = first.getparent() if first is not None else None
+    if first is None or parent is None:
+        return []
+    kind = first.get("class")
+    return [
+        Line(text) for p in parent.iterchildren("p") if p.get("class") == kind and (text := collapse(p.text_content()))
+    ]
+
+
+def _prose_like(text: str) -> bool:
+    size = _squeezed_len(text)
+    cjk = len(_CJK.findall(text)) * 2 >= size
+    return size >= (PROSE_LINE_CHARS // CJK_DENSITY if cjk else PROSE_LINE_CHARS) and ends_sentence(text)
 
 
 def _engine_body(
@@ -152,14 +190,18 @@ def _load(markup: str) -> HtmlElement | None:
 
 
 def _unnamed(tree: HtmlElement) -> HtmlElement:
-    """A copy of the page without class and id attributes."""
+    """A copy of the page with no attributes but links' addresses: no class
+    or id names, and no ``hidden``, ``aria-hidden`` or ``style`` (a page
+    behind a consent dialog marks the article under it hidden)."""
     from copy import deepcopy
 
     bare = deepcopy(tree)
     for element in bare.iter():
-        if isinstance(element.tag, str):
-            element.attrib.pop("class", None)
-            element.attrib.pop("id", None)
+        if isinstance(element.tag, str) and element.attrib:
+            href = element.get("href")
+            element.attrib.clear()
+            if href is not None:
+                element.set("href", href)
     return bare
 
 

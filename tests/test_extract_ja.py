@@ -76,12 +76,22 @@ TEASER_BLOCKS = [
 ]
 
 
-def nhk_current_page(headline: str, paragraphs: list[str]) -> bytes:
+HASHED_BAR = 'class="_3k4bar5"'
+UNDER_A_DIALOG = 'class="_3k4m5n6" aria-hidden="true"'
+CONSENT_DIALOG = (
+    '<div role="dialog" class="_9c8v7b0"><p>ご利用にあたって</p><p>NHKのサービスをご利用いただくにあたり、'
+    '以下の内容をご確認ください。</p><label><input type="checkbox">内容について確認しました</label>'
+    "<button>次へ</button></div>"
+)
+
+
+def nhk_current_page(headline: str, paragraphs: list[str], wrapper: str = HASHED_BAR, dialog: str = "") -> bytes:
     """An article page in news.web.nhk's current layout (July 2026, as issue
-    23 describes it), with hashed class names of the kind its build makes;
-    one of them has "bar" in it, which trafilatura's boilerplate rules read
-    as a navigation bar: the block with the text is dropped, and only the
-    teaser blocks are left, as on the held-out page."""
+    23 describes it), with hashed class names of the kind its build makes.
+    Two ways its article block can get lost to trafilatura, which then
+    gives only the teaser blocks, as on the held-out page: a hashed class
+    with "bar" in it, which its boilerplate rules read as a navigation bar,
+    or the article marked hidden under a consent dialog."""
 
     def teasers(name: str, n: int) -> str:
         items = "".join(
@@ -94,8 +104,8 @@ def nhk_current_page(headline: str, paragraphs: list[str]) -> bytes:
 
     text = "".join(f'<p class="_1i1d7sh1">{p}</p>' for p in paragraphs)
     page = f"""<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8">
-<title>{headline} | NHKニュース</title></head><body><div id="__next"><main class="_8m9n0b0">
-<div class="_3k4bar5"><h1 class="_2h3j4k0">{headline}</h1>
+<title>{headline} | NHKニュース</title></head><body>{dialog}<div id="__next"><main class="_8m9n0b0">
+<div {wrapper}><h1 class="_2h3j4k0">{headline}</h1>
 <div class="_7d8f9g0">2026年7月12日 12時17分</div><div class="_7d8f9g1">7月12日 13時05分更新</div>
 <div class="_6s7h8j0"><button type="button" class="_6s7h8j1">シェアする</button></div>
 <div class="_1i1d7sh0">{text}</div>
@@ -106,9 +116,14 @@ def nhk_current_page(headline: str, paragraphs: list[str]) -> bytes:
     return page.encode("utf-8")
 
 
-def test_nhk_current_layout_gives_the_body_paragraphs(nhk_story: tuple[str, list[str]]) -> None:
+@pytest.mark.parametrize(
+    ("wrapper", "dialog"), [(HASHED_BAR, ""), (UNDER_A_DIALOG, CONSENT_DIALOG)], ids=["bar", "dialog"]
+)
+def test_nhk_current_layout_gives_the_body_paragraphs(
+    nhk_story: tuple[str, list[str]], wrapper: str, dialog: str
+) -> None:
     headline, paragraphs = nhk_story
-    page = nhk_current_page(headline, paragraphs[:2])
+    page = nhk_current_page(headline, paragraphs[:2], wrapper, dialog)
     assert body(page, NHK_NOW) == paragraphs[:2]
     assert body(bounded_bytes(page), NHK_NOW, "text/html; charset=utf-8") == paragraphs[:2]
 
@@ -279,6 +294,19 @@ def test_bare_text_without_a_charset(codec: str, between: str) -> None:
     assert b"charset" not in data
     assert body(data) == BARE
     assert body(data, content_type="text/html") == BARE  # a server that names no charset either
+
+
+@pytest.mark.parametrize("element", ["aside", "footer"])
+def test_paragraphs_the_engine_throws_away_are_found_after_the_headline(element: str) -> None:
+    """trafilatura drops an ``<aside>`` or ``<footer>`` with what is in it
+    and gives the teasers; the paragraphs after the ``<h1>`` are the body."""
+    teasers = "".join(f"<li><a href='/n/{n}'>ほかのニュースの見出しがここに入る その{n}</a></li>" for n in range(6))
+    paragraphs = "".join(f"<p class='t'>{p}</p>" for p in BARE)
+    page = (
+        f"<html><head><title>月例経済報告</title></head><body><div><h1>月例経済報告 景気判断据え置き</h1>"
+        f"<{element}>{paragraphs}</{element}></div><ul>{teasers}</ul></body></html>"
+    )
+    assert body(page.encode(), content_type="text/html; charset=utf-8") == BARE
 
 
 def test_yahoo_paragraphs_in_one_element_are_lines(by_name: dict[str, Page]) -> None:
