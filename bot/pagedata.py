@@ -93,7 +93,7 @@ def json_lines(data: bytes) -> list[str]:
     text when given, else its plain ``articleBody``, else its lead."""
     try:
         document = json.loads(data[:MAX_DATA_CHARS].decode("utf-8", errors="replace"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return []
     article = _find_article(document)
     return _article_lines(article, full_only=False) if article is not None else []
@@ -215,14 +215,14 @@ def _framework_data(markup: str) -> Iterator[Any]:
     for m in _NEXT_DATA.finditer(markup):
         try:
             yield json.loads(m.group(1))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             continue
     chunks: list[str] = []
     size = 0
     for m in _NEXT_F.finditer(markup):
         try:
             chunk = json.loads(m.group(1))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             continue
         if isinstance(chunk, str):
             chunks.append(chunk)
@@ -258,7 +258,7 @@ def _flight_rows(payload: bytes) -> Iterator[Any]:
         if line[:1] in (b"[", b"{"):
             try:
                 rows.append(json.loads(line))
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 continue
     for value in rows:
         yield _resolved(value, texts, 0)
