@@ -17,7 +17,10 @@ tuning ``bot/extract.py``):
   (so that no suite drowns the others);
 - snippet truth: the share of pages that pass (every ``with`` snippet found,
   no ``without`` one), per source and macro over sources;
-- per language, and Japanese pages of both kinds on their own;
+- per language, and Japanese pages of both kinds on their own: by outlet
+  (the ``ja-news`` pages' outlets; the other suites' Japanese pages by
+  suite), the ``ja-news`` text pages' macro F1 over outlets, and the worst
+  Japanese pages by name;
 - empty bodies (every page of the corpus is an article);
 - the characters each candidate takes from pages that are *not* articles
   (the demo site's live-updates page and tests/data/not_articles/), which
@@ -185,6 +188,9 @@ class Figures:
     snippet_rate: float  # share of single snippets satisfied
     ja: float  # Japanese pages, both kinds: F1 or pass, averaged
     ja_pages: int
+    ja_news_text: float  # ja-news pages with text truth: F1, macro over outlets
+    ja_news_text_pages: int
+    by_outlet: dict[str, tuple[int, float]]  # Japanese pages by outlet (or suite)
     empty: int
     pages: int
     median_ms: float
@@ -193,10 +199,17 @@ class Figures:
     by_lang: dict[str, tuple[int, float]]
 
 
+def japanese_group(page: Page) -> str:
+    """A Japanese page's outlet, or its suite where the corpus names none."""
+    return page.outlet if page.outlet else f"{page.source} (suite)"
+
+
 def figures(results: Sequence[Result], index: dict[str, Page]) -> Figures:
     text_by_source: dict[str, list[float]] = defaultdict(list)
     snip_by_source: dict[str, list[float]] = defaultdict(list)
     by_lang: dict[str, list[float]] = defaultdict(list)
+    by_outlet: dict[str, list[float]] = defaultdict(list)
+    ja_news_text: dict[str, list[float]] = defaultdict(list)
     ja: list[float] = []
     ok = total = empty = 0
     for r in results:
@@ -205,6 +218,9 @@ def figures(results: Sequence[Result], index: dict[str, Page]) -> Figures:
         by_lang[page.lang].append(r.score.value)
         if page.lang == "ja":
             ja.append(r.score.value)
+            by_outlet[japanese_group(page)].append(r.score.value)
+            if page.source == "ja-news" and page.truth == "text":
+                ja_news_text[japanese_group(page)].append(r.score.value)
         ok += r.score.snippets_ok
         total += r.score.snippets_total
         empty += r.score.empty
@@ -223,6 +239,9 @@ def figures(results: Sequence[Result], index: dict[str, Page]) -> Figures:
         snippet_rate=ok / total if total else math.nan,
         ja=_mean(ja),
         ja_pages=len(ja),
+        ja_news_text=_mean([_mean(v) for v in ja_news_text.values()]),
+        ja_news_text_pages=sum(len(v) for v in ja_news_text.values()),
+        by_outlet={k: (len(v), _mean(v)) for k, v in sorted(by_outlet.items())},
         empty=empty,
         pages=len(results),
         median_ms=statistics.median(times) if times else math.nan,
@@ -259,9 +278,9 @@ def report(
             )
     lines = [
         "| split | extractor | text: macro F1 over sources | text: mean F1 (pages) | snippets: macro pass "
-        "| snippets: pages passed | single snippets satisfied | Japanese (both kinds) | empty bodies "
-        "| median ms | p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| snippets: pages passed | single snippets satisfied | Japanese (both kinds) | ja-news text: macro F1 "
+        "| empty bodies | median ms | p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for sp in splits:
         for name in names:
@@ -269,7 +288,8 @@ def report(
             lines.append(
                 f"| {sp} | {name} | **{_f(f.text_macro)}** | {_f(f.text_micro)} ({f.text_pages}) "
                 f"| **{_p(f.snip_macro)}** | {_p(f.snip_micro)} ({f.snip_pages}) | {_p(f.snippet_rate)} "
-                f"| {_f(f.ja)} ({f.ja_pages}) | {f.empty}/{f.pages} ({_p(f.empty / f.pages if f.pages else math.nan)}) "
+                f"| {_f(f.ja)} ({f.ja_pages}) | {_f(f.ja_news_text)} ({f.ja_news_text_pages}) "
+                f"| {f.empty}/{f.pages} ({_p(f.empty / f.pages if f.pages else math.nan)}) "
                 f"| {_f(f.median_ms, 1)} | {_f(f.p95_ms, 1)} |"
             )
     lines += [
@@ -303,7 +323,18 @@ def report(
         for lang, (count, _) in figs[(sp, names[0])].by_lang.items():
             cells = [_f(figs[(sp, name)].by_lang.get(lang, (0, math.nan))[1]) for name in names]
             lines.append(f"| {lang} | {count} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"### Japanese pages by outlet ({sp} split; F1 on text truth and pass on snippets, averaged together)",
+            "",
+            "| outlet | pages | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        for outlet, (count, _) in figs[(sp, names[0])].by_outlet.items():
+            cells = [_f(figs[(sp, name)].by_outlet.get(outlet, (0, math.nan))[1]) for name in names]
+            lines.append(f"| {outlet} | {count} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _worst_japanese(results, index, names, worst)
     for name in names:
         mine = sorted(
             (r for r in results if r.candidate == name and index[r.page].truth == "text"),
@@ -326,6 +357,27 @@ def report(
             "",
         ]
     return "\n".join(lines)
+
+
+def _worst_japanese(results: Sequence[Result], index: dict[str, Page], names: Sequence[str], worst: int) -> list[str]:
+    """The Japanese pages each candidate does worst on, by name, with their
+    split (F1 for text truth, "failed" for a snippet page not passed)."""
+    lines = ["### Worst Japanese pages", ""]
+    for name in names:
+        mine = sorted(
+            (r for r in results if r.candidate == name and index[r.page].lang == "ja" and r.score.value < 1),
+            key=lambda r: (r.score.value, r.page),
+        )
+        shown = [
+            f"`{r.page}` ({index[r.page].split}) "
+            + (f"{r.score.value:.2f}" if index[r.page].truth == "text" else "failed")
+            + (" (empty)" if r.score.empty else "")
+            for r in mine[:worst]
+        ]
+        lines.append(
+            f"- {name} ({len(mine)} below 1.0): " + (", ".join(shown) or "none") + ("" if len(mine) <= worst else " …")
+        )
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,7 @@ class Page:
     with_: tuple[str, ...] = field(default=())  # snippets the body must contain
     without: tuple[str, ...] = field(default=())  # snippets it must not contain
     url: str | None = None
+    outlet: str | None = None  # the news outlet, where the corpus names it (ja-news pages)
 
     @property
     def truth(self) -> Literal["text", "snippets"]:
@@ -95,6 +96,7 @@ def _from_pages(base: Path) -> Iterator[Page]:
             "path": entry / "page.html.gz",
             "gzipped": True,
             "url": meta.get("url"),
+            "outlet": meta.get("outlet"),
         }
         text_truth = entry / "expected.txt"
         if text_truth.is_file():

@@ -4,7 +4,9 @@ the fallback.
 Shared by the poller (bodies stored with new items) and ``feedbot add``
 (the preview of a feed's newest items).  Pages are fetched through the
 guarded ``PageFetcher`` and extracted in worker processes, so that no page
-can stop the caller or reach a private address.
+can stop the caller or reach a private address.  A page served without its
+article (NHK NEWS WEB's) is followed by the JSON it loads
+(``bot.pagedata``), through the same fetcher.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.extract import extract_body, limit_body
 from bot.fetch import PageFetcher
 from bot.markup import bounded_bytes
 from bot.models import Entry
+from bot.pagedata import data_url, json_lines
 from bot.workers import Workers
 
 log = logging.getLogger("feedbot.poll")
@@ -110,8 +113,22 @@ class Bodies:
             # what extraction holds grows with the page, and a long-lived
             # worker would keep that memory.
             big = len(data) > BIG_PAGE_BYTES
-            return tuple(await self.workers.run(extract_body, data, url, content_type, feed.body, single=big))
+            lines = await self.workers.run(extract_body, data, url, content_type, feed.body, single=big)
         except Exception as exc:  # a page nobody foresaw costs its entry the body, not the feed its poll
             reason = f"extraction {exc}" if isinstance(exc, WorkerError) else f"extraction failed: {type(exc).__name__}"
             log.warning("feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, reason)
             return entry.content
+        if not lines and feed.body == "auto" and (json_url := data_url(url) or data_url(entry.link)):
+            lines = await self._from_json(feed, entry, json_url)
+        return tuple(lines)
+
+    async def _from_json(self, feed: Feed, entry: Entry, json_url: str) -> list[str]:
+        """The body from the JSON an article page loads, when the page as
+        served did not carry it (NHK NEWS WEB: ``bot.pagedata``); fetched
+        through the same guarded fetcher as the page."""
+        try:
+            document = await self.pages.fetch(json_url, feed.url, self.deadline)
+            return list(await self.workers.run(json_lines, document.content))
+        except (FetchError, WorkerError) as exc:
+            log.warning("feed=%s article=%s status=error error=%r source=article-json", feed.name, entry.link, str(exc))
+            return []

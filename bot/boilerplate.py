@@ -5,14 +5,24 @@ what it leaves in is the small print that news pages put around their
 paragraphs.  The digest format says none of it is body: datelines
 (``2025年1月21日午前 8:10 GMT+9``), bylines, photo captions and credits,
 "related articles" blocks, trust badges, copyright lines, share prompts,
-login and newsletter prompts, advertisement labels, and a line repeated.
+login, subscription and newsletter prompts, advertisement labels, and a
+line repeated.
 
 Each rule looks at one line (and, for "related" blocks, at the lines after
-a "related" heading); ``drop_reason`` names the rule that drops a line, for
-tests and for the evaluation's explanations.  The rules are written for
-Japanese and English news first, with the commonest words of other
-languages where they cost nothing.  A line that ends like a sentence is
-never taken for a dateline or a byline: body text is kept when in doubt.
+a "related" heading: rankings, photo galleries, comment prompts and NHK's
+teaser blocks are such blocks too); ``drop_reason`` names the rule that
+drops a line, for tests and for the evaluation's explanations.  A few look
+at the lines around one: an author's box (name, position, ``専門・関心分野``
+and the fields; a columnist's ``1969年生まれ。`` profile) goes whole, and a
+provider's name alone on the first or last line (``テレビ朝日``) goes.
+Bylines that share a line with the text (``【ワシントン＝山田太郎】`` before
+it, ``（共同）``, ``（米田優人）``, ``＝敬称略`` after its last sentence) are cut
+off the line, which stays (``trimmed``).
+
+The rules are written for Japanese and English news first, with the
+commonest words of other languages where they cost nothing.  A line that
+ends like a sentence is never taken for a dateline or a byline: body text
+is kept when in doubt.
 
 Every pattern here is linear in the length of the line (no nested
 repetition), and lines longer than ``SHORT`` are only checked for what a
@@ -78,6 +88,7 @@ _BADGE = re.compile(r"trust principles|信頼の原則|行動規範", re.IGNOREC
 _PROMPT = re.compile(
     r"有料会員|会員登録|会員限定|会員の方|ログインして|ログインすると|ログインが必要|続きを読む|続きをお読み|有料記事|無料登録"
     r"|ニュースレター|メールマガジン|メルマガ|残り[\d,，]+文字|ご登録|定期購読|購読のお申し込み|今すぐ購読"
+    r"|月額[\d,，]+円|今なら[^。]{0,12}無料|無料体験|無料期間|詳しくはこちら$|Googleで優先的に表示|優先ソースに追加"
     r"|\b(?:sign up|sign in to|log in to|subscribe to|subscribers? only|already a subscriber|newsletters?"
     r"|create an account)\b",
     re.IGNORECASE,
@@ -86,8 +97,9 @@ _CREDIT_START = re.compile(
     r"^(?:写真|画像|図|出典|提供|資料|photo(?:graph)?s?|images?|pictures?|foto|bild|credits?|quelle)\s*[:：＝=]",
     re.IGNORECASE,
 )
-_CREDIT_WORDS = (
-    r"提供|撮影|写真|ロイター|共同|時事|AFP|AP|EPA|Getty|Reuters|Bloomberg|Photo|Foto|dpa|Xinhua|新華社|朝日新聞社|毎日新聞社"
+_CREDIT_WORDS = "|".join(
+    "提供 撮影 写真 ロイター 共同 時事 新華社 朝日新聞社 毎日新聞社".split()
+    + "AFP AP EPA Getty Reuters Bloomberg Photo Foto dpa Xinhua".split()
 )
 # A caption ends with a parenthesised credit: （ロシア大統領府提供）, (AP Photo/Name),
 # （2025年　ロイター）.  Body text that quotes an agency ends "…と述べた。（共同）":
@@ -101,7 +113,7 @@ _SHARE_WORDS = frozenset(
     whatsapp pinterest reddit telegram threads bluesky mastodon pocket hatena flipboard messenger weibo wechat
     this article story post on via comments comment save bookmark
     シェア シェアする ツイート ポスト いいね ブックマーク はてなブックマーク はてブ 印刷 印刷する
-    保存 保存する 記事を保存
+    保存 保存する 記事を保存 保存しました 完了しました 完了 キャンセル スクラップ
     この記事をシェア この記事をシェアする メール リンク リンクをコピー コピー 共有 共有する フォロー フォローする
     teilen drucken partager imprimer compartir imprimir condividi""".split()
 )
@@ -111,6 +123,9 @@ _ADVERT = frozenset(
 )
 _RELATED_HEADING = re.compile(
     r"^[\s■□▼▽▶►◆◇●○【＜<\[]*(?:関連記事|関連ニュース|関連リンク|あわせて読みたい|合わせて読みたい|こちらもおすすめ|おすすめ記事"
+    r"|(?:アクセス|総合|記事)?ランキング(?:（[^）]{0,8}）)?|人気記事|よく読まれている記事|この記事の写真|写真一覧|写真特集"
+    r"|コメント(?:一覧|を書く|する|を見る)?|みんなの(?:意見|コメント)|Yahoo!ニュース\s?オリジナル|注目ワード|深掘りコンテンツ"
+    r"|最新・注目の動画|天気予報・防災情報|新着ニュース|各地のニュース"
     r"|この記事を読んだ人におすすめ|related(?: articles?| stories| coverage| content| news| posts?| reading)?"
     r"|read more|read next|more from\b.*|recommended(?: for you| stories| articles)?|you may also like|see also"
     r"|weitere artikel|mehr zum thema|à lire aussi|lire aussi|te puede interesar)"
@@ -122,6 +137,34 @@ _RELATED_PREFIX = re.compile(
     r"|(?:related|read more|read also|see also|also read|more)\s*:)",
     re.IGNORECASE,
 )
+
+
+# A line that is only a bracketed label: ＜sui－setsu＞ (a column's name), 【速報】.
+_LABEL = re.compile(r"^(?:＜[^＜＞]{1,22}＞|〈[^〈〉]{1,22}〉|《[^《》]{1,22}》|【[^【】]{1,22}】)$")
+_WORDLESS = re.compile(r"^[\s…‥・･.。,、*＊※■□◆◇●○▲△▼▽☆★─━\-—―~〜]+$")  # "…", "＊ ＊ ＊": a mark, not text
+# Bylines and credits at the ends of a paragraph, cut off the line (the
+# paragraph stays): 【ワシントン＝山田太郎】 and 【ニューヨーク共同】 before the
+# text; （共同）, （米田優人）, （共同通信＝助川尭史）, ＝敬称略 after its last
+# sentence.  (Reuters' ［東京 ２４日 ロイター］ stays: the house keeps it.)
+_LEADING_BYLINE = re.compile(r"^\s*【(?:[^【】＝\s]{1,16}＝[^【】]{1,16}|[^【】\s]{1,12}(?:共同|時事))】\s*")
+_TRAILING_BYLINE = re.compile(
+    r"(?<=[。．！？!?」』])\s*(?:"
+    r"[（(](?:[^（）()。、\d]{1,16}＝[^（）()。、\d]{1,12}|共同|時事|共同通信|時事通信|ロイター|AFP|AP"
+    r"|[\u3040-\u30ff\u3400-\u9fff]{2,8}(?:記者)?)[）)]"
+    r"|[=＝]敬称略|[（(]敬称略[）)])\s*$"
+)
+_AUTHOR_CARD = re.compile(r"^専門・関心分野$")  # Asahi's author box: name, position, this, the fields
+_POSITION = re.compile(
+    r"^[^\s。、]{0,12}(?:総局|支局|支社|総局長|支局長|論説委員|編集委員|解説委員|特派員|記者|報道部|取材班|通信部|デスク)$"
+)
+_NAME = re.compile(r"^[\u3040-\u30ff\u3400-\u9fff]{2,6}$")  # 中嶋周平
+_PROFILE = re.compile(r"^(?:\d{4}|[一二三四五六七八九〇]{4})年(?:[^。]{0,12})?生まれ[。、]")  # 1969年生まれ。
+PROFILE_HEAD = 2  # lines above a profile that belong to it (name, affiliation)
+# A provider's name alone on the first or last line: "テレビ朝日", "All Nippon NewsNetwork(ANN)".
+_OUTLET = re.compile(
+    r"(?:新聞|通信|テレビ|放送|日報|新報|タイムス|ニュース|NEWS|News|NewsNetwork|ネットワーク|[（(][A-Z]{2,5}[)）])",
+)
+OUTLET_MAX = 30
 
 
 @dataclass(frozen=True)
@@ -207,7 +250,32 @@ def drop_reason(text: str) -> str | None:
         return "caption"
     if short and _RELATED_PREFIX.search(stripped):
         return "related"
+    if _LABEL.match(stripped):
+        return "label"
+    if _WORDLESS.match(stripped):
+        return "mark"
+    if short and _POSITION.match(stripped):
+        return "byline"
     return None
+
+
+def trimmed(text: str) -> str:
+    """A body line without the byline or credit at its ends."""
+    return _TRAILING_BYLINE.sub("", _LEADING_BYLINE.sub("", text, count=1), count=1)
+
+
+def _is_outlet(line: Line) -> bool:
+    text = line.text.strip()
+    return len(text) <= OUTLET_MAX and not _SENTENCE_END.search(text) and bool(_OUTLET.search(text))
+
+
+def ends_sentence(text: str) -> bool:
+    return bool(_SENTENCE_END.search(text))
+
+
+def _is_small(text: str, limit: int) -> bool:
+    text = trimmed(text)
+    return len(text) <= limit and not _SENTENCE_END.search(text)
 
 
 def _key(text: str) -> str:
@@ -232,22 +300,45 @@ def clean_lines(lines: Sequence[Line], titles: Sequence[str] = ()) -> list[Line]
     "1 tsp." on purpose.)"""
     title_keys = {_key(t) for t in titles if t.strip()}
     kept: list[Line] = []
-    in_related = False
+    in_related = skip_next = False
     for line in lines:
-        key = _key(line.text)
-        if len(line.text) <= SHORT and _RELATED_HEADING.search(line.text.strip()):
+        text = line.text.strip()
+        if skip_next:  # an author box's fields
+            skip_next = False
+            continue
+        if len(text) <= SHORT and _RELATED_HEADING.search(text):
             in_related = True  # the heading and the headlines under it
             continue
         if in_related:
-            if line.linky or (len(line.text) <= SHORT and not _SENTENCE_END.search(line.text)):
+            if line.linky or _is_small(text, SHORT):
                 continue
             in_related = False
-        if not key or _is_title(key, title_keys, leading=not kept) or drop_reason(line.text):
+        if _AUTHOR_CARD.match(text) or _PROFILE.match(text):
+            # The name and position above it are the author's too.
+            for _ in range(PROFILE_HEAD):
+                if kept and not kept[-1].heading and _is_small(kept[-1].text, 40):
+                    kept.pop()
+            skip_next = bool(_AUTHOR_CARD.match(text))
+            continue
+        reason = drop_reason(text)
+        if reason == "byline" and kept and _NAME.match(kept[-1].text.strip()):
+            kept.pop()  # 中嶋周平 above 神戸総局
+        key = _key(line.text)
+        if not key or reason or _is_title(key, title_keys, leading=not kept):
             continue
         if any(_key(k.text) == key for k in kept[-REPEAT_WINDOW:]):
             continue
         kept.append(line)
-    return kept
+    while kept and _is_outlet(kept[-1]):
+        kept.pop()  # the provider's name under the story
+    if len(kept) > 1 and _is_outlet(kept[0]) and not kept[0].heading:
+        kept.pop(0)
+    return [_trim(line) for line in kept if trimmed(line.text).strip()]
+
+
+def _trim(line: Line) -> Line:
+    text = trimmed(line.text)
+    return line if text == line.text else Line(text, line.heading, min(line.link_chars, len(text)))
 
 
 def prose_chars(lines: Sequence[Line]) -> int:

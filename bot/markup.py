@@ -1,9 +1,11 @@
 """HTML as text: page decoding, and plain text from feed fragments (pure).
 
 - ``decode_html(data, content_type)`` decodes page bytes the way a browser
-  would: BOM, the HTTP charset, ``<meta charset>``, then detection; a
-  declared charset that does not decode is not trusted; Shift_JIS is read
-  as CP932 and Latin-1 as Windows-1252 (the WHATWG encoding standard).
+  would: BOM, the HTTP charset, ``<meta charset>``, ISO-2022-JP's escapes,
+  then UTF-8, then detection (Shift_JIS and EUC-JP pages often declare
+  nothing); a declared charset that does not decode is not trusted;
+  Shift_JIS is read as CP932 and Latin-1 as Windows-1252 (the WHATWG
+  encoding standard).
 - ``html_paragraphs`` and ``plain`` turn an HTML fragment from a feed (a
   description, a title with markup) into one-line paragraphs or one line.
 - ``block_texts`` gives the text blocks of a parsed fragment, one line
@@ -24,9 +26,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # bs4 costs ~80 ms to import: only the code paths that parse HTML load it
     from bs4 import BeautifulSoup, Tag
 
+from bot.pagedata import MARKER
 from bot.text import BLOCK_TAGS, INVISIBLE_TAGS, collapse
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+_ISO2022_JP = re.compile(rb"\x1b\$[@B]")  # ISO-2022-JP's switch to JIS X 0208
 _HTTP_CHARSET = re.compile(r"charset\s*=\s*[\"']?([^\s;\"']+)", re.I)
 # A tag: "<", a name, then anything but another "<" up to ">".  Excluding
 # "<" keeps the search linear: "&lt;a" repeated 360,000 times made the old
@@ -40,6 +44,8 @@ _HEAVY = re.compile(r"<(script|style|svg|template|iframe|math)(?=[\s>/])", re.IG
 _HEAVY_NAMES = ("script", "style", "svg", "template", "iframe", "math")
 _CLOSING = {name: re.compile(f"</{name}", re.IGNORECASE) for name in _HEAVY_NAMES}
 _HEAVY_BYTES = re.compile(rb"<(script|style|svg|template|iframe|math)(?=[\s>/])", re.IGNORECASE)
+_DATA_MARKER = MARKER.encode()
+_FRAMEWORK_DATA = re.compile(rb"self\.__next_f\.push|__NEXT_DATA__")
 _CLOSING_BYTES = {name.encode(): re.compile(b"</" + name.encode(), re.IGNORECASE) for name in _HEAVY_NAMES}
 # Of a page's markup, once the heavy elements are out: 4 pages of the
 # corpus's 1,604 are longer (their ends are cut).
@@ -105,6 +111,11 @@ def decode_html(data: bytes, content_type: str | None = None) -> str:
         text = _try(data, normalise_codec(m.group(1).decode("ascii", "replace")))
         if text is not None:
             return text
+    if _ISO2022_JP.search(data[:200_000]):
+        # 7-bit, so it also "decodes" as UTF-8: its escapes say what it is.
+        text = _try(data, "iso2022_jp_ext")
+        if text is not None:
+            return text
     text = _try(data, "utf-8")
     if text is not None:
         return text
@@ -122,11 +133,14 @@ def bounded_bytes(data: bytes, limit: int = 4 * MAX_PAGE_CHARS) -> bytes:
     """``bounded_markup`` on the undecoded page, roughly: heavy elements cut
     out and at most ``limit`` bytes (a character is at most four), so that
     a 5 MB page is not carried whole to a worker and decoded there.  Only
-    for encodings where "<" is always the byte 0x3C (not UTF-16 or -32)."""
+    for encodings where "<" is always the byte 0x3C (not UTF-16 or -32).
+    On a page that carries its article as data (``bot.pagedata``), the
+    scripts that hand the framework's data over stay."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:1024]:
         return data
     if len(data) <= limit and _HEAVY_BYTES.search(data) is None:
         return data
+    carried = _DATA_MARKER in data
     kept: list[bytes] = []
     size = at = 0
     while size < limit:
@@ -141,6 +155,9 @@ def bounded_bytes(data: bytes, limit: int = 4 * MAX_PAGE_CHARS) -> bytes:
             break
         end = data.find(b">", closing.start())
         at = len(data) if end < 0 else end + 1
+        if carried and m.group(1).lower() == b"script" and _FRAMEWORK_DATA.search(data, stop, closing.start()):
+            kept.append(data[stop:at])
+            size += at - stop
     return b"".join(kept)[:limit]
 
 

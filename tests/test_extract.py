@@ -91,8 +91,7 @@ def test_a_linked_name_in_japanese_prose_keeps_its_paragraph() -> None:
 
 def test_photo_teaser_links_and_readings_are_not_text() -> None:
     text = (
-        "内閣府は二十一日、月例経済報告を公表し、景気の基調判断を据え置いた。"
-        "個人消費は持ち直しの動きがみられるとした。"
+        "内閣府は二十一日、月例経済報告を公表し、景気の基調判断を据え置いた。個人消費は持ち直しの動きがみられるとした。"
     )
     page = (
         "<html><body><article>"
