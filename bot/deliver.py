@@ -157,7 +157,7 @@ class Deliverer:
             return None
         by = msg.in_flight_by
         recent = self.clock() - msg.in_flight_at < IN_FLIGHT_PATIENCE
-        if by is not None and by != me and recent and self.store.instance_alive(by):
+        if by is not None and by != me and recent and self.store.instance_alive(by, since=msg.in_flight_at):
             log.info(
                 "webhook=%s message=%s is in flight at instance %s, which is alive (stopped or slow): left to it",
                 webhook.name,

@@ -136,17 +136,21 @@ class Digester:
                 found.append(FailingFeed(feed.name, s.failing_since, s.error_count, shown(s.last_error or "", 160)))
         return tuple(found)
 
-    async def run(self, day: date | None = None, slot: str | None = None) -> DigestResult:
+    async def run(
+        self, day: date | None = None, slot: str | None = None, slot_now: Callable[[], str | None] | None = None
+    ) -> DigestResult:
         """Build the digest of what is pending and deliver it.
 
         ``slot``: the scheduled time this run serves; where instances share
         the state, the first to get there builds it and the others find it
-        served and build nothing.  An instance that loses the digest lease
-        meanwhile (stopped past it) stops with a warning: the work is the
-        new holder's."""
-        self.store.announce(self.owner)
+        served and build nothing.  ``slot_now``: the slot due when the lease
+        is had (a run that waited for a stopped instance's lease to lapse
+        serves the slot due then, not the one due when it began waiting).
+        An instance that loses the digest lease meanwhile (stopped past it)
+        stops with a warning: the work is the new holder's."""
         try:
             async with self.store.exclusive("digest", self.owner) as lease:
+                slot = slot_now() if slot_now is not None else slot
                 if slot is not None and self.store.slot_served(slot):
                     log.info("digest slot %s already served (another instance)", slot)
                     return DigestResult(None, 0, ())
@@ -157,7 +161,6 @@ class Digester:
 
     async def redeliver(self) -> list[DeliveryReport]:
         """Retry the queues whose backoff is over (the service's delivery tick)."""
-        self.store.announce(self.owner)
         async with self.store.exclusive("digest", self.owner) as lease:
             return await self.deliverer.deliver_all(self.config.webhooks, lease, force=False)
 

@@ -87,10 +87,12 @@ class PgServer:
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options, "-w", "start")
 
-    def restart(self, down: Callable[[], object] = lambda: None) -> None:
+    def restart(self, down: Callable[[], object] = lambda: None, mode: str = "fast") -> None:
         """Stop the server (every connection dropped), call ``down`` while it
-        is stopped, and start it again on the same port and data."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        is stopped, and start it again on the same port and data.  ``mode``:
+        pg_ctl's shutdown mode, "fast" (clean) or "immediate" (a crash: the
+        server recovers from its log at start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
         try:
             down()
         finally:

@@ -36,7 +36,7 @@ from bot import __version__, metrics
 from bot.config import Config, Feed, load_config
 from bot.deliver import Deliverer
 from bot.digest import LAST_DIGEST_KEY, Digester
-from bot.errors import ConfigError
+from bot.errors import ConfigError, FeedbotError
 from bot.fetch import make_client
 from bot.notify import Notifier
 from bot.poll import Poller
@@ -118,6 +118,8 @@ class Service:
         async def guarded(*args: Any) -> None:
             try:
                 await fn(*args)
+            except FeedbotError as exc:  # expected (a database restarting, say): one line, the next run retries
+                log.warning("job %s: %s", getattr(fn, "__name__", fn), exc)
             except Exception:
                 log.exception("job %s failed", getattr(fn, "__name__", fn))
 
@@ -187,7 +189,7 @@ class Service:
     async def _digest(self, kind: str = "at") -> None:
         """A scheduled digest: ``kind`` "at" (a digest_at time, or the
         catch-up of a missed one) or "every" (digest_every)."""
-        result = await self.digester.run(slot=self._slot(kind, self.clock()))
+        result = await self.digester.run(slot_now=lambda: self._slot(kind, self.clock()))
         for r in result.reports:
             if r.error:
                 log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
@@ -425,6 +427,8 @@ class Service:
         # Imported here: commands other than `run` do not pay for APScheduler.
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+        logging.getLogger("apscheduler.scheduler").addFilter(_not_overlapping)
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
@@ -485,6 +489,13 @@ class Service:
             task.cancel()
         if still:
             await asyncio.wait(still)
+
+
+def _not_overlapping(record: logging.LogRecord) -> bool:
+    """APScheduler's warning that a job's run was skipped because the last
+    one still runs: expected, not a problem (a digest waiting for another
+    instance's lease; a tick while polls run), and it came every interval."""
+    return "maximum number of running instances reached" not in record.getMessage()
 
 
 def _affinity(url: str, instance: str) -> bytes:

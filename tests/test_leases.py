@@ -303,7 +303,8 @@ def test_a_killed_holders_lease_is_taken_without_waiting_for_it_to_lapse(
     tmp_path: Path, backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A stopped holder keeps its lease until it lapses; a killed one does
-    not: its process is gone (SQLite), its session ended (PostgreSQL)."""
+    not: its process is gone (this host's), its session ended (another
+    host's, on PostgreSQL)."""
     config = config_for(tmp_path, "http://127.0.0.1:9/hook")
     a, b = open_store(config), open_store(config)
     host = instance_id().rsplit("-", 2)[0]
@@ -312,7 +313,7 @@ def test_a_killed_holders_lease_is_taken_without_waiting_for_it_to_lapse(
             dead = f"{host}-{_dead_pid()}-eeeeee"
             assert a.take_lease("digest", dead) is not None
         else:
-            holder = f"{host}-{os.getpid()}-eeeeee"
+            holder = "another-host-4242-eeeeee"  # not this host's: the database tells
             a.announce(holder)
             assert a.take_lease("digest", holder) is not None
             assert b.take_lease("digest", "host-2-bbbbbb") is None  # alive: it waits
@@ -324,3 +325,14 @@ def test_a_killed_holders_lease_is_taken_without_waiting_for_it_to_lapse(
     finally:
         a.close()
         b.close()
+
+
+def test_an_instance_marked_before_a_database_restart_is_not_taken_for_dead(pg: PgServer) -> None:
+    """The restart took its session lock; stopped, it cannot take it again:
+    the absence says nothing, so its message is left to it (for a while)."""
+    store = PostgresStore.open(pg.new_database())
+    try:
+        assert not store.instance_alive("another-host-4242-ffffff", since=datetime.now(UTC))
+        assert store.instance_alive("another-host-4242-ffffff", since=NOW)  # marked before the server started
+    finally:
+        store.close()

@@ -51,7 +51,17 @@ from bot import metrics
 from bot.config import database_shown, password_forms
 from bot.errors import StateError
 from bot.state.records import Elsewhere, FeedState, Lease, OutMessage
-from bot.state.sql import FEED_COLUMNS, HEARTBEAT_FRESH, SCHEMA_VERSION, Cursor, Store, dt, feed_state, ts
+from bot.state.sql import (
+    FEED_COLUMNS,
+    HEARTBEAT_FRESH,
+    SCHEMA_VERSION,
+    Cursor,
+    Store,
+    dt,
+    feed_state,
+    local_process,
+    ts,
+)
 
 log = logging.getLogger("feedbot.state")
 
@@ -313,6 +323,13 @@ class PostgresStore(Store):
         except Exception as exc:
             self._down_until = time.monotonic() + DOWN_FOR
             raise StateError(f"state database {self.where} cannot be reached: {self._said(exc)}") from None
+        # The server was restarted (or the network cut): the session locks
+        # that say this process runs went with it; take them again now.
+        instances = list(self._announced)
+        self._forget_alive()
+        for instance in instances:
+            with contextlib.suppress(StateError):
+                self.announce(instance)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -420,36 +437,61 @@ class PostgresStore(Store):
     def announce(self, instance: str) -> None:
         """A session lock for ``instance`` on a connection of its own (never
         in a transaction: the server's idle-in-transaction limit cannot end
-        it while the process is stopped mid-statement), taken again after
-        the database was restarted."""
-        usable = self._alive is not None and not self._alive.closed and not self._alive.broken
-        if usable and instance in self._announced:
-            return
+        it while the process is stopped mid-statement), taken again when
+        that connection turns out to be gone (a restarted server)."""
         try:
-            if self._alive is None or not usable:
+            if self._alive is not None and instance in self._announced:
+                try:
+                    self._alive.execute("SELECT 1")  # still there?
+                    return
+                except psycopg.Error:
+                    self._forget_alive()
+            if self._alive is None or self._alive.closed or self._alive.broken:
+                self._forget_alive()
                 self._alive = psycopg.connect(self._url, **CONNECT_OPTIONS)
-                self._announced.clear()
             self._alive.execute("SELECT pg_advisory_lock(%s, %s)", (ALIVE_CLASS, _lock_id(instance)))
             self._announced.add(instance)
         except psycopg.Error as exc:
             raise StateError(f"state database {self.where}: {self._said(exc)}") from None
 
+    def _forget_alive(self) -> None:
+        """The liveness connection is gone: its locks with it."""
+        if self._alive is not None:
+            with contextlib.suppress(Exception):
+                self._alive.close()
+        self._alive = None
+        self._announced.clear()
+
     def _holder_gone(self, holder: str) -> bool:
         """No session holds its ``announce`` lock: killed, or its machine
         gone (a stopped process keeps its sessions).  Every lease holder
-        announced itself (``exclusive``)."""
+        announced itself (``exclusive``).  Right after the server started,
+        nobody's lock is there yet: then only a holder that has not beaten
+        lately counts as gone.  A process of this host is asked directly."""
+        local = local_process(holder)
+        if local is not None:
+            return not local
         row = self._x(
             "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND classid::bigint=?"
-            " AND objid::bigint=? AND objsubid=2)",
-            (ALIVE_CLASS, _lock_id(holder)),
+            " AND objid::bigint=? AND objsubid=2) AND (pg_postmaster_start_time() < now() - make_interval(secs => ?)"
+            " OR NOT EXISTS (SELECT 1 FROM instances WHERE id=? AND seen_at >= ?))",
+            (ALIVE_CLASS, _lock_id(holder), HEARTBEAT_FRESH, holder, int(time.time()) - HEARTBEAT_FRESH),
         ).fetchone()
         return bool(row[0])
 
-    def instance_alive(self, instance: str) -> bool:
+    def instance_alive(self, instance: str, since: datetime | None = None) -> bool:
+        """Its ``announce`` lock is held, or it beat lately; or the server
+        was restarted after ``since`` (the lock went with the restart: a
+        stopped instance cannot take it again until it runs, so its absence
+        says nothing).  A process of this host is asked directly."""
+        local = local_process(instance)
+        if local is not None:
+            return local
         row = self._x(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND classid::bigint=?"
-            " AND objid::bigint=? AND objsubid=2) OR EXISTS (SELECT 1 FROM instances WHERE id=? AND seen_at >= ?)",
-            (ALIVE_CLASS, _lock_id(instance), instance, int(time.time()) - HEARTBEAT_FRESH),
+            " AND objid::bigint=? AND objsubid=2) OR EXISTS (SELECT 1 FROM instances WHERE id=? AND seen_at >= ?)"
+            " OR pg_postmaster_start_time() > to_timestamp(?)",
+            (ALIVE_CLASS, _lock_id(instance), instance, int(time.time()) - HEARTBEAT_FRESH, ts(since) if since else 0),
         ).fetchone()
         return bool(row[0])
 

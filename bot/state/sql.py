@@ -274,8 +274,7 @@ class Store(ABC):
     def _holder_gone(self, holder: str) -> bool:
         """Whether a lease's holder is known to be dead: a process of this
         host that no longer exists (another host's: not known here)."""
-        where = instance_pid(holder)
-        return where is not None and where[0] == socket.gethostname() and not _pid_exists(where[1])
+        return local_process(holder) is False
 
     def renew_lease(self, lease: Lease) -> bool:
         """Extend it; False if it is gone (another holder took it)."""
@@ -340,12 +339,13 @@ class Store(ABC):
         """Say that ``instance`` runs for as long as this connection does
         (PostgreSQL: a session lock; SQLite: the process itself)."""
 
-    def instance_alive(self, instance: str) -> bool:
-        """Whether ``instance`` still runs, perhaps stopped (SIGSTOP): a
+    def instance_alive(self, instance: str, since: datetime | None = None) -> bool:
+        """Whether ``instance`` still runs, perhaps stopped (SIGSTOP), as far
+        as can be told since ``since`` (when it was last known to run): a
         process of this host that exists, or one that beat lately."""
-        where = instance_pid(instance)
-        if where is not None and where[0] == socket.gethostname():
-            return _pid_exists(where[1])
+        local = local_process(instance)
+        if local is not None:
+            return local
         row = self._x(
             "SELECT 1 FROM instances WHERE id=? AND seen_at >= ?", (instance, int(time.time()) - HEARTBEAT_FRESH)
         ).fetchone()
@@ -798,9 +798,14 @@ class Store(ABC):
         return all(self._x(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None for t in TABLES if t != "meta")
 
 
-def _pid_exists(pid: int) -> bool:
+def local_process(instance: str) -> bool | None:
+    """Whether the process of an instance of this host exists (stopped or
+    not); None for another host's, or a name that is no instance id."""
+    where = instance_pid(instance)
+    if where is None or where[0] != socket.gethostname():
+        return None
     try:
-        os.kill(pid, 0)
+        os.kill(where[1], 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's: it exists
