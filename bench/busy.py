@@ -3,12 +3,15 @@
     from bench.busy import busy_items
     items = busy_items(feeds=200, per_feed=50, seed=1)   # 10,000 items
 
-Sentences come from the corpus's article pages (``sentences``); each feed is Japanese or English
-(three in five Japanese), each item a headline and two or three paragraphs,
-the first ~300 characters long (what story grouping reads).  One item in
-six re-reports an earlier item's story from another feed: the same
-headline and first paragraph with a third of the sentences replaced, as a
-second outlet would tell it, so the day has real stories to find.
+Sentences come from the corpus's article pages (``sentences``); each feed
+is Japanese or English (three in five Japanese), each item a headline and
+two or three paragraphs, the first ~300 characters long (what story
+grouping reads).  Each story has its own person, place and figure (random
+names: what a real day's stories do not share), named in its headline and
+in every sentence of its first paragraph.  One item in six re-reports an
+earlier item's story from another feed: the same headline and first
+paragraph with a third of the sentences replaced, as a second outlet
+would tell it, so the day has real stories to find.
 Deterministic for a seed.  Used by ``bench/stories.py``, ``bench/chaos.py``
 and the tests of a 10,000-item digest (the corpus is needed: they skip
 without it).
@@ -67,8 +70,9 @@ def busy_items(feeds: int = 200, per_feed: int = 50, seed: int = 1, corpus: Path
     """``feeds`` × ``per_feed`` items (ids from 1, in publication order)."""
     rng = random.Random(seed)
     ja, en = sentences(corpus)
+    kanji = sorted({c for clause in ja for c in clause if "\u4e00" <= c <= "\u9fff"})
     japanese = [rng.random() < 0.6 for _ in range(feeds)]
-    made: dict[bool, list[tuple[str, list[str]]]] = {True: [], False: []}  # earlier stories, per language
+    made: dict[bool, list[tuple[str, list[str], list[str]]]] = {True: [], False: []}  # earlier stories
     items: list[Item] = []
     for n in range(feeds * per_feed):
         f = n % feeds
@@ -76,12 +80,13 @@ def busy_items(feeds: int = 200, per_feed: int = 50, seed: int = 1, corpus: Path
         pool = ja if cjk else en
         earlier = made[cjk]
         if earlier and rng.random() < 1 / 6:
-            title, first = rng.choice(earlier)
-            first = [s if rng.random() < 2 / 3 else _sentence(rng, pool, cjk) for s in first]
+            title, first, who = rng.choice(earlier)
+            first = [s if rng.random() < 2 / 3 else _sentence(rng, pool, cjk, who) for s in first]
         else:
-            title = _headline(_sentence(rng, pool, cjk), cjk)
-            first = _paragraph(rng, pool, 300 if cjk else 450, cjk)
-            earlier.append((title, first))
+            who = _entities(rng, cjk, kanji)
+            title = _headline(_sentence(rng, pool, cjk, who[:1]), cjk)
+            first = _paragraph(rng, pool, 300 if cjk else 450, cjk, who)
+            earlier.append((title, first, who))
         body = ("".join(first) if cjk else " ".join(first), *_rest(rng, pool, cjk))
         published = DAY + timedelta(seconds=n * 86400 // (feeds * per_feed))
         name = f"{'ニュース' if cjk else 'News'} {f:03d}"
@@ -100,21 +105,45 @@ def busy_items(feeds: int = 200, per_feed: int = 50, seed: int = 1, corpus: Path
     return items
 
 
+_KATAKANA = [chr(c) for c in range(0x30A2, 0x30F3)]
+_KANJI = [chr(c) for c in range(0x4E00, 0x4E00 + 2000)]  # a common block's first 2,000
+_SYLLABLES = "ka ri to mo sen dra vel lin ar co ne bas tor mi vi del ran os ur bel".split()
+
+
+def _entities(rng: random.Random, cjk: bool, kanji: list[str]) -> list[str]:
+    """Who, where and how many: what a story's reports share and no other
+    story has (a day's real stories have their names, places, figures)."""
+    if cjk:
+        person = "".join(rng.choice(_KATAKANA) for _ in range(rng.randint(3, 5))) + "氏"
+        place = "".join(rng.choice(kanji) for _ in range(2)) + rng.choice("市県町")
+        return [person, place, f"{rng.randint(2, 9999)}人"]
+    person = "".join(rng.choice(_SYLLABLES) for _ in range(3)).capitalize()
+    place = "".join(rng.choice(_SYLLABLES) for _ in range(2)).capitalize() + rng.choice([" City", " Bay", " Valley"])
+    return [person, place, f"{rng.randint(2, 9999)} people"]
+
+
 def _headline(sentence: str, cjk: bool) -> str:
     text = sentence.rstrip("。！？.!?")
     return text[:40] if cjk else " ".join(text.split()[:14])
 
 
-def _sentence(rng: random.Random, pool: tuple[str, ...], cjk: bool) -> str:
+def _sentence(rng: random.Random, pool: tuple[str, ...], cjk: bool, who: list[str] | None = None) -> str:
+    about = rng.choice(who) if who else ""
     if cjk:
-        return "、".join(rng.choice(pool) for _ in range(rng.randint(2, 3))) + "。"
-    return rng.choice(pool)
+        said = "、".join(rng.choice(pool) for _ in range(rng.randint(2, 3)))
+        # A third of its kanji changed: the corpus has ~2,300 clauses for
+        # 6,000 items, and two stories of a real day do not share whole clauses.
+        said = "".join(rng.choice(_KANJI) if "\u4e00" <= c <= "\u9fff" and rng.random() < 1 / 3 else c for c in said)
+        return (f"{about}は" if about else "") + said + "。"
+    return (f"{about}: " if about else "") + rng.choice(pool)
 
 
-def _paragraph(rng: random.Random, pool: tuple[str, ...], chars: int, cjk: bool) -> list[str]:
+def _paragraph(
+    rng: random.Random, pool: tuple[str, ...], chars: int, cjk: bool, who: list[str] | None = None
+) -> list[str]:
     out: list[str] = []
     while sum(map(len, out)) < chars:
-        out.append(_sentence(rng, pool, cjk))
+        out.append(_sentence(rng, pool, cjk, who))
     return out
 
 

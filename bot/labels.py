@@ -47,7 +47,7 @@ MAX_LABEL_CHARS = 20
 BODY_LINES = 3  # of each item's body, read for phrases
 TEXT_CHARS = 600  # of each item's headline and body lines together
 BACKGROUND_DAYS = 14  # previous days whose phrases make the background
-SAMPLE_ITEMS = 600  # items read for a day's labels at most (``sampled``)
+SAMPLE_ITEMS = 400  # items read for a day's labels at most (``sampled``)
 SAMPLE_FLOOR = 20  # of each group, when the day is sampled
 HEADLINE_WEIGHT = 2
 BODY_WEIGHT = 1
@@ -207,7 +207,7 @@ def sampled(groups: Sequence[GroupText], most: int = SAMPLE_ITEMS) -> list[Group
     each group keeps the same share of its items (``SAMPLE_FLOOR`` at
     least), evenly spaced through the day.  Sudachi reads ~2 ms an item,
     and a day's event is in many of its items: 10,000 items would take 20 s
-    to say what 600 say (issue 21)."""
+    to say what 400 say (issue 21)."""
     total = sum(len(g.items) for g in groups)
     if total <= most:
         return list(groups)

@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain, pairwise
-from operator import itemgetter
+from typing import Any
 
 from bot.models import Item
 
@@ -71,14 +72,28 @@ def _fold(text: str) -> str:
 
 def grams(item: Item) -> frozenset[str]:
     """What an item's story is compared by (see the module's docstring)."""
-    # The first 400 characters, folded (cut before folding too: a body line
-    # can be 7,000 characters, and folding shrinks text by half at most).
-    text = _fold(" ".join((item.title, *item.body[:1]))[:1000])[:400]
+    return frozenset(_grams_of(_text(item)))
+
+
+def _text(item: Item) -> str:
+    """The first 400 characters of headline and first body line, folded (cut
+    before folding too: a body line can be 7,000 characters, and folding
+    shrinks text by half at most)."""
+    return _fold(" ".join((item.title, *item.body[:1]))[:1000])[:400]
+
+
+def _grams_of(text: str) -> dict[str, None]:
+    """``text``'s grams in the order they first come (an order that does
+    not depend on the process, as a set's would)."""
     if _CJK.search(text):
         squeezed = _NOT_TEXT.sub("", text)
-        return frozenset(map(str.__add__, squeezed, squeezed[1:]))
-    words = [w for w in _WORD.findall(text) if w not in _STOP]
-    return frozenset(words) | frozenset(f"{a} {b}" for a, b in pairwise(words))
+        return dict.fromkeys(map(str.__add__, squeezed, squeezed[1:]))
+    words = _words(text)
+    return dict.fromkeys(chain(words, (f"{a} {b}" for a, b in pairwise(words))))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text) if w not in _STOP]
 
 
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:
@@ -92,14 +107,15 @@ def same_story(a: frozenset[str], b: frozenset[str], cjk: bool) -> bool:
 # Beyond this many postings, a group's stories are found from candidate
 # pairs only (``_Join.capped``); about 0.3 s of CPU on bench/stories.py's day.
 EXACT_POSTINGS = 250_000
+EXACT_ITEMS = 1500  # past this many, no exact join is tried (its grams as strings alone take seconds)
 # ``_Join.capped``: each item's rarest grams indexed, the most recent
 # postings of each read, the candidates sharing most of them (two at least)
 # compared.  Tuned on bench/stories.py's 2,000-item day of seed 7, where
 # they split 3 of its 296 stories (docs/labels.md has the other seeds).
 RARE_GRAMS = 64
 RECENT_POSTINGS = 16
-COMPARED = 16
-MIN_SHARED = 2
+COMPARED = 8
+MIN_SHARED = 4
 ITEM_STEPS = 400  # what reading an item's grams costs, in budget steps (its first 400 characters)
 
 
@@ -135,7 +151,7 @@ def story_starts(items: Sequence[Item], budget: Budget | None = None) -> list[in
     if budget.exhausted or budget.left < 0:
         budget.exhausted = True
         return list(range(len(items)))
-    sets = [grams(i) for i in items]
+    texts = [_text(i) for i in items]
     cjk = [bool(_CJK.search(i.title)) for i in items]
     story = list(range(len(items)))
 
@@ -146,114 +162,180 @@ def story_starts(items: Sequence[Item], budget: Budget | None = None) -> list[in
         return n
 
     for flag, threshold in ((True, CJK_SIMILARITY), (False, WORD_SIMILARITY)):
-        members = [n for n in range(len(items)) if cjk[n] == flag and sets[n]]
-        if len(members) > 1:
-            _Join(members, sets, Fraction(str(threshold)), story, root, budget).run()
+        t = Fraction(str(threshold))
+        members = [n for n in range(len(items)) if cjk[n] == flag]
+        if len(members) < 2:
+            continue
+        if len(members) <= EXACT_ITEMS:
+            join = _Join(members, {n: _grams_of(texts[n]) for n in members}, t, story, root, budget)
+            if join.cost() <= min(EXACT_POSTINGS, budget.left):
+                join.exact()
+                continue
+        budget.capped = True
+        if not _capped(members, texts, t, story, root, budget):
+            break
     first: dict[int, int] = {}
     return [first.setdefault(root(n), n) for n in range(len(items))]
 
 
 class _Join:
-    """Union in ``story`` every pair of ``members`` at least ``t`` similar
-    (exact), or the pairs found among candidates (``capped``).
+    """The exact join: union in ``story`` every pair of ``members`` at
+    least ``t`` similar.
 
-    The grams that more than one member has become numbers in one order,
-    rarest first (ties by the gram), so that a member's sorted numbers are
-    its shared grams rarest first; a gram only one member has can make no
-    candidate, but it counts in the prefix (it comes first)."""
+    Each member's grams are sorted rarest first (by how many members have
+    them; ties in text order, the same in every process); those only it
+    has come first of all, and can make no candidate, but count in the
+    prefix."""
 
     def __init__(
         self,
         members: list[int],
-        sets: list[frozenset[str]],
+        seqs: dict[int, dict[str, None]],
         t: Fraction,  # exact: ⌈t·n⌉ in floating point is off by one at t·n = 3.0000000000000004
         story: list[int],
         root: Callable[[int], int],
         budget: Budget,
     ) -> None:
-        self.members, self.sets, self.t, self.story, self.root, self.budget = members, sets, t, story, root, budget
-        frequency = Counter(chain.from_iterable(sets[n] for n in members))
-        order = sorted(((f, g) for g, f in frequency.items() if f > 1))
-        rank = {g: r for r, (_, g) in enumerate(order, start=1)}  # from 1: ``rank.get`` gives None for the rest
-        self.by_rank = [0, *(f for f, _ in order)]  # a gram's frequency, by its number
-        self.ids = {n: sorted(filter(None, map(rank.get, sets[n]))) for n in members}
-        # Compared as sets of numbers: twice as fast as sets of strings, and
-        # the same size of intersection (a gram only one member has is
-        # shared with nobody); the sizes are those of the whole sets.
-        self.shared = {n: frozenset(ids) for n, ids in self.ids.items()}
+        self.members = [n for n in members if seqs[n]]  # no grams: similar to nothing
+        self.t, self.story, self.root, self.budget = t, story, root, budget
+        self.sets = {n: frozenset(seqs[n]) for n in self.members}
+        self.frequency = Counter(chain.from_iterable(seqs[n] for n in self.members))
+        key = self.frequency.__getitem__
+        self.order = {n: sorted(seqs[n], key=key) for n in self.members}
+        self.unique = {n: bisect_left(grams, 2, key=key) for n, grams in self.order.items()}
 
-    def probe(self, n: int) -> list[int]:
+    def probe(self, n: int) -> list[str]:
         """The shared grams among the first |x| − ⌈t·|x|⌉ + 1 of ``n``'s
         grams, rarest first: a set sharing ⌈t·|x|⌉ grams with it has one of
         those (pigeonhole)."""
-        size, ids = len(self.sets[n]), self.ids[n]
-        return ids[: max(0, size - _ceil(self.t * size) + 1 - (size - len(ids)))]
+        size = len(self.sets[n])
+        return self.order[n][self.unique[n] : size - _ceil(self.t * size) + 1]
 
-    def run(self) -> None:
-        by_rank = self.by_rank
-        cost = sum(sum(map(by_rank.__getitem__, self.probe(n))) for n in self.members) // 2
-        if cost <= min(EXACT_POSTINGS, self.budget.left):
-            self.exact()
-        else:
-            self.budget.capped = True
-            self.capped()
-
-    def link(self, x: int, candidates: Iterable[int], counts: Counter[int] | None = None) -> None:
-        """Join ``x`` to each candidate at least ``t`` similar to it.  With
-        ``counts`` (of x's probed grams each candidate has), the candidates
-        that cannot reach ``t`` are ruled out before their sets are compared."""
-        root, story, sets, shared_grams = self.root, self.story, self.sets, self.shared
-        rx = root(x)
-        mine = shared_grams[x]
-        size = len(sets[x])
-        tn, td = self.t.numerator, self.t.denominator
-        unprobed = len(self.ids[x]) - len(self.probe(x))  # shared grams of x the counts did not look at
-        for y in candidates:
-            other = len(sets[y])
-            if td * other < tn * size or tn * other > td * size or root(y) == rx:
-                continue  # sizes that cannot be t-similar, or the same story already
-            if counts is not None and counts[y] + unprobed < -(-tn * (size + other) // (td + tn)):
-                continue  # t needs ⌈t/(1+t)·(|x|+|y|)⌉ shared grams
-            self.budget.left -= 1
-            shared = len(mine & shared_grams[y])
-            if shared * td >= tn * (size + other - shared):  # Jaccard ≥ t, in whole numbers
-                story[root(y)] = rx
+    def cost(self) -> int:
+        """About how many postings ``exact`` would read."""
+        frequency = self.frequency.__getitem__
+        return sum(sum(map(frequency, self.probe(n))) for n in self.members) // 2
 
     def exact(self) -> None:
         """Every earlier member sharing a probed gram is a candidate; the
-        counts of shared probed grams rule most out before sets are compared."""
-        index: dict[int, list[int]] = {}
+        counts of shared probed grams rule most out before sets are compared
+        (the rest of x's shared grams could all be shared: still short)."""
+        index: dict[str, list[int]] = {}
+        tn, td = self.t.numerator, self.t.denominator
+        root, story, sets = self.root, self.story, self.sets
         for x in self.members:
+            probe = self.probe(x)
             found: list[int] = []
-            for g in self.probe(x):
+            for g in probe:
                 postings = index.get(g)
                 if postings:
                     found += postings
             self.budget.left -= len(found)
-            for g in self.ids[x]:
+            shared = self.order[x][self.unique[x] :]
+            for g in shared:
                 index.setdefault(g, []).append(x)
-            counts = Counter(found)
-            self.link(x, counts, counts)
+            unprobed = len(shared) - len(probe)
+            rx = root(x)
+            mine = sets[x]
+            size = len(mine)
+            for y, count in Counter(found).items():
+                theirs = sets[y]
+                other = len(theirs)
+                if td * other < tn * size or tn * other > td * size or root(y) == rx:
+                    continue  # sizes that cannot be t-similar, or the same story already
+                if count + unprobed < -(-tn * (size + other) // (td + tn)):
+                    continue  # t needs ⌈t/(1+t)·(|x|+|y|)⌉ shared grams
+                self.budget.left -= 1
+                if _similar(mine, theirs, tn, td):
+                    story[root(y)] = rx
 
-    def capped(self) -> None:
-        """Each member's ``RARE_GRAMS`` rarest shared grams, the
-        ``RECENT_POSTINGS`` latest members of each, the ``COMPARED`` sharing
-        most of them compared: at most n·(R·P + C) steps.  A link is only
-        made between similar items: a story can come out split, never
-        joined wrongly."""
-        index: dict[int, list[int]] = {}
-        for x in self.members:
-            found: list[int] = []
-            for g in self.ids[x][:RARE_GRAMS]:
-                postings = index.setdefault(g, [])
-                found += postings[-RECENT_POSTINGS:]
-                postings.append(x)
-            self.budget.left -= len(found)
-            ranked = sorted(Counter(found).items(), key=itemgetter(1), reverse=True)[:COMPARED]
-            self.link(x, [y for y, n in ranked if n >= MIN_SHARED])
-            if self.budget.left < 0:
-                self.budget.exhausted = True
-                return
+
+def _similar(a: frozenset[Any], b: frozenset[Any], tn: int, td: int) -> bool:
+    """Jaccard ≥ tn/td, in whole numbers."""
+    both = len(a & b)
+    return both * td >= tn * (len(a) + len(b) - both)
+
+
+def _capped(
+    members: list[int], texts: list[str], t: Fraction, story: list[int], root: Callable[[int], int], budget: Budget
+) -> bool:
+    """The capped join, in numpy: each member's ``RARE_GRAMS`` rarest shared
+    grams, the ``RECENT_POSTINGS`` latest members of each, the
+    ``COMPARED`` sharing most of them (``MIN_SHARED`` at least) compared:
+    at most n·(R·P + C) steps.  A link is only made between similar items:
+    a story can come out split, never joined wrongly.  False if the budget
+    ran out.
+
+    Grams are numbers here: a pair of code points (Chinese, Japanese), or a
+    word's or word pair's number in the order first seen; the same sets as
+    ``grams``'s strings, so the same similarity."""
+    import numpy as np
+
+    vocab: dict[str, int] = {}
+    arrays = []
+    for n in members:
+        text = texts[n]
+        if _CJK.search(text):
+            points = np.frombuffer(_NOT_TEXT.sub("", text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+            codes = np.unique((points[:-1] << np.uint64(32)) | points[1:])  # above any word's number
+        else:
+            words = _words(text)
+            tokens = dict.fromkeys(chain(words, (f"{a} {b}" for a, b in pairwise(words))))
+            codes = np.unique(np.fromiter((vocab.setdefault(w, len(vocab)) for w in tokens), np.uint64, len(tokens)))
+        arrays.append(codes)
+    sizes = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
+    if sizes.sum() == 0:
+        return True
+    owner = np.repeat(np.arange(len(members)), sizes)  # the member (by position) of each gram
+    flat = np.concatenate(arrays)
+    _, gram, counts = np.unique(flat, return_inverse=True, return_counts=True)  # gram: ordered by code
+    frequency = counts[gram]
+    shared = frequency >= 2
+    owner, gram, frequency = owner[shared], gram[shared], frequency[shared]
+    # Each member's rarest shared grams: by member, then rarity, then code.
+    order = np.lexsort((gram, frequency, owner))
+    owner, gram = owner[order], gram[order]
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    rank = np.arange(len(owner)) - np.repeat(first, np.diff(np.r_[first, len(owner)]))
+    owner, gram = owner[rank < RARE_GRAMS], gram[rank < RARE_GRAMS]
+    # Postings: each gram's members in publication order; the P before each.
+    order = np.lexsort((owner, gram))
+    gram, owner = gram[order], owner[order]
+    width = len(members)
+    pairs = [
+        owner[lag:][same].astype(np.int64) * width + owner[:-lag][same]
+        for lag in range(1, RECENT_POSTINGS + 1)
+        if len(owner) > lag
+        for same in (gram[lag:] == gram[:-lag],)
+    ]
+    found = np.concatenate(pairs) if pairs else np.empty(0, np.int64)
+    budget.left -= len(found)
+    pair, shared_count = np.unique(found, return_counts=True)
+    keep = shared_count >= MIN_SHARED
+    pair, shared_count = pair[keep], shared_count[keep]
+    later, earlier = pair // width, pair % width
+    # The COMPARED of each member's candidates that share most (ties: the latest).
+    order = np.lexsort((-earlier, -shared_count, later))
+    later, earlier = later[order], earlier[order]
+    first = np.flatnonzero(np.r_[True, later[1:] != later[:-1]]) if len(later) else np.empty(0, np.int64)
+    rank = np.arange(len(later)) - np.repeat(first, np.diff(np.r_[first, len(later)]))
+    later, earlier = later[rank < COMPARED], earlier[rank < COMPARED]
+    sets: dict[int, frozenset[int]] = {}
+    tn, td = t.numerator, t.denominator
+    for x, y in zip(later.tolist(), earlier.tolist(), strict=True):
+        a, b = members[x], members[y]
+        size, other = int(sizes[x]), int(sizes[y])
+        if td * other < tn * size or tn * other > td * size or root(a) == root(b):
+            continue
+        budget.left -= 1
+        mine = sets.get(x) or sets.setdefault(x, frozenset(arrays[x].tolist()))
+        theirs = sets.get(y) or sets.setdefault(y, frozenset(arrays[y].tolist()))
+        if _similar(mine, theirs, tn, td):
+            story[root(a)] = root(b)
+        if budget.left < 0:
+            budget.exhausted = True
+            return False
+    return True
 
 
 def _ceil(value: Fraction) -> int:
