@@ -5,7 +5,8 @@
 #   bash bootstrap.sh test   set up with the test tools, then run the whole test suite
 #
 # Installs what is missing: Python's venv module (and, for the tests,
-# openssl and the PostgreSQL server) with apt-get, as root or with sudo; a virtual environment; and
+# openssl, the PostgreSQL server, and Node.js with the platforms' parsers
+# that the rendering tests ask) with apt-get and npm, as root or with sudo; a virtual environment; and
 # the pinned dependencies from pyproject.toml.  Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -46,6 +47,21 @@ if [ "$mode" = test ] && ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/po
   # PostgreSQL server (bot/pgserver.py: initdb and pg_ctl in a temporary folder).
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+fi
+
+if [ "$mode" = test ]; then
+  # The platforms' own parsers, the oracles of tests/test_render_oracles.py
+  # (mfm-js, discord-markdown-parser, markdown-it, slack-markdown,
+  # twitter-text), pinned in tests/oracles/package-lock.json.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+  fi
+  if [ ! -d tests/oracles/node_modules ] || [ tests/oracles/package-lock.json -nt tests/oracles/node_modules ]; then
+    (cd tests/oracles && npm ci --silent --no-audit --no-fund)
+    touch tests/oracles/node_modules
+  fi
+  export FEEDBOT_REQUIRE_ORACLES=1  # the oracle tests fail, not skip, without them
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -62,6 +62,7 @@ from bench.killtest import Farm, start, write_config
 from bot.loopback import Reply, Request, Server
 from bot.pgserver import PgServer
 from bot.state.sql import LEASE_SECONDS
+from tests.renderers import shown
 
 INSTANCES = 3
 DIGEST_EVERY = 10  # seconds
@@ -101,7 +102,8 @@ class Receiver:
         self.stopping = threading.Event()
 
     def __call__(self, req: Request) -> Reply:
-        post = Post(req.headers.get("idempotency-key", ""), json.loads(req.body).get("content", ""), time.time())
+        content = shown("discord", json.loads(req.body).get("content", ""))  # what Discord shows of it
+        post = Post(req.headers.get("idempotency-key", ""), content, time.time())
         with self.lock:
             self.posts.append(post)
             aim, self.aim = self.aim, None

@@ -49,6 +49,7 @@ from xml.sax.saxutils import escape
 
 from bot.loopback import Reply, Request, Server
 from tests.platforms import Mailbox, Platform, webhook_toml
+from tests.renderers import shown
 
 FEEDS = 3
 
@@ -100,7 +101,8 @@ class Hook:
             return Reply(500, {}, b"try later")
         time.sleep(delay)  # a slow receiver widens the in-flight window: the hard case
         with self.lock:
-            self.accepted.append((req.headers.get("idempotency-key", ""), json.loads(req.body)["content"]))
+            content = shown("discord", json.loads(req.body)["content"])  # what Discord shows of it
+            self.accepted.append((req.headers.get("idempotency-key", ""), content))
         return Reply(200, {"Content-Type": "application/json"}, b'{"id": "1"}')
 
 

@@ -93,6 +93,7 @@ class Block:
     lines: tuple[str, ...]
     item_id: int
     tagline: str | None = None
+    link: str = ""  # the item's link, wherever the headline template put it (kinds never escape it)
 
     @property
     def all_lines(self) -> tuple[str, ...]:

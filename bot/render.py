@@ -13,6 +13,7 @@ from datetime import tzinfo
 
 from bot.config import DEFAULT_HEADLINE, Config, Feed
 from bot.models import Block, Digest, Item, Rendered
+from bot.spans import spans
 from bot.text import collapse, safe_cut, truncate
 
 MONTHS = [
@@ -81,11 +82,11 @@ def item_lines(config: Config, item: Item, feeds: _Feeds | None = None) -> tuple
 
 def render(config: Config, digest: Digest) -> Rendered:
     feeds = _Feeds(config)
-    blocks = [Block(item_lines(config, i, feeds), i.id) for i in digest.lead]
+    blocks = [Block(item_lines(config, i, feeds), i.id, link=i.link) for i in digest.lead]
     for group in digest.groups:
         for n, item in enumerate(group.items):
             last = n == len(group.items) - 1
-            blocks.append(Block(item_lines(config, item, feeds), item.id, group.tagline if last else None))
+            blocks.append(Block(item_lines(config, item, feeds), item.id, group.tagline if last else None, item.link))
     return Rendered(digest=digest, blocks=tuple(blocks))
 
 
@@ -96,7 +97,8 @@ def utf16_len(text: str) -> int:
 
 def _fit(text: str, room: int, measure: Measure) -> str:
     """The longest prefix of ``text`` plus "…" that measures at most ``room``
-    (never splitting an emoji or a flag)."""
+    (never splitting an emoji or a flag, and never a link: a link cut short
+    points elsewhere, so it goes whole or not at all)."""
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -105,56 +107,86 @@ def _fit(text: str, room: int, measure: Measure) -> str:
         else:
             hi = mid - 1
     lo = safe_cut(text, lo)
+    start = 0
+    for is_link, piece in spans(text):
+        if is_link and start < lo < start + len(piece):
+            lo = start
+            break
+        start += len(piece)
     return text[:lo].rstrip() + ELLIPSIS if lo else ""
 
 
-def shrink(block: Block, limit: int, measure: Measure = len) -> tuple[str, ...]:
+def _same(line: str) -> str:
+    return line
+
+
+def shrink(block: Block, limit: int, measure: Measure = len, escape: Callable[[str], str] = _same) -> tuple[str, ...]:
     """Cut one block to ``limit``: body lines go from the end first.
 
     The headline and attribution are kept whole unless they alone exceed
     the limit, and the tag line is always kept; the last kept line ends with
-    "…" (a body line may be kept in part).
+    "…" (a body line may be kept in part).  Lines are cut as written and
+    measured as ``escape`` makes them for the platform (an escape cut in
+    half, a ``<plain>`` without its end, would show); they come back escaped.
     """
-    if measure("\n".join(block.all_lines)) <= limit:
-        return block.all_lines
+
+    def sized(lines: Sequence[str]) -> int:
+        return measure("\n".join(escape(x) for x in lines))
+
+    def done(lines: Sequence[str]) -> tuple[str, ...]:
+        return tuple(escape(x) for x in lines)
+
+    if sized(block.all_lines) <= limit:
+        return done(block.all_lines)
     kept = list(block.lines[:2])
     body = block.lines[2:]
     tail = [block.tagline] if block.tagline else []
 
     def size(extra: Sequence[str]) -> int:
-        return measure("\n".join([*kept, *extra, *tail]))
+        return sized([*kept, *extra, *tail])
 
     if size([]) > limit:
         # Even headline + attribution do not fit: cut the headline itself.
-        room = limit - measure("\n".join([*kept[1:], *tail])) - 1
-        kept[0] = _fit(kept[0], max(room, 1), measure) or kept[0][:1]
-        return tuple([*kept, *tail])
+        room = limit - sized([*kept[1:], *tail]) - 1
+        kept[0] = _fit(kept[0], max(room, 1), lambda t: measure(escape(t))) or kept[0][:1]
+        return done([*kept, *tail])
     taken: list[str] = []
     for line in body:
         if size([*taken, line + ELLIPSIS]) <= limit:
             taken.append(line)
             continue
         room = limit - size([*taken, ""])
-        partial = _fit(line, room, measure) if room > 10 else ""
+        partial = _fit(line, room, lambda t: measure(escape(t))) if room > 10 else ""
         if partial:
             taken.append(partial)
         elif taken:
             taken[-1] += ELLIPSIS
         break
-    return tuple([*kept, *taken, *tail])
+    return done([*kept, *taken, *tail])
 
 
-def split(blocks: Sequence[Block], limit: int, measure: Measure = len) -> list[str]:
-    """Pack blocks into messages of at most ``limit`` (as ``measure`` counts).
+LineEscape = Callable[[str, Sequence[str]], str]  # (line, the item's links) -> the line as sent
+
+
+def split(blocks: Sequence[Block], limit: int, measure: Measure = len, escape: LineEscape | None = None) -> list[str]:
+    """Pack blocks into messages of at most ``limit`` (as ``measure`` counts
+    the lines ``escape`` made of them).
 
     Messages are cut only between blocks; a block too long for one message
     is shrunk.  Joining the messages with "\\n" gives back the digest text
-    whenever no block had to be shrunk.
+    (escaped) whenever no block had to be shrunk.
     """
     messages: list[str] = []
     current = ""
     for block in blocks:
-        text = "\n".join(shrink(block, limit, measure))
+        if escape is None:
+            line_escape = _same
+        else:
+
+            def line_escape(line: str, links: tuple[str, ...] = (block.link,), fn: LineEscape = escape) -> str:
+                return fn(line, links)
+
+        text = "\n".join(shrink(block, limit, measure, line_escape))
         if current and measure(current + "\n" + text) <= limit:
             current += "\n" + text
         else:

@@ -28,6 +28,8 @@ from bot.kinds.teams import card_text
 from bot.loopback import Reply, Request, Server, throwaway_certificate
 from bot.pgserver import free_port
 from bot.render import utf16_len
+from tests import renderers
+from tests.renderers import shown
 
 # aiosmtpd 1.4 warns about its own use of a deprecated attribute at each AUTH,
 # and about AUTH without STARTTLS, which is right for SMTPS (TLS from the
@@ -49,6 +51,7 @@ class Platform:
 
     kind: str
     texts: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)  # the texts as sent (escaped for the platform)
     requests: list[Request] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)  # the accepted requests' JSON
     limit_announced: int | None = None  # Misskey / Mastodon: what the server says its limit is
@@ -80,7 +83,8 @@ class Platform:
 
     def _accept(self, texts: list[str], body: Any) -> None:
         with self._lock:
-            self.texts.extend(texts)
+            self.raw.extend(texts)
+            self.texts.extend(shown(self.kind, t) for t in texts)
             self.bodies.append(body)
             self._lock.notify_all()
 
@@ -203,8 +207,8 @@ class Platform:
                 {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
             )
         body = req.json()
-        if mastodon_length(body["status"]) > limit:
-            return _json(422, {"error": "Validation failed: Text character limit of 500 exceeded"})
+        if _mastodon_count(body["status"]) > limit:
+            return _json(422, {"error": f"Validation failed: Text character limit of {limit} exceeded"})
         status = {
             "id": str(100 + len(self.texts)),
             "in_reply_to_id": body.get("in_reply_to_id"),
@@ -281,16 +285,28 @@ class Platform:
                 {"Retry-After": "2"},
             )
         body = req.json()
-        if len(body["text"]) > 4096:
+        try:  # a card message: its one text paragraph (HTML)
+            text = body["cardsV2"][0]["card"]["sections"][0]["widgets"][0]["textParagraph"]["text"]
+        except (KeyError, IndexError, TypeError):
+            return _json(400, {"error": {"code": 400, "message": "Invalid card", "status": "INVALID_ARGUMENT"}})
+        if len(text) > 4096:
             return _json(400, {"error": {"code": 400, "message": "Message too long", "status": "INVALID_ARGUMENT"}})
         message = {"name": f"spaces/X/messages/{len(self.texts)}", "thread": {"threadKey": body["thread"]["threadKey"]}}
         if request_id:
             self._seen_keys[request_id] = message
         self._accept(
-            [body["text"]],
+            [text],
             {**body, "threadKey": body["thread"]["threadKey"], "option": query.get("messageReplyOption")},
         )
         return _json(200, message)
+
+
+def _mastodon_count(status: str) -> int:
+    """A status's length as Mastodon counts it: with Mastodon's own URL rule
+    (twitter-text as it configures it), where the parsers are installed."""
+    if renderers.available():
+        return int(renderers.shared().ask("mastodon", status)["length"])
+    return mastodon_length(status)
 
 
 def webhook_toml(kind: str, base: str, name: str | None = None) -> str:

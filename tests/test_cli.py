@@ -12,6 +12,7 @@ import pytest
 
 from bot.loopback import Receiver, Server
 from tests.conftest import map_links, run_cli, write_toml
+from tests.renderers import shown
 
 
 @pytest.fixture
@@ -106,9 +107,9 @@ def test_reference_digest_end_to_end(
 
     sent = run_cli("--config", path, "digest", "--date", "2025-01-21")  # ...and records nothing
     assert sent.returncode == 0, sent.stderr
-    contents = [r.json()["content"] for r in rec.accepted]
+    contents = [shown("discord", r.json()["content"]) for r in rec.accepted]
     assert len(contents) == 2
-    assert all(len(c.encode("utf-16-le")) // 2 <= 2000 for c in contents)
+    assert all(len(r.json()["content"].encode("utf-16-le")) // 2 <= 2000 for r in rec.accepted)
     assert map_links("\n".join(contents), base) == reference_text
     assert all(r.json()["allowed_mentions"] == {"parse": []} for r in rec.accepted)
     assert "SECRET-TOKEN" not in sent.stderr + sent.stdout

@@ -200,9 +200,8 @@ def test_discord_payload_never_pings() -> None:
     (msg,) = KINDS["discord"].build(rendered, 7, ZoneInfo("UTC"))
     payload = json.loads(msg.body)
     assert payload["allowed_mentions"] == {"parse": []}
-    for ping in ("@everyone", "@here", "<@123>", "<@&456>", "<#789>"):
-        assert ping not in payload["content"]
-    assert neutralise_discord("(@nhk_news)") == "(@nhk_news)"
+    assert payload["content"].startswith("\\@everyone look \\<@123\\> \\<@&456\\> \\<#789\\> \\@here")
+    assert neutralise_discord("(@nhk_news)") == "(@nhk\\_news)"  # a handle is no ping; its _ no emphasis
 
 
 def test_slack_payload_escapes_control_sequences() -> None:

@@ -25,6 +25,7 @@ from bot.fetch import make_client
 from bot.loopback import RESET, Receiver, Server
 from bot.state import open_store
 from tests.conftest import Clock, run_cli, write_toml
+from tests.renderers import shown
 
 T0 = datetime(2025, 1, 21, 0, 0, tzinfo=UTC)
 
@@ -92,7 +93,8 @@ class _Null:
 
 
 def contents(rec: Receiver) -> list[str]:
-    return [r.json()["content"] for r in rec.accepted]
+    """What Discord shows of the accepted messages."""
+    return [shown("discord", r.json()["content"]) for r in rec.accepted]
 
 
 def test_flaky_receiver_every_failure_then_exactly_one_arrival(
@@ -237,19 +239,19 @@ def test_feed_text_cannot_ping_or_disguise(
     if kind == "discord":
         payload = req.json()
         assert payload["allowed_mentions"] == {"parse": []}
-        for ping in ("@everyone", "@here", "<@123>", "<@&456>", "<#789>"):
-            assert ping not in payload["content"]
-        shown = payload["content"]
+        for ping in ("@everyone", "@here", "<@123>", "<@&456>", "<#789>"):  # escaped: Discord shows them as text
+            assert f"\\{ping}" in payload["content"] or f"\\{ping[0]}{ping[1]}" in payload["content"]
+        text = payload["content"]
     elif kind == "slack":
-        shown = req.json()["text"]
-        assert "<" not in shown and ">" not in shown  # <!channel> and links stay literal
-        assert req.json()["unfurl_links"] is False
+        text = req.json()["text"]
+        assert "<" not in text and ">" not in text  # <!channel> and links stay literal
+        assert req.json()["unfurl_links"] is False and req.json()["mrkdwn"] is False
     elif kind == "json":
-        shown = req.json()["text"]
+        text = req.json()["text"]
     else:
-        shown = req.body.decode("utf-8")
-    assert "🇺🇦" in shown  # emoji and flags are kept
-    assert "\u202e" not in shown and "\u200b" not in shown.replace("@\u200b", "").replace("<\u200b", "")
+        text = req.body.decode("utf-8")
+    assert "🇺🇦" in text  # emoji and flags are kept
+    assert "\u202e" not in text and "\u200b" not in text.replace("@\u200b", "").replace("<\u200b", "")
 
 
 def test_no_secret_reaches_the_logs(tmp_path: Path, hooks: list[tuple[Server, Receiver]], clock: Clock) -> None:

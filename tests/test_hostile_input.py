@@ -167,15 +167,15 @@ def test_a_webhook_token_echoed_by_the_receiver_is_never_shown_or_stored(tmp_pat
 
 
 def test_discord_markdown_from_a_feed_is_shown_as_text() -> None:
-    assert neutralise_discord("[https://nhk.or.jp/](https://evil.example/)") == (
-        "[https://nhk.or.jp/]\u200b(https://evil.example/)"
-    )
-    assert neutralise_discord("||隠し||") == "|\u200b|隠し|\u200b|"
-    assert neutralise_discord("# 大見出し").startswith("\u200b#")
-    assert neutralise_discord("> 引用").startswith("\u200b>")
-    assert (
-        neutralise_discord("#米露(トランプ大統領就任式)") == "#米露(トランプ大統領就任式)"
-    )  # a tag line is no heading
+    """Backslash escapes, Discord's own (tests/test_render_oracles.py asks
+    Discord's parser about every such line)."""
+    assert neutralise_discord("[公式](https://evil.example/)") == "\\[公式\\](<https://evil.example/>)"
+    assert neutralise_discord("||隠し||") == "\\|\\|隠し\\|\\|"
+    assert neutralise_discord("# 大見出し") == "\\# 大見出し"
+    assert neutralise_discord("> 引用") == "\\> 引用"
+    assert neutralise_discord("1. 一") == "1\\. 一"
+    assert neutralise_discord("#米露(トランプ就任式)") == "#米露(トランプ就任式)"  # a tag line is no heading
+    assert neutralise_discord("見出しhttps://medium.com/@writer/x_y") == "見出し<https://medium.com/@writer/x_y>"
 
 
 def test_a_flooding_feed_is_capped_per_digest_and_the_rest_waits(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from bot.loopback import Receiver, Server
 from bot.poll import Poller, PollOutcome
 from bot.state import open_store
 from tests.conftest import Clock, DynamicFeeds, FeedItem, write_toml
+from tests.renderers import shown
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -109,7 +110,8 @@ def pending_count(config: Config) -> int:
 
 
 def delivered_text(rec: Receiver) -> str:
-    return "\n".join(r.json()["content"] for r in rec.accepted)
+    """What Discord shows of the accepted messages."""
+    return "\n".join(shown("discord", r.json()["content"]) for r in rec.accepted)
 
 
 def add(feeds: DynamicFeeds, name: str, n: int, when: datetime, body: str | None = None) -> FeedItem:

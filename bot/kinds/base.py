@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from bot.health import cap_hint, retry_after_seconds
-from bot.models import Block, FailingFeed, Rendered
+from bot.models import FailingFeed, Rendered
 from bot.render import split, utf16_len
+from bot.spans import escape_line
 
 if TYPE_CHECKING:
     from bot.config import Webhook
@@ -43,7 +44,7 @@ ZWSP = "\u200b"
 # "@name" (a handle, an e-mail's user part is preceded by a letter and left
 # alone): broken with a zero-width space after "@" where the platform
 # would turn it into a mention that notifies someone.
-_AT_HANDLE = re.compile(r"(?<!\w)@(?=[\w.\-]*\w)", re.ASCII)
+_AT_HANDLE = re.compile(r"(?<!\w)([@＠])(?=[\w.\-]*\w)", re.ASCII)  # the full-width ＠ too (twitter-text's)
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,19 @@ class Kind:
         texts = chunks(rendered, zone, limit or self.limit, self.escape, self.measure)
         return [self.message(text, digest_id, n, webhook) for n, text in enumerate(texts)]
 
-    def escape(self, line: str) -> str:
-        """Feed text made inert on this platform."""
-        return line
+    def escape(self, line: str, links: Sequence[str] = ()) -> str:
+        """A line made inert on this platform: its text spans through
+        ``text``, its links (``links``: the item's own, found exactly; any
+        other URL, by ``bot.spans.URL``) through ``link``."""
+        return escape_line(line, links, self.text, self.link)
+
+    def text(self, text: str) -> str:
+        """Text (no link in it) as the platform will show it as written."""
+        return text
+
+    def link(self, url: str) -> str:
+        """A link, as the platform will link all of it and change none of it."""
+        return url
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         raise NotImplementedError
@@ -240,13 +251,18 @@ def positive(value: object) -> int | None:
 
 def break_handles(line: str) -> str:
     """``@nhk_news`` shown as text, never a mention that notifies a user."""
-    return _AT_HANDLE.sub("@" + ZWSP, line)
+    return _AT_HANDLE.sub(r"\1" + ZWSP, line)
 
 
-def map_blocks(rendered: Rendered, fn: Callable[[str], str]) -> list[Block]:
-    return [
-        Block(tuple(fn(x) for x in b.lines), b.item_id, fn(b.tagline) if b.tagline else None) for b in rendered.blocks
-    ]
+_SHORTCODE = re.compile(r":(?=[^\s:]+:)")
+
+
+def break_shortcodes(line: str) -> str:
+    """``:blobcat:`` shown as text, never a platform's (custom) emoji."""
+    return _SHORTCODE.sub(":" + ZWSP, line)
+
+
+Escape = Callable[[str, Sequence[str]], str]  # (line, the item's links) -> the line made inert
 
 
 def health_lines(feeds: Sequence[FailingFeed], zone: tzinfo, limit: int, size: Measure = len) -> list[str]:
@@ -265,7 +281,7 @@ def health_lines(feeds: Sequence[FailingFeed], zone: tzinfo, limit: int, size: M
 
 
 def health_report(
-    rendered: Rendered, zone: tzinfo, limit: int, escape: Callable[[str], str], measure: Measure = utf16_len
+    rendered: Rendered, zone: tzinfo, limit: int, escape: Escape, measure: Measure = utf16_len
 ) -> str | None:
     """The feed-health report, escaped and measured as the kind measures
     (bytes of JSON for Matrix and Teams)."""
@@ -273,18 +289,16 @@ def health_report(
         return None
 
     def size(text: str) -> int:  # as it will be sent: each line escaped
-        return measure("\n".join(escape(line) for line in text.split("\n")))
+        return measure("\n".join(escape(line, ()) for line in text.split("\n")))
 
-    return "\n".join(escape(line) for line in health_lines(rendered.health, zone, limit, size))
+    return "\n".join(escape(line, ()) for line in health_lines(rendered.health, zone, limit, size))
 
 
-def chunks(
-    rendered: Rendered, zone: tzinfo, limit: int, escape: Callable[[str], str], measure: Measure = utf16_len
-) -> list[str]:
+def chunks(rendered: Rendered, zone: tzinfo, limit: int, escape: Escape, measure: Measure = utf16_len) -> list[str]:
     """The digest's text cut between items into pieces of at most ``limit``
     (an item longer than that cut inside its body), escaped, and the
     feed-health report as a last piece."""
-    texts = split(map_blocks(rendered, escape), limit, measure)
+    texts = split(rendered.blocks, limit, measure, escape)
     report = health_report(rendered, zone, limit, escape, measure)
     return [*texts, *([report] if report else [])]
 

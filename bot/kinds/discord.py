@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.kinds.base import ZWSP, HttpRequest, Kind, Message, json_message
+from bot.kinds.base import HttpRequest, Kind, Message, json_message
+from bot.spans import escape_line
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -13,25 +15,38 @@ if TYPE_CHECKING:
     from bot.config import Webhook
     from bot.state.records import OutMessage
 
-_MENTION = re.compile(r"@(everyone|here)|<(@[!&]?|#)(?=\d)", re.I)
-# Markdown that could make feed text pass for something else: a masked link
-# ("[nhk.or.jp](https://evil.example)"), a spoiler, a code fence, and the
-# line-start forms (headings, subtext, quotes).
-_INLINE = re.compile(r"\]\(|\|\||```")
-_LINE_START = re.compile(r"^(?:#{1,3} |-# |>>> |> )")
+# Discord's markdown escape (simple-markdown's): a backslash before any
+# ASCII punctuation shows it as itself.  Escaped in text: emphasis,
+# strike, spoilers, code, the "<…>" of mentions, channels, custom emoji and
+# timestamps, masked links' brackets, and the escape itself.
+_MARKUP = re.compile(r"[\\*_~|`<>\[\]]")
+_EVERYONE = re.compile(r"@(?=everyone|here)", re.IGNORECASE)
+# Line starts that make a heading, subtext, a quote or a list.
+_LINE_START = re.compile(r"^(?:#{1,3} |-# |[-+] |\d+\. )")
 
 
-def neutralise(line: str) -> str:
-    """``@everyone`` and ``<@123>`` shown as text, never as a ping; masked
-    links, spoilers, code fences, headings and quotes shown as the text they
-    are (a zero-width space breaks each, and the words read the same)."""
-    line = _MENTION.sub(_broken, line)
-    line = _INLINE.sub(_broken, line)
-    return ZWSP + line if _LINE_START.match(line) else line
+def text(line: str) -> str:
+    """Feed text shown as written: markup escaped, ``@everyone`` and
+    ``@here`` escaped (``allowed_mentions`` already keeps them silent)."""
+    return _EVERYONE.sub(r"\\@", _MARKUP.sub(r"\\\g<0>", line))
 
 
-def _broken(m: re.Match[str]) -> str:
-    return m.group(0)[0] + ZWSP + m.group(0)[1:]
+def link(url: str) -> str:
+    """``<url>``: Discord links exactly that (no embed under the digest);
+    a URL that cannot be put in brackets stays as it is."""
+    return f"<{url}>" if not any(c in url for c in "<> ") else url
+
+
+def neutralise(line: str, links: Sequence[str] = ()) -> str:
+    out = escape_line(line, links, text, link)
+    m = _LINE_START.match(out)
+    if m is None:
+        return out
+    marker = m.group(0)
+    if marker[0].isdigit():  # "1. " -> "1\. "
+        dot = marker.index(".")
+        return out[:dot] + "\\" + out[dot:]
+    return "\\" + out
 
 
 def target_url(url: str) -> str:
@@ -45,8 +60,8 @@ class Discord(Kind):
     name = "discord"
     limit = 2000
 
-    def escape(self, line: str) -> str:
-        return neutralise(line)
+    def escape(self, line: str, links: Sequence[str] = ()) -> str:
+        return neutralise(line, links)
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         return json_message({"content": text, "allowed_mentions": {"parse": []}}, text)

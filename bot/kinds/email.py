@@ -129,7 +129,7 @@ class Email(Kind):
     def build(
         self, rendered: Rendered, digest_id: int, zone: tzinfo, webhook: Webhook | None = None, limit: int | None = None
     ) -> list[Message]:
-        report = health_report(rendered, zone, 20_000, lambda line: line)
+        report = health_report(rendered, zone, 20_000, lambda line, _links: line)
         text = rendered.text + (f"\n\n{report}" if report else "")
         msg = EmailMessage(policy=policy.SMTP)
         subject = webhook.options["subject"] if webhook is not None else DEFAULT_SUBJECT

@@ -61,8 +61,8 @@ class Matrix(Kind):
     def measure(self, text: str) -> int:
         return json_bytes(text)
 
-    def escape(self, line: str) -> str:
-        return break_handles(line)
+    def text(self, text: str) -> str:
+        return break_handles(text)  # in text only: a link's "@" (medium.com/@writer) is not a handle
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         payload = {"msgtype": "m.notice", "body": text, "m.mentions": {}}

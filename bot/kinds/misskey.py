@@ -1,15 +1,15 @@
 """Misskey: ``notes/create`` on a server (``url``, an access ``token``).
 
 The server's limit per note is read from ``meta`` (``maxNoteTextLength``;
-3,000 when it cannot be read).  Feed text is made inert for MFM: handles
-never mention (and ``noExtractMentions``), and functions (``$[…]``),
-inline tags, links, bold, code and quotes are broken by a zero-width space.
+3,000 when it cannot be read).  Feed text is made inert for MFM with MFM's
+own ``<plain>``: no markup, function (``$[…]``), mention, hashtag, emoji or
+search box comes out of it (``noExtractMentions`` and the rest too); links
+are written ``<https://…>``, which MFM links whole.
 Rate limits: ``Retry-After``, or the error's ``info.resetMs``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, ClassVar
 
 from bot.kinds.base import (
@@ -20,7 +20,6 @@ from bot.kinds.base import (
     Option,
     Reply,
     bearer,
-    break_handles,
     choice,
     endpoint,
     hint_number,
@@ -35,16 +34,18 @@ if TYPE_CHECKING:
     from bot.state.records import OutMessage
 
 DEFAULT_LIMIT = 3000
-_MFM = re.compile(r"\$\[|\]\(|\*\*|__|~~|`|<(?=/?[a-zA-Z])|\\[(\[]")
-_LINE_START = re.compile(r"^>")
-# A line ending in " 検索" or " Search" (or "[検索]") becomes a search box.
-_SEARCH = re.compile(r"(?<=\s)(?=(?:検索|Search|\[検索\]|\[Search\])$)", re.IGNORECASE)
 
 
-def neutralise(line: str) -> str:
-    line = _MFM.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], break_handles(line))
-    line = _SEARCH.sub(ZWSP, line)
-    return ZWSP + line if _LINE_START.match(line) else line
+def plain(text: str) -> str:
+    """Text in MFM's ``<plain>``: nothing in it is markup, a mention, a
+    hashtag or an emoji (an end tag in it is broken, so it ends nowhere)."""
+    return f"<plain>{text.replace('</plain>', '<' + ZWSP + '/plain>')}</plain>" if text else ""
+
+
+def link(url: str) -> str:
+    """``<url>``: MFM links all of it (its own URL rule stops at the first
+    character outside ASCII, a query in Japanese for one)."""
+    return f"<{url}>" if not any(c in url for c in "<> ") else plain(url)
 
 
 class Misskey(Kind):
@@ -54,8 +55,11 @@ class Misskey(Kind):
     secret = "token"
     options: ClassVar[dict[str, Option]] = {"visibility": Option(choice("public", "home", "followers"), "home")}
 
-    def escape(self, line: str) -> str:
-        return neutralise(line)
+    def text(self, text: str) -> str:
+        return plain(text)
+
+    def link(self, url: str) -> str:
+        return link(url)
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         visibility = webhook.options["visibility"] if webhook is not None else "home"

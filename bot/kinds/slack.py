@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.kinds.base import Kind, Message, json_message
+from bot.kinds.base import Kind, Message, break_shortcodes, json_message
 
 if TYPE_CHECKING:
     from bot.config import Webhook
@@ -15,15 +15,30 @@ def escape(line: str) -> str:
     return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def inert(line: str) -> str:
+    """Escaped, and ``:name:`` (an emoji, a workspace's custom one) broken
+    by a zero-width space: Slack has no escape for it."""
+    return break_shortcodes(escape(line))
+
+
 class Slack(Kind):
+    """Text with Slack's markup off (``mrkdwn: false``: its own plain-text
+    mode, so ``*bold*`` and ``_x_`` in feed text read as written), ``&``,
+    ``<`` and ``>`` escaped as Slack requires (``<!channel>`` stays text),
+    in links too (Slack shows and follows them unescaped)."""
+
     name = "slack"
     limit = 4000
 
-    def escape(self, line: str) -> str:
-        return escape(line)
+    def text(self, text: str) -> str:
+        return inert(text)
+
+    def link(self, url: str) -> str:
+        return escape(url)
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
-        return json_message({"text": text, "unfurl_links": False, "unfurl_media": False}, text)
+        payload = {"text": text, "mrkdwn": False, "unfurl_links": False, "unfurl_media": False}
+        return json_message(payload, text)
 
 
 KIND = Slack()

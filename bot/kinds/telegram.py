@@ -60,8 +60,8 @@ class Telegram(Kind):
             return "token", "is not a bot token (digits, a colon, then letters, digits, - and _; from @BotFather)"
         return super().check(options, token, url)
 
-    def escape(self, line: str) -> str:
-        return break_handles(line)
+    def text(self, text: str) -> str:
+        return break_handles(text)  # in text only: a link's "@" (medium.com/@writer) is not a handle
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         # The chat is added at send time: the stored body is the same

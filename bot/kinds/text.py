@@ -24,7 +24,7 @@ class Text(Signed):
         self, rendered: Rendered, digest_id: int, zone: tzinfo, webhook: Webhook | None = None, limit: int | None = None
     ) -> list[Message]:
         messages = [Message(rendered.text.encode("utf-8"), PLAIN, rendered.text)]
-        report = health_report(rendered, zone, HEALTH_LIMIT, lambda line: line)
+        report = health_report(rendered, zone, HEALTH_LIMIT, lambda line, _links: line)
         if report:
             messages.append(Message(report.encode("utf-8"), PLAIN, report))
         return messages
