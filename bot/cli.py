@@ -46,8 +46,22 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="with --dry-run: how each group's label was chosen (to stderr)"
     )
     digest.add_argument("--date", metavar="YYYY-MM-DD", type=_date, help="digest date (the YYMMDD label)")
-    sub.add_parser("check", help="validate the config; exit 2 listing every problem")
+    check = sub.add_parser("check", help="validate the config; exit 2 listing every problem")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="check the config away from its secrets: one that cannot be read here is a warning, not a problem",
+    )
     sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
+    outbox = sub.add_parser(
+        "outbox",
+        help="messages waiting for an operator: set aside (refused for good) or in a held queue",
+        description="List each webhook's queue and the messages its platform refused for good (set aside so the"
+        " queue goes on); put one back in its queue, or give it up.  A message is named DIGEST-SEQ@WEBHOOK.",
+    )
+    outbox.add_argument("action", nargs="?", choices=("list", "retry", "drop"), default="list")
+    outbox.add_argument("refs", nargs="*", metavar="REF", help="messages as listed: DIGEST-SEQ@WEBHOOK")
+    outbox.add_argument("--all", action="store_true", help="retry or drop every set-aside message")
     sub.add_parser("demo", help="an offline tour on loopback: sample feeds, a webhook, a digest")
     add = sub.add_parser(
         "add",
@@ -121,6 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feedbot: invalid config {exc.source}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        if exc.unreadable_secrets and args.command == "check":
+            print(
+                "  (a secret only the service can read, as systemd credentials are? "
+                "`feedbot check --offline` checks the rest)",
+                file=sys.stderr,
+            )
         return EXIT_USAGE
     except UsageError as exc:
         print(f"feedbot {args.command}: {exc}", file=sys.stderr)
@@ -144,8 +164,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command in ("add", "remove", "opml"):
         return _manage(args)
     # Commands that send nothing do not need the webhook secrets, which may be
-    # readable by the service only (systemd credentials).
-    config = _load(args.config, need_secrets=command in ("run", "digest"))
+    # readable by the service only (systemd credentials).  ``check`` reads
+    # them unless told it runs away from them: a secret digest cannot read is
+    # a problem to find before the digest time, not at it.
+    needed = command in ("run", "digest") or (command == "check" and not args.offline)
+    config = _load(args.config, need_secrets=needed)
     from bot import logs
 
     logs.redact(config.secrets())
@@ -167,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_list(config, _now)
     if command == "state":
         return cmd_state_copy(config, args.to)
+    if command == "outbox":
+        return cmd_outbox(config, args.action, args.refs, args.all)
     raise AssertionError(command)  # argparse only lets the commands above through
 
 
@@ -246,7 +271,7 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: b
     store = open_store(config)
     try:
         async with make_client(config.poll) as client:
-            digester = Digester(config, store, Deliverer(client, store, _now), _now, sys.stdout)
+            digester = Digester(config, store, Deliverer.configured(config, client, store, _now), _now, sys.stdout)
             if dry_run:
                 rendered, choices = await digester.preview(day)
                 if rendered is None:
@@ -261,9 +286,12 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: b
         store.close()
     if result.digest_id is None:
         print("no new items: no digest built", file=sys.stderr)
+    from bot.text import shown
+
     for r in result.reports:
-        state = "ok" if r.error is None else f"failed: {r.error}"
-        print(f"webhook {r.webhook}: sent {r.sent} message(s), {r.pending} pending — {state}", file=sys.stderr)
+        state = "ok" if r.error is None else f"failed: {shown(r.error, 300)}"  # a server's words: no control codes
+        aside = f", {r.set_aside} refused for good and set aside (feedbot outbox)" if r.set_aside else ""
+        print(f"webhook {r.webhook}: sent {r.sent} message(s), {r.pending} pending{aside} — {state}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
@@ -307,6 +335,26 @@ def _instances(store: Any, config: Config) -> None:
 
 def _when(value: datetime | None, config: Config) -> str:
     return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M") if value else "never"
+
+
+def cmd_outbox(config: Config, action: str, refs: list[str], every: bool) -> int:
+    from bot import outbox
+    from bot.state import open_store
+
+    if action == "list" and (refs or every):
+        raise UsageError("feedbot outbox lists; to act on messages: feedbot outbox retry|drop REF… (or --all)")
+    if action != "list" and not refs and not every:
+        raise UsageError(f"feedbot outbox {action}: name the messages (REF as listed) or give --all")
+    store = open_store(config)
+    try:
+        if action == "list":
+            print("\n".join(outbox.listing(config, store, lambda when: _when(when, config))))
+            return EXIT_OK
+        lines, found = outbox.act(store, action, refs, every)
+        print("\n".join(lines))
+        return EXIT_OK if found else EXIT_FAILURE
+    finally:
+        store.close()
 
 
 def cmd_status(config: Config) -> int:
@@ -358,10 +406,12 @@ def cmd_status(config: Config) -> int:
         for b in backlog:
             who = names.get(b.webhook, f"webhook {b.webhook} (no longer configured)")
             line = f"  {who}: {b.pending} message(s) pending"
-            if b.last_error:
+            if b.pending and b.last_error:
                 line += f", last attempt {_when(b.last_attempt_at, config)} failed: {shown(b.last_error)}"
-            if b.next_attempt_at:
+            if b.pending and b.next_attempt_at:
                 line += f"; next try {_when(b.next_attempt_at, config)}"
+            if b.set_aside:
+                line += f"; {b.set_aside} set aside, refused for good (feedbot outbox)"
             print(line)
         resent = store.resent_count()
         if resent:  # a POST cut short by a crash or a kill: its outcome unknown, it was sent again

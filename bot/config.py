@@ -121,6 +121,11 @@ class DigestSettings:
     labels: str = "auto"  # a group no [[labels]] rule names: "auto" (the day's event, bot/labels.py) or "date"
     health: str = "message"  # "message": feeds failing longer than health_after, after the digest; "off"
     health_after: timedelta = timedelta(days=1)
+    # The whole exchange of one message with its platform (a POST and its
+    # answer, an SMTP session).  Longer than a feed's: a platform that
+    # answers late has usually posted the message, and a retry after a
+    # timeout may post it twice where the platform takes no idempotency key.
+    delivery_timeout: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -238,11 +243,13 @@ class _Reader:
         self.need_secrets = need_secrets
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.unreadable = 0  # secrets not readable here, among the problems
 
     def unavailable(self, key: str, message: str) -> Secret | None:
         """A secret that cannot be read here: a problem, or a warning and a placeholder."""
         if self.need_secrets:
             self.problem(key, message)
+            self.unreadable += 1
             return None
         self.warnings.append(f"{key}: {message} (needed by digest and run, not here)")
         return Secret("")
@@ -304,7 +311,7 @@ class _Reader:
         state = self.state(top.get("state", {}))
         metrics = self.metrics(top.get("metrics", {}))
         if self.problems:
-            raise ConfigError(self.problems, str(self.path))
+            raise ConfigError(self.problems, str(self.path), self.unreadable)
         return Config(
             path=self.path,
             timezone=tz,
@@ -393,6 +400,9 @@ class _Reader:
             labels=self.get(t, "labels", "digest.labels", _one_of("auto", "date"), d.labels),
             health=self.get(t, "health", "digest.health", _one_of("message", "off"), d.health),
             health_after=self.get(t, "health_after", "digest.health_after", _positive_duration, d.health_after),
+            delivery_timeout=self.get(
+                t, "delivery_timeout", "digest.delivery_timeout", _duration_between(5, 3600), d.delivery_timeout
+            ),
         )
 
     def feeds(self, data: Any) -> tuple[Feed, ...]:
@@ -646,6 +656,18 @@ def _positive_duration(v: Any) -> timedelta:
     if d <= timedelta(0):
         raise ValueError("must be longer than zero")
     return d
+
+
+def _duration_between(low: int, high: int) -> Callable[[Any], timedelta]:
+    """A duration of ``low`` to ``high`` seconds."""
+
+    def convert(v: Any) -> timedelta:
+        d = _duration(v)
+        if not timedelta(seconds=low) <= d <= timedelta(seconds=high):
+            raise ValueError(f"must be between {low}s and {high // 60}m")
+        return d
+
+    return convert
 
 
 def _interval(v: Any) -> timedelta:

@@ -23,7 +23,7 @@ from bot.deliver import Deliverer, DeliveryReport
 from bot.errors import DeliveryError, FeedbotError, LeaseLost
 from bot.kinds import KINDS
 from bot.labels import BACKGROUND_DAYS, Choice
-from bot.models import FailingFeed, Item, Rendered
+from bot.models import DeliveryProblem, FailingFeed, Item, Rendered
 from bot.state import Store
 from bot.state.records import Lease, instance_id
 from bot.text import shown
@@ -61,7 +61,8 @@ class DigestResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.error is None for r in self.reports)
+        """Every message accepted (one set aside needs an operator too)."""
+        return all(r.error is None and not r.set_aside for r in self.reports)
 
 
 class Digester:
@@ -136,6 +137,26 @@ class Digester:
                 found.append(FailingFeed(feed.name, s.failing_since, s.error_count, shown(s.last_error or "", 160)))
         return tuple(found)
 
+    def delivery_problems(self, now: datetime) -> tuple[DeliveryProblem, ...]:
+        """Configured webhooks with messages set aside, or whose queue has
+        been held or failing for longer than ``digest.health_after``, for
+        the same report."""
+        if self.config.digest.health != "message":
+            return ()
+        names = {w.ident: w.name for w in self.config.webhooks}
+        refusals = {m.webhook: m.error for m in self.store.set_aside_messages()}  # the latest of each
+        found = []
+        for b in self.store.backlog():
+            name = names.get(b.webhook)
+            stuck = b.since is not None and now - b.since >= self.config.digest.health_after
+            failing = bool(b.pending and b.last_error and stuck)
+            if name is None or not (b.set_aside or failing):
+                continue
+            error = (b.last_error if failing else refusals.get(b.webhook)) or ""
+            error = shown(error.removeprefix(f"{name}: "), 160)
+            found.append(DeliveryProblem(name, b.set_aside, b.pending if failing else 0, error))
+        return tuple(found)
+
     async def run(
         self, day: date | None = None, slot: str | None = None, slot_now: Callable[[], str | None] | None = None
     ) -> DigestResult:
@@ -182,7 +203,9 @@ class Digester:
         if items:
             day = day or self.today()
             composed = await self.compose(items, day)
-            rendered = replace(composed.rendered, health=self.failing_feeds(now))
+            rendered = replace(
+                composed.rendered, health=self.failing_feeds(now), deliveries=self.delivery_problems(now)
+            )
             limits = {w.ident: await self._server_limit(w) for w in webhooks}
             # Numbered first, so that its messages (which carry the number)
             # are cut in a thread, off the loop, before the transaction.

@@ -18,6 +18,11 @@ are shown redacted, see ``bot.secrets``).
 
 from __future__ import annotations
 
+from typing import Literal
+
+# Whose fault a permanent refusal is (``DeliveryError.refused``).
+Refused = Literal["message", "webhook"]
+
 
 class FeedbotError(Exception):
     """Base of every error feedbot raises on purpose."""
@@ -26,9 +31,10 @@ class FeedbotError(Exception):
 class ConfigError(FeedbotError):
     """The configuration is invalid; ``problems`` lists every one found."""
 
-    def __init__(self, problems: list[str], source: str = "config") -> None:
+    def __init__(self, problems: list[str], source: str = "config", unreadable_secrets: int = 0) -> None:
         self.problems = list(problems)
         self.source = source
+        self.unreadable_secrets = unreadable_secrets  # of the problems: a secret not readable here
         count = len(self.problems)
         head = f"{source}: {count} problem{'s' if count != 1 else ''}"
         super().__init__(head + "".join(f"\n  {p}" for p in self.problems))
@@ -76,10 +82,19 @@ class DeliveryError(FeedbotError):
         retryable: bool = True,
         retry_after: float | None = None,
         maybe_sent: bool = False,
+        refused: Refused | None = None,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        # A refusal for good (not retryable): of this one message, which is
+        # set aside while the queue goes on, or of the webhook itself (its
+        # URL, token, rights or destination), which holds the whole queue.
+        self.refused = refused
+        # No complete answer within the delivery deadline: tried again by the
+        # queue's backoff, not at once (a run costs one deadline at most).
+        self.timed_out = timed_out
         self.retry_after = retry_after  # seconds the server asked us to wait
         # The request may have reached the platform and been posted (a
         # timeout, a connection broken mid-exchange, a 5xx): sending it again

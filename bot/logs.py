@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 
+from bot.secrets import Scrubber
 from bot.text import escape_controls
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -77,19 +78,17 @@ class _Redactor(logging.Filter):
 
     def __init__(self, secrets: dict[str, str]) -> None:
         super().__init__()
-        self.secrets = secrets
+        self.scrub = Scrubber(secrets)  # percent-encoded forms too
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        hit = any(secret in text or (record.exc_text and secret in record.exc_text) for secret in self.secrets)
-        if hit:
-            for secret, shown in self.secrets.items():
-                text = text.replace(secret, shown)
-                if record.exc_text:
-                    record.exc_text = record.exc_text.replace(secret, shown)
-            record.msg, record.args = text, None
+        scrubbed = self.scrub(text)
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if scrubbed != text:
+            record.msg, record.args = scrubbed, None
         return True
 
 

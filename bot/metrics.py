@@ -54,6 +54,11 @@ outbox_pending = Gauge("feedbot_outbox_pending", "Messages not yet accepted by t
 outbox_oldest = Gauge(
     "feedbot_outbox_oldest_age_seconds", "Age of the oldest undelivered message's digest", registry=REGISTRY
 )
+outbox_set_aside = Gauge(
+    "feedbot_outbox_set_aside",
+    "Messages their platform refused for good, kept out of the queue (feedbot outbox)",
+    registry=REGISTRY,
+)
 items_pending = Gauge("feedbot_items_pending", "Items not yet accepted by every webhook", registry=REGISTRY)
 feeds_failing = Gauge("feedbot_feeds_failing", "Configured feeds whose last poll failed", registry=REGISTRY)
 failing_for = Gauge(
@@ -88,13 +93,20 @@ def serve(listen: tuple[str, int]) -> Any:
 
 
 def refresh(
-    pending: int, oldest_age: float, items: int, failing: Mapping[str, float], alive: int, resent_total: int
+    pending: int,
+    oldest_age: float,
+    items: int,
+    failing: Mapping[str, float],
+    alive: int,
+    resent_total: int,
+    set_aside: int = 0,
 ) -> None:
     """The gauges (called from the event loop, on the heartbeat): messages
     pending, the oldest one's age in seconds, items pending, each failing
     feed's seconds of failing, the instances heard from lately, and the
     copies sent again by every instance (``resent_total``, from the state)."""
     outbox_pending.set(pending)
+    outbox_set_aside.set(set_aside)
     outbox_oldest.set(oldest_age)
     items_pending.set(items)
     feeds_failing.set(len(failing))

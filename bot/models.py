@@ -112,10 +112,23 @@ class FailingFeed:
 
 
 @dataclass(frozen=True)
+class DeliveryProblem:
+    """A webhook whose messages need an operator, for the same report:
+    messages its platform refused for good (set aside), or a queue held or
+    failing (its first message's error)."""
+
+    webhook: str  # its display name
+    set_aside: int
+    pending: int
+    error: str  # one line, cut: the queue's error, else the last refusal
+
+
+@dataclass(frozen=True)
 class Rendered:
     digest: Digest
     blocks: tuple[Block, ...] = field(default=())
     health: tuple[FailingFeed, ...] = field(default=())  # sent after the digest, never inside it
+    deliveries: tuple[DeliveryProblem, ...] = field(default=())  # in that report too
 
     @property
     def text(self) -> str:

@@ -9,6 +9,8 @@ redacted path, since a Discord or Slack webhook URL *is* its credential.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -61,3 +63,33 @@ def without_credentials(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query, parts.fragment))
+
+
+def encoded_pattern(secret: str) -> str:
+    """A regex for ``secret`` as written or percent-encoded, each character
+    on its own, once or twice (``%3A``, ``%3a``, ``%253A``): receivers and
+    proxies echo a request's URL in any of these forms."""
+
+    def hex_byte(b: int) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{b:02X}")
+
+    parts = []
+    for ch in secret:
+        encoded = "".join(f"%(?:25)?{hex_byte(b)}" for b in ch.encode("utf-8"))
+        parts.append(f"(?:{re.escape(ch)}|{encoded})")
+    return "".join(parts)
+
+
+class Scrubber:
+    """Replaces secrets, in any of their encoded forms, with how each may be
+    shown (longest first: a URL before its path)."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        ordered = sorted(((k, v) for k, v in secrets.items() if len(k) >= 3), key=lambda kv: -len(kv[0]))
+        self._items = [(k, v, re.compile(encoded_pattern(k))) for k, v in ordered]
+
+    def __call__(self, text: str) -> str:
+        for secret, shown, pattern in self._items:
+            if secret in text or "%" in text:
+                text = pattern.sub(shown.replace("\\", "\\\\"), text)  # a literal replacement
+        return text

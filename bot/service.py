@@ -225,8 +225,10 @@ class Service:
             for url, state in self.store.failing_states().items()
             if url in names
         }
+        backlog = self.store.backlog()
         metrics.refresh(
-            pending=sum(b.pending for b in self.store.backlog()),
+            pending=sum(b.pending for b in backlog),
+            set_aside=sum(b.set_aside for b in backlog),
             oldest_age=(now - oldest).total_seconds() if oldest else 0.0,
             items=self.store.pending_count(),
             failing=failing,
@@ -263,7 +265,7 @@ class Service:
         self.digester = Digester(
             config,
             self.store,
-            Deliverer(self.client, self.store, self.clock),
+            Deliverer.configured(config, self.client, self.store, self.clock),
             self.clock,
             _stdout(),
             owner=self.instance_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from bot.kinds.mastodon import mastodon_length
 from bot.kinds.teams import card_text
@@ -55,6 +56,10 @@ class Platform:
     requests: list[Request] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)  # the accepted requests' JSON
     limit_announced: int | None = None  # Misskey / Mastodon: what the server says its limit is
+    # Mastodon, Telegram: a text refused as invalid (422; Telegram's 400 echoes
+    # the request's path, token percent-encoded, as some proxies do)
+    refuse: Callable[[str], bool] | None = None
+    delay: float = 0.0  # seconds before each post is answered (a slow platform), after it is accepted
     _rate_limited: int = 0
     _seen_keys: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -79,7 +84,10 @@ class Platform:
         handler: Callable[[Request], Reply] = getattr(self, f"_{self.kind}")
         with self._lock:
             self.requests.append(req)
-        return handler(req)
+        reply = handler(req)
+        if self.delay:  # a slow platform: the post is made, the answer comes late
+            time.sleep(self.delay)
+        return reply
 
     def _accept(self, texts: list[str], body: Any) -> None:
         with self._lock:
@@ -122,6 +130,9 @@ class Platform:
             return _json(400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"})
         if "parse_mode" in body:
             return _json(400, {"ok": False, "error_code": 400, "description": "Bad Request: unexpected parse_mode"})
+        if self.refuse is not None and self.refuse(body["text"]):
+            said = f"Bad Request: text is invalid (/bot{quote(TOKEN, safe='')}/sendMessage)"
+            return _json(400, {"ok": False, "error_code": 400, "description": said})
         self._accept([body["text"]], body)
         return _json(200, {"ok": True, "result": {"message_id": len(self.texts), "chat": {"id": body["chat_id"]}}})
 
@@ -209,6 +220,8 @@ class Platform:
         body = req.json()
         if _mastodon_count(body["status"]) > limit:
             return _json(422, {"error": f"Validation failed: Text character limit of {limit} exceeded"})
+        if self.refuse is not None and self.refuse(body["status"]):
+            return _json(422, {"error": "Validation failed: Text contains a word this server does not allow"})
         status = {
             "id": str(100 + len(self.texts)),
             "in_reply_to_id": body.get("in_reply_to_id"),
@@ -340,7 +353,7 @@ class Mailbox:
     USER = "feedbot"
     PASSWORD = "SECRET-mail"
 
-    def __init__(self, folder: Path, implicit_tls: bool = False) -> None:
+    def __init__(self, folder: Path, implicit_tls: bool = False, eight_bit: bool = True) -> None:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -352,6 +365,7 @@ class Mailbox:
         self.raw: list[bytes] = []  # as received, for the encodings on the wire
         self.security = "tls" if implicit_tls else "starttls"
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.mail_options: list[list[str]] = []  # MAIL FROM's parameters (BODY=8BITMIME)
         self.fail_next: list[str] = []  # SMTP replies for the next DATA commands ("451 4.3.0 try later")
         self.refuse: Callable[[], str | None] | None = None  # asked at each DATA: a reply to refuse with
         self._cond = threading.Condition()
@@ -369,6 +383,7 @@ class Mailbox:
                     outer.messages.append(message)  # type: ignore[arg-type]
                     outer.raw.append(envelope.original_content)
                     outer.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+                    outer.mail_options.append(list(envelope.mail_options))
                     outer._cond.notify_all()
                 return "250 OK"
 
@@ -389,6 +404,9 @@ class Mailbox:
             auth_required=True,
             # aiosmtpd counts only STARTTLS as TLS here; SMTPS is TLS from the first byte
             auth_require_tls=not implicit_tls,
+            # aiosmtpd offers 8BITMIME unless it decodes the data itself: a
+            # server without it (RFC 6152) is one that decodes.
+            decode_data=not eight_bit,
         )
 
     def __enter__(self) -> Mailbox:

@@ -57,6 +57,8 @@ url = "${FEEDBOT_TEST_UNSET_HOOK}"
         "  timezone: 'Tokyo' is not an IANA time zone name such as \"Asia/Tokyo\"",
         "  feeds[2].url: not an http(s) URL: 'gopher://example.org/c'",
         "  feeds[2].poll_every: must be at least 1s",
+        "  webhooks[0].url: environment variable FEEDBOT_TEST_UNSET_HOOK is not set",
+        "  (a secret only the service can read, as systemd credentials are? `feedbot check --offline` checks the rest)",
     ]
 
 
@@ -200,16 +202,23 @@ def test_failed_archive_write_keeps_the_items_pending(demo_config: Callable[[str
     assert "pending items: 1" in run_cli("--config", str(path), "status").stdout
 
 
-def test_secrets_only_the_service_can_read_are_a_warning_for_check(tmp_path: Path) -> None:
-    """With systemd credentials, the admin's `check` cannot read the URL: a warning."""
+def test_secrets_only_the_service_can_read_are_a_problem_for_check_but_offline(tmp_path: Path) -> None:
+    """With systemd credentials, the admin's `check` cannot read the URL: a
+    problem (digest would stop on it), a warning with --offline."""
     path = write_toml(
         tmp_path,
         '[[feeds]]\nname = "a"\nurl = "https://example.org/a"\n'
-        '[[webhooks]]\nkind = "discord"\nurl_file = "${CREDENTIALS_DIRECTORY}/discord-url"\n',
+        '[[webhooks]]\nkind = "discord"\nurl_file = "${CREDENTIALS_DIRECTORY}/discord-url"\n'
+        '[[webhooks]]\nkind = "telegram"\ntoken_file = "missing-token"\nchat_id = 1\n',
     )
     r = run_cli("--config", str(path), "check")
+    assert r.returncode == 2, r.stdout
+    assert "webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set" in r.stderr
+    assert "webhooks[1].token_file: cannot read " in r.stderr and "feedbot check --offline" in r.stderr
+    r = run_cli("--config", str(path), "check", "--offline")
     assert r.returncode == 0, r.stderr
     assert "warning: webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set" in r.stdout
+    assert "warning: webhooks[1].token_file: cannot read " in r.stdout
     assert run_cli("--config", str(path), "status").returncode == 0
     d = run_cli("--config", str(path), "digest")
     assert d.returncode == 2

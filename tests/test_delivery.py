@@ -140,20 +140,24 @@ def test_queue_in_backoff_waits_and_then_delivers_in_order(
         assert reports["hook1"].error is None  # one outage blocks no other webhook
         assert reports["hook0"].error == "hook0: HTTP 503" and reports["hook0"].retry_at is not None
         clock.advance(hours=12)
-    assert [c.split(" ")[0] for c in contents(up)] == ["day0", "day1", "day2"]
+    *digests, report = contents(up)
+    assert [c.split(" ")[0] for c in digests] == ["day0", "day1", "day2"]
+    # Stuck for digest.health_after (a day): the other channel is told.
+    assert report.startswith("⚠ feedbot: 1 webhook with undelivered messages")
+    assert "- hook0: 2 message(s) waiting: HTTP 503" in report
     down.clear()
     # The service's tick does not retry before the queue's time...
     store = open_store(config)
     (backlog,) = store.backlog()
     store.close()
-    assert backlog.pending == 3 and backlog.next_attempt_at is not None
+    assert backlog.pending == 4 and backlog.next_attempt_at is not None  # 3 digests and the report
     clock.now = backlog.next_attempt_at - timedelta(seconds=1)
     assert [r.sent for r in run("tick")] == [0, 0]
     assert contents(down) == []
     # ...and delivers everything, oldest first, once it is.
     clock.now = backlog.next_attempt_at
-    assert [r.sent for r in run("tick")] == [3, 0]
-    assert [c.split(" ")[0] for c in contents(down)] == ["day0", "day1", "day2"]
+    assert [r.sent for r in run("tick")] == [4, 0]
+    assert [c.split(" ")[0] for c in contents(down)] == ["day0", "day1", "day2", "⚠"]
 
 
 def test_client_errors_are_held_and_logged_once(
@@ -166,7 +170,7 @@ def test_client_errors_are_held_and_logged_once(
     run = Run(config, clock)
     with caplog.at_level(logging.WARNING, logger="feedbot.deliver"):
         (first,) = run()
-        assert first.error == "hook0: HTTP 404 (Unknown Webhook)"
+        assert first.error is not None and first.error.startswith("hook0: HTTP 404 (Unknown Webhook) — held")
         assert first.retry_at is not None and first.retry_at - clock.now >= timedelta(hours=6)
         assert run.sleeps == []  # not retried in the loop
         clock.advance(hours=1)

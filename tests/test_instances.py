@@ -244,7 +244,7 @@ def test_state_copy_to_postgresql_and_back_loses_and_resends_nothing(
         assert run_cli("--config", str(path), "digest").returncode == 0  # delivered
         feeds.feeds["a"].append(FeedItem("a9", "新しい記事", None, now))
         assert run_cli("--config", str(path), "poll").returncode == 0
-        rec.fail(1, 400)  # refused: not retried in this run, pending
+        rec.fail(1, 403)  # the destination refused: held, not retried in this run, pending
         assert run_cli("--config", str(path), "digest").returncode == 1  # pending in the outbox
         sent_before = len(rec.requests)
 

@@ -10,7 +10,9 @@ real SMTP server (aiosmtpd) with STARTTLS and AUTH, parsed back.
 from __future__ import annotations
 
 import re
+import socketserver
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -176,6 +178,25 @@ def test_each_platform_gets_its_own_request_shape(tmp_path: Path, platform: tupl
     assert TOKEN.encode() not in stored and b"SECRET" not in stored
 
 
+def test_slow_platforms_get_each_message_once(tmp_path: Path) -> None:
+    """Platforms that post at once but answer after 6 s, with feeds timed
+    out at 2 s: the delivery waits for the answer (digest.delivery_timeout,
+    60 s by default) and sends nothing twice.  Through `feedbot digest`."""
+    served = {kind: serve(kind) for kind in ("telegram", "misskey", "teams")}
+    for _, platform in served.values():
+        platform.delay = 6.0
+    with served["telegram"][0] as t, served["misskey"][0] as m, served["teams"][0] as s:
+        tables = "".join(webhook_toml(kind, server.base) for kind, server in zip(served, (t, m, s), strict=True))
+        config = make_config(tmp_path, tables)  # poll.timeout = "2s"
+        add_items(config, 2)
+        r = run_cli("--config", str(config.path), "digest")
+        assert r.returncode == 0, r.stderr
+        for kind, (_, platform) in served.items():
+            posts = [q for q in platform.requests if q.method in ("POST", "PUT") and "/api/meta" not in q.path]
+            assert len(platform.texts) >= 1 and len(posts) == len(platform.texts), (kind, len(posts))
+    assert "sent again" not in run_cli("--config", str(config.path), "status").stdout
+
+
 @pytest.mark.parametrize("platform", ["line", "mastodon", "matrix", "googlechat"], indirect=True)
 def test_a_message_sent_again_after_a_crash_is_recognised_by_the_platform(
     tmp_path: Path, platform: tuple[str, Platform], clock: Clock
@@ -230,9 +251,16 @@ def test_check_validates_each_kinds_keys(tmp_path: Path) -> None:
         'to = "b@example.jp"\nusername = "u"\npassword = "p w"\n'
         '[[webhooks]]\nkind = "telegram"\ntoken = "not-a-bot-token"\nchat_id = "mychannel"\n'
         '[[webhooks]]\nkind = "telegram"\ntoken = "123:abc"\nchat_id = "@news_jp"\nname = "ok"\n'
-        '[[webhooks]]\nkind = "line"\ntoken = "two words"\nto = "U1"\n'
+        '[[webhooks]]\nkind = "line"\ntoken = "two words"\nto = "U0123456789abcdef0123456789abcdef"\n'
         '[[webhooks]]\nkind = "email"\nhost = "smtp.example"\nfrom = "a@example.jp"\nto = "b@example.jp"\n'
-        f'ca_file = "{path_of_junk}"\n',
+        f'ca_file = "{path_of_junk}"\n'
+        '[[webhooks]]\nkind = "mastodon"\nurl = "HTTP://m.example"\ntoken = "t"\n'
+        '[[webhooks]]\nkind = "discord"\nurl = "Http://discord.example/api/webhooks/1/x"\n'
+        '[[webhooks]]\nkind = "teams"\nurl = "http://teams.example/webhookb2/x"\n'
+        '[[webhooks]]\nkind = "googlechat"\nurl = "http://chat.example/v1/spaces/x/messages?key=k"\n'
+        '[[webhooks]]\nkind = "line"\ntoken = "t"\nto = "U4af4980629 a0b"\n'
+        '[[webhooks]]\nkind = "slack"\nurl = "http://127.0.0.1:9/services/x"\nname = "loopback"\n'
+        '[[webhooks]]\nkind = "json"\nurl = "http://hooks.lan.example/feedbot"\nname = "lan"\n',
     )
     r = run_cli("--config", str(path), "check")
     assert r.returncode == 2
@@ -250,9 +278,15 @@ def test_check_validates_each_kinds_keys(tmp_path: Path) -> None:
         "webhooks[9].chat_id: 'mychannel' is neither a chat's number nor a public @channelname",
         "webhooks[11].token: must be printable ASCII without spaces",
         "webhooks[12].ca_file:",
+        "webhooks[13].url: is http://: the token would travel unencrypted",  # the scheme in any case
+        "webhooks[14].url: is http://: a discord webhook URL is itself the credential",
+        "webhooks[15].url: is http://: a teams webhook URL",
+        "webhooks[16].url: is http://: a googlechat webhook URL",
+        "webhooks[17].to: is not a LINE user, group or room id",
     ):
         assert problem in r.stderr, (problem, r.stderr)
-    assert "webhooks[10]" not in r.stderr  # a valid one
+    for valid in ("webhooks[10]", "webhooks[18]", "webhooks[19]"):  # a loopback Slack, a LAN json endpoint
+        assert valid not in r.stderr, r.stderr
     assert "webhooks[9].token: is not a bot token" in r.stderr or "webhooks[9].chat_id" in r.stderr
 
 
@@ -334,6 +368,83 @@ def test_email_with_a_wrong_password_is_held_and_says_why(tmp_path: Path, mailbo
     assert report.pending == 1 and report.error is not None and "SMTP 535" in report.error
     assert "wrong-password" not in report.error
     assert mailbox.messages == []
+
+
+def test_email_says_8bitmime_where_offered_and_sends_7bit_where_not(tmp_path: Path, clock: Clock) -> None:
+    for eight_bit in (True, False):
+        folder = tmp_path / f"smtp-{eight_bit}"
+        folder.mkdir()
+        with Mailbox(folder, eight_bit=eight_bit) as mailbox:
+            config = make_config(folder, mailbox.toml())
+            # Short lines: the text part is stored as 8bit (long ones are base64 already).
+            store = open_store(config)
+            keys = entry_keys("https://f/", "s", None, "短い見出し", None).keys
+            item = NewItem(Entry(keys, "短い見出し", "https://n.example/1", T0), ("ロシア外務省の報道官は二十日、",))
+            store.record_poll("https://f/", "NHK", T0, etag=None, last_modified=None, take=[item], skip=[])
+            store.close()
+            (report,) = Run(config, clock)()
+            assert report.error is None and report.sent == 1
+            (raw,) = mailbox.raw
+            (mail,) = mailbox.messages
+            plain = mail.get_body(("plain",))
+            assert plain is not None and "ロシア外務省の報道官は二十日" in plain.get_content()
+            if eight_bit:  # RFC 6152: 8-bit data only with BODY=8BITMIME
+                assert "BODY=8BITMIME" in mailbox.mail_options[0]
+                assert "ロシア外務省".encode() in raw and b"Content-Transfer-Encoding: 8bit" in raw
+            else:  # nothing but 7-bit on the wire, the text parts re-encoded
+                assert not any(o.startswith("BODY=") for o in mailbox.mail_options[0])
+                assert all(b < 0x80 for b in raw)
+                assert plain["Content-Transfer-Encoding"] in ("base64", "quoted-printable")
+
+
+class _SilentAtAuth(socketserver.StreamRequestHandler):
+    """An SMTP server that greets, offers AUTH, and never answers it."""
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 mail.example ESMTP\r\n")
+        while line := self.rfile.readline():
+            if line.upper().startswith((b"EHLO", b"HELO")):
+                self.wfile.write(b"250-mail.example\r\n250 AUTH PLAIN LOGIN\r\n")
+            elif line.upper().startswith(b"AUTH"):
+                self.rfile.read()  # silence until the client gives up
+                return
+
+
+def test_an_smtp_server_that_never_answers_costs_one_deadline_and_one_line(tmp_path: Path) -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SilentAtAuth)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        toml = (
+            f'[digest]\ndelivery_timeout = "5s"\n[[webhooks]]\nkind = "email"\nname = "mail"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nsecurity = "none"\nusername = "u"\npassword = "SECRET-pw"\n'
+            'from = "digest@example.jp"\nto = "reader@example.jp"\n'
+        )
+        config = make_config(tmp_path, toml)
+        add_items(config, 2)
+        r = run_cli("--config", str(config.path), "digest")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 1
+    assert "no complete SMTP exchange within 5s" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "never retrieved" not in r.stderr, r.stderr
+    assert "SECRET-pw" not in r.stderr
+    # one warning (the failure) and the summary line, nothing else
+    assert len([line for line in r.stderr.splitlines() if line.strip()]) == 2, r.stderr
+
+
+def test_a_servers_words_reach_no_terminal_raw(tmp_path: Path, mailbox: Mailbox, clock: Clock) -> None:
+    config = make_config(tmp_path, mailbox.toml())
+    add_items(config, 2)
+    mailbox.refuse = lambda: "554 \x1b]0;owned\x07 \u009b31m rejected"
+    r = run_cli("--config", str(config.path), "digest")
+    status = run_cli("--config", str(config.path), "status").stdout
+    for text in (r.stderr, status):
+        assert "\x1b" not in text and "\x07" not in text and "\u009b" not in text, text
+    assert "\\x1b]0;owned\\x07" in r.stderr and "set aside" in r.stderr  # a 5xx at DATA: the message's fault
+    assert "1 set aside" in status
 
 
 def test_handles_are_broken_wherever_a_platform_would_mention_them() -> None:

@@ -279,15 +279,17 @@ def test_a_retry_after_an_unanswered_post_is_counted_as_a_possible_copy(tmp_path
         one_message(store)
         before = metrics.resent.labels("hook", "unanswered")._value.get()
 
-        async def go() -> int:
+        async def go() -> list[int]:
             async def no_wait(_: float) -> None:
                 return None
 
             async with make_client(config.poll) as client:
                 deliverer = Deliverer(client, store, clock, sleep=no_wait, deadline=0.5)
-                async with store.exclusive("digest", "host-9-dddddd") as lease:
-                    report = await deliverer.deliver(config.webhooks[0], lease)
-            return report.sent
+                sent = []
+                for _ in range(2):  # the run that timed out, and the queue's next try
+                    async with store.exclusive("digest", "host-9-dddddd") as lease:
+                        sent.append((await deliverer.deliver(config.webhooks[0], lease)).sent)
+            return sent
 
         try:
             sent = asyncio.run(go())
@@ -295,7 +297,9 @@ def test_a_retry_after_an_unanswered_post_is_counted_as_a_possible_copy(tmp_path
             release.set()
         resent = store.resent_count()
         store.close()
-    assert sent == 1 and len(rec.accepted) == 1 and resent == 1
+    # Not retried in the run that reached its deadline; the next try may
+    # make a copy, and is counted so.
+    assert sent == [0, 1] and len(rec.accepted) == 1 and resent == 1
     assert metrics.resent.labels("hook", "unanswered")._value.get() == before + 1
 
 

@@ -56,7 +56,7 @@ def run_demo(out: TextIO) -> int:
                     async with Poller(config, store, client, now) as poller:
                         for o in await poller.poll_all(config.enabled_feeds, force=True):
                             out.write(f"poll: {o.line()}\n")
-                    digester = Digester(config, store, Deliverer(client, store, now), now, out)
+                    digester = Digester(config, store, Deliverer.configured(config, client, store, now), now, out)
                     result = await digester.run(DEMO_DATE)
                     again = await digester.run(DEMO_DATE)
             finally:

@@ -29,8 +29,9 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from bot.errors import Refused
 from bot.health import cap_hint, retry_after_seconds
-from bot.models import FailingFeed, Rendered
+from bot.models import DeliveryProblem, FailingFeed, Rendered
 from bot.render import split, utf16_len
 from bot.spans import escape_line
 
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from bot.state.records import OutMessage
 
 Measure = Callable[[str], int]
+# Statuses that refuse one request's content (invalid, too large, of a type
+# not taken, unprocessable); any other 4xx that is not retried (401, 403,
+# 404, 405, 410…) refuses the destination.
+MESSAGE_REFUSALS = frozenset({400, 413, 414, 415, 422})
 ZWSP = "\u200b"
 # "@name" (a handle, an e-mail's user part is preceded by a letter and left
 # alone): broken with a zero-width space after "@" where the platform
@@ -94,6 +99,10 @@ class Kind:
     # ``url``: REQUIRED, a default (an API's public address), or None (no url key).
     url: ClassVar[Any] = REQUIRED
     url_is_secret: ClassVar[bool] = True  # a webhook URL is a credential; a server's address is not
+    # The URL alone lets anyone post (Discord, Slack, Teams, Google Chat): it
+    # never travels unencrypted, but to this machine.  json and text
+    # endpoints are the operator's own, often on a LAN, and signed instead.
+    https_only: ClassVar[bool] = False
     secret: ClassVar[str | None] = None  # the secret key's name ("token", "password"): key and key_file
     secret_required: ClassVar[bool] = True
     signed: ClassVar[bool] = False  # takes ``secret``/``secret_file`` (HMAC), as json and text do
@@ -104,8 +113,13 @@ class Kind:
     def check(self, options: Mapping[str, Any], token: Secret | None, url: str) -> tuple[str, str] | None:
         """A problem between keys (the key, what is wrong), or None.  A
         token never travels unencrypted, but to this machine."""
-        if token is not None and url.startswith("http://") and not loopback(urlsplit(url).hostname or ""):
+        parts = urlsplit(url)  # the scheme lowercased: HTTP:// is http://
+        if parts.scheme != "http" or loopback(parts.hostname or ""):
+            return None
+        if token is not None:
             return "url", "is http://: the token would travel unencrypted (use https://)"
+        if self.https_only:
+            return "url", f"is http://: a {self.name} webhook URL is itself the credential (use https://)"
         return None
 
     def address(self, options: Mapping[str, Any]) -> str:
@@ -191,6 +205,14 @@ class Kind:
                     return str(value["message"])
         return None
 
+    def refusal(self, reply: Reply) -> Refused:
+        """Whose fault a 4xx that is not retried is: this message's (too
+        long, invalid: it is set aside and the queue goes on) or the
+        webhook's (its URL, token, rights or destination: the whole queue
+        is held until it is fixed).  Kinds whose platforms answer a
+        configuration problem with a 400 say so."""
+        return "message" if reply.status in MESSAGE_REFUSALS else "webhook"
+
     def secrets(self, webhook: Webhook) -> list[str]:
         """Values to keep out of errors besides the URL."""
         return [webhook.token.reveal()] if webhook.token is not None and webhook.token.reveal() else []
@@ -265,14 +287,28 @@ def break_shortcodes(line: str) -> str:
 Escape = Callable[[str, Sequence[str]], str]  # (line, the item's links) -> the line made inert
 
 
-def health_lines(feeds: Sequence[FailingFeed], zone: tzinfo, limit: int, size: Measure = len) -> list[str]:
-    """The broken-feed report: a heading and a line per feed, cut to fit
-    ``limit`` (the rest counted in a last line)."""
-    lines = [f"⚠ feedbot: {len(feeds)} feed{'s' if len(feeds) != 1 else ''} failing"]
-    for n, feed in enumerate(feeds):
+def health_lines(
+    feeds: Sequence[FailingFeed],
+    zone: tzinfo,
+    limit: int,
+    size: Measure = len,
+    deliveries: Sequence[DeliveryProblem] = (),
+) -> list[str]:
+    """The health report: a heading, a line per webhook whose messages need
+    an operator and a line per failing feed, cut to fit ``limit`` (the rest
+    counted in a last line)."""
+    said = []
+    if deliveries:
+        said.append(f"{len(deliveries)} webhook{'s' if len(deliveries) != 1 else ''} with undelivered messages")
+    if feeds:
+        said.append(f"{len(feeds)} feed{'s' if len(feeds) != 1 else ''} failing")
+    lines = [f"⚠ feedbot: {', '.join(said)}"]
+    entries = [_delivery_line(d) for d in deliveries]
+    for feed in feeds:
         since = feed.since.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        line = f"- {feed.name}: failing since {since} ({feed.tries} tries): {feed.error}"
-        more = f"… and {len(feeds) - n} more"
+        entries.append(f"- {feed.name}: failing since {since} ({feed.tries} tries): {feed.error}")
+    for n, line in enumerate(entries):
+        more = f"… and {len(entries) - n} more"
         if size("\n".join([*lines, line, more])) > limit:
             lines.append(more)
             break
@@ -280,18 +316,27 @@ def health_lines(feeds: Sequence[FailingFeed], zone: tzinfo, limit: int, size: M
     return lines
 
 
+def _delivery_line(d: DeliveryProblem) -> str:
+    parts = []
+    if d.set_aside:
+        parts.append(f"{d.set_aside} message(s) refused for good and set aside (feedbot outbox)")
+    if d.pending:
+        parts.append(f"{d.pending} message(s) waiting")
+    return f"- {d.webhook}: {', '.join(parts)}: {d.error}"
+
+
 def health_report(
     rendered: Rendered, zone: tzinfo, limit: int, escape: Escape, measure: Measure = utf16_len
 ) -> str | None:
     """The feed-health report, escaped and measured as the kind measures
     (bytes of JSON for Matrix and Teams)."""
-    if not rendered.health:
+    if not rendered.health and not rendered.deliveries:
         return None
 
     def size(text: str) -> int:  # as it will be sent: each line escaped
         return measure("\n".join(escape(line, ()) for line in text.split("\n")))
 
-    return "\n".join(escape(line, ()) for line in health_lines(rendered.health, zone, limit, size))
+    return "\n".join(escape(line, ()) for line in health_lines(rendered.health, zone, limit, size, rendered.deliveries))
 
 
 def chunks(rendered: Rendered, zone: tzinfo, limit: int, escape: Escape, measure: Measure = utf16_len) -> list[str]:

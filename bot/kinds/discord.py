@@ -59,6 +59,7 @@ def target_url(url: str) -> str:
 class Discord(Kind):
     name = "discord"
     limit = 2000
+    https_only = True
 
     def escape(self, line: str, links: Sequence[str] = ()) -> str:
         return neutralise(line, links)

@@ -40,6 +40,7 @@ def card_message(text: str, thread: str) -> dict[str, object]:
 class GoogleChat(Kind):
     name = "googlechat"
     limit = 4096
+    https_only = True
 
     def measure(self, text: str) -> int:
         """The card text as sent: ``<br>`` between lines."""

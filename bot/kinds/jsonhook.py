@@ -56,6 +56,10 @@ def structured(rendered: Rendered, digest_id: int, zone: tzinfo) -> dict[str, ob
             {"feed": f.name, "failing_since": f.since.isoformat(), "tries": f.tries, "error": f.error}
             for f in rendered.health
         ],
+        "deliveries": [
+            {"webhook": d.webhook, "set_aside": d.set_aside, "pending": d.pending, "error": d.error}
+            for d in rendered.deliveries
+        ],
     }
 
 

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.kinds.base import Kind, Message, break_shortcodes, json_message
+from bot.errors import Refused
+from bot.kinds.base import Kind, Message, Reply, break_shortcodes, json_message
 
 if TYPE_CHECKING:
     from bot.config import Webhook
+
+
+# Slack's incoming-webhook errors that name the destination, not the message.
+_DESTINATION_PROBLEMS = frozenset(
+    {
+        "user_not_found",
+        "channel_not_found",
+        "channel_is_archived",
+        "invalid_token",
+        "no_service",
+        "no_team",
+        "team_disabled",
+        "action_prohibited",
+        "posting_to_general_channel_denied",
+    }
+)
 
 
 def escape(line: str) -> str:
@@ -29,12 +46,22 @@ class Slack(Kind):
 
     name = "slack"
     limit = 4000
+    https_only = True
 
     def text(self, text: str) -> str:
         return inert(text)
 
     def link(self, url: str) -> str:
         return escape(url)
+
+    def refusal(self, reply: Reply) -> Refused:
+        # Slack answers in plain text; a 400 "user_not_found" (and the
+        # like) is the destination's problem, "invalid_payload" or
+        # "no_text" the message's.
+        said = reply.body.decode("utf-8", "replace").strip()
+        if reply.status == 400 and said in _DESTINATION_PROBLEMS:
+            return "webhook"
+        return super().refusal(reply)
 
     def message(self, text: str, digest_id: int, seq: int, webhook: Webhook | None) -> Message:
         payload = {"text": text, "mrkdwn": False, "unfurl_links": False, "unfurl_media": False}

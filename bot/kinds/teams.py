@@ -65,6 +65,7 @@ def card_size(text: str) -> int:
 class Teams(Kind):
     name = "teams"
     limit = 24_000
+    https_only = True
 
     def measure(self, text: str) -> int:
         return card_size(text)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bot.errors import Refused
 from bot.kinds.base import (
     HttpRequest,
     Kind,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 _TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _CHAT = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,}$")
+# What the Bot API's 400s say of a chat the bot cannot post to.
+_CHAT_PROBLEM = re.compile(r"chat|rights|PEER_ID|member|kicked|blocked|deactivated|thread not found", re.I)
 
 
 def chat_id(v: Any) -> str:
@@ -74,6 +77,14 @@ class Telegram(Kind):
         body = {"chat_id": webhook.options["chat_id"], **json.loads(msg.body)}
         url = endpoint(webhook, f"/bot{webhook.token.reveal()}/sendMessage")
         return HttpRequest("POST", url, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def refusal(self, reply: Reply) -> Refused:
+        # A 400 also says the chat is wrong ("chat not found", "group chat
+        # was upgraded", "not enough rights", PEER_ID_INVALID…): the
+        # destination, not this message.
+        if reply.status == 400 and _CHAT_PROBLEM.search(self.reason(reply) or ""):
+            return "webhook"
+        return super().refusal(reply)
 
     def retry_hint(self, reply: Reply) -> float | None:
         body = reply.json()

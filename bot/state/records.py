@@ -59,7 +59,7 @@ class OutMessage:
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     in_flight_at: datetime | None = None  # a POST started and its outcome was never recorded
-    in_flight_by: str | None = None  # the instance that started it
+    in_flight_by: str | None = None  # the instance that started it, or UNANSWERED
 
     @property
     def key(self) -> str:
@@ -75,6 +75,38 @@ class WebhookBacklog:
     last_error: str | None
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None = None
+    set_aside: int = 0  # messages refused for good, out of the queue
+    since: datetime | None = None  # when the first pending message's digest was built
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A message its platform refused for good, kept out of the queue."""
+
+    digest_id: int
+    webhook: str
+    seq: int
+    error: str
+    at: datetime  # when it was refused
+    built_at: datetime  # when its digest was built
+    size: int  # bytes
+
+    @property
+    def ref(self) -> str:
+        """How ``feedbot outbox`` names it: digest-number@webhook."""
+        return message_ref(self.digest_id, self.seq, self.webhook)
+
+
+# ``in_flight_by`` of a message whose POST got no answer in time (or a
+# gateway's 502/504): not an instance id, so nobody waits for it; its next
+# POST is counted as a possible copy (reason "unanswered").
+UNANSWERED = "unanswered"
+
+
+def message_ref(digest_id: int, seq: int, webhook: str) -> str:
+    """``12-0@mastodon``: the digest, the message's number in it, the
+    webhook (its name, or ``kind#n`` for an unnamed one)."""
+    return f"{digest_id}-{seq}@{webhook.removeprefix('name:')}"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ Tables:
   attempt stays small, where SQLite would rewrite a 10 MB body with it).
   A message is marked delivered only after its webhook accepted it; an item
   stays pending until every message of its digest is delivered.
+  ``dropped``: 0 while a message is to be sent, 1 once it never will be
+  (its webhook removed, or ``feedbot outbox drop``), 2 while it is set aside
+  (refused for good by its platform: kept, out of the queue, until
+  ``feedbot outbox retry`` or ``drop``).
 * ``leases``: who may build and deliver digests now (``exclusive``), until
   when, in the database's clock.
 * ``digest_slots``: the scheduled digest times already served (one digest
@@ -52,12 +56,14 @@ from bot.errors import LeaseLost, StateError
 from bot.keys import Key
 from bot.models import Entry, Item
 from bot.state.records import (
+    UNANSWERED,
     Elsewhere,
     FeedState,
     Instance,
     Lease,
     NewItem,
     OutMessage,
+    SetAside,
     WebhookBacklog,
     instance_pid,
 )
@@ -65,6 +71,7 @@ from bot.state.records import (
 log = logging.getLogger("feedbot.state")
 
 SCHEMA_VERSION = 4
+SET_ASIDE = 2  # outbox.dropped of a message refused for good, kept out of the queue
 LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
 INSTANCE_ALIVE = timedelta(seconds=60)  # an instance not heard from for this long is gone
 HEARTBEAT_FRESH = 20  # seconds: an instance that beat this lately is alive (service.HEARTBEAT_SECONDS × 2)
@@ -664,11 +671,74 @@ class Store(ABC):
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def mark_failed(self, msg: OutMessage, now: datetime, error: str, retry_at: datetime) -> None:
+    def mark_failed(
+        self, msg: OutMessage, now: datetime, error: str, retry_at: datetime, unanswered: bool = False
+    ) -> None:
+        """Not accepted.  ``unanswered``: a POST of it may have arrived (no
+        answer came): it stays marked in flight, by ``UNANSWERED``, so that
+        the next POST is counted as a possible copy."""
+        flight = "in_flight_by=?" if unanswered else "in_flight_at=NULL"
+        params: tuple[object, ...] = (ts(now), error, ts(retry_at)) + ((UNANSWERED,) if unanswered else ())
+        self._update(msg, f"attempts=attempts+1, last_attempt_at=?, last_error=?, next_attempt_at=?, {flight}", params)
+
+    def set_aside(self, msg: OutMessage, now: datetime, error: str) -> None:
+        """Refused for good (too long, invalid): out of the queue, kept with
+        its refusal, so the webhook's later messages go on."""
         self._update(
             msg,
-            "attempts=attempts+1, last_attempt_at=?, last_error=?, next_attempt_at=?, in_flight_at=NULL",
-            (ts(now), error, ts(retry_at)),
+            "dropped=?, attempts=attempts+1, last_attempt_at=?, last_error=?, next_attempt_at=NULL, in_flight_at=NULL",
+            (SET_ASIDE, ts(now), error),
+            " AND delivered_at IS NULL AND dropped=0",
+        )
+
+    def refused_in_a_row(self, webhook: str) -> int:
+        """How many of the webhook's last settled messages (accepted or set
+        aside, latest first) were set aside before the last accepted one."""
+        rows = self._x(
+            "SELECT dropped FROM outbox WHERE webhook=? AND (delivered_at IS NOT NULL OR dropped=?)"
+            " ORDER BY last_attempt_at DESC, digest_id DESC, seq DESC LIMIT 100",
+            (webhook, SET_ASIDE),
+        ).fetchall()
+        count = 0
+        for (dropped,) in rows:
+            if int(dropped) != SET_ASIDE:
+                break
+            count += 1
+        return count
+
+    def set_aside_messages(self) -> list[SetAside]:
+        """Every message set aside, oldest first."""
+        rows = self._x(
+            "SELECT o.digest_id, o.webhook, o.seq, o.last_error, o.last_attempt_at, d.created_at, LENGTH(b.body)"
+            " FROM outbox o JOIN digests d ON d.id = o.digest_id JOIN outbox_bodies b"
+            " ON b.digest_id = o.digest_id AND b.webhook = o.webhook AND b.seq = o.seq"
+            " WHERE o.dropped=? AND o.delivered_at IS NULL ORDER BY o.digest_id, o.seq",
+            (SET_ASIDE,),
+        ).fetchall()
+        return [SetAside(r[0], r[1], r[2], r[3] or "", _dt(r[4]), _dt(r[5]), int(r[6])) for r in rows]
+
+    def requeue(self, digest_id: int, webhook: str, seq: int) -> bool:
+        """A set-aside message back in its webhook's queue (in its place,
+        by digest and number), to be tried at the next delivery."""
+        return (
+            self._x(
+                "UPDATE outbox SET dropped=0, next_attempt_at=NULL WHERE digest_id=? AND webhook=? AND seq=?"
+                " AND delivered_at IS NULL AND dropped=?",
+                (digest_id, webhook, seq, SET_ASIDE),
+            ).rowcount
+            == 1
+        )
+
+    def drop_message(self, digest_id: int, webhook: str, seq: int) -> bool:
+        """A pending or set-aside message never sent: its digest's items are
+        then settled for that webhook (and pruned in time)."""
+        return (
+            self._x(
+                "UPDATE outbox SET dropped=1 WHERE digest_id=? AND webhook=? AND seq=? AND delivered_at IS NULL"
+                " AND dropped IN (0, ?)",
+                (digest_id, webhook, seq, SET_ASIDE),
+            ).rowcount
+            == 1
         )
 
     def resent_count(self) -> int:
@@ -685,19 +755,29 @@ class Store(ABC):
         ).rowcount
 
     def backlog(self) -> list[WebhookBacklog]:
-        """Per webhook: undelivered messages, and the state of the first one."""
+        """Per webhook: undelivered messages and the state of the first one,
+        and the messages set aside."""
         rows = self._x(
-            "SELECT webhook, COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dropped=0 GROUP BY webhook"
-            " ORDER BY webhook"
+            "SELECT webhook, SUM(CASE WHEN dropped=0 THEN 1 ELSE 0 END), SUM(CASE WHEN dropped=? THEN 1 ELSE 0 END)"
+            " FROM outbox WHERE delivered_at IS NULL AND dropped IN (0, ?) GROUP BY webhook ORDER BY webhook",
+            (SET_ASIDE, SET_ASIDE),
         ).fetchall()
         out = []
-        for webhook, count in rows:
+        for webhook, count, aside in rows:
             head = self._x(
-                "SELECT attempts, last_error, last_attempt_at, next_attempt_at FROM outbox"
-                " WHERE webhook=? AND delivered_at IS NULL AND dropped=0 ORDER BY digest_id, seq LIMIT 1",
+                "SELECT o.attempts, o.last_error, o.last_attempt_at, o.next_attempt_at, d.created_at FROM outbox o"
+                " JOIN digests d ON d.id = o.digest_id"
+                " WHERE o.webhook=? AND o.delivered_at IS NULL AND o.dropped=0 ORDER BY o.digest_id, o.seq LIMIT 1",
                 (webhook,),
             ).fetchone()
-            out.append(WebhookBacklog(webhook, int(count), int(head[0]), head[1], dt(head[2]), dt(head[3])))
+            if head is None:
+                out.append(WebhookBacklog(webhook, 0, 0, None, None, None, int(aside)))
+                continue
+            out.append(
+                WebhookBacklog(
+                    webhook, int(count), int(head[0]), head[1], dt(head[2]), dt(head[3]), int(aside), dt(head[4])
+                )
+            )
         return out
 
     def oldest_pending(self) -> datetime | None:
@@ -752,9 +832,10 @@ class Store(ABC):
             old = [
                 r[0]
                 for r in self._x(
+                    # Set-aside messages are kept until they are retried or dropped.
                     "SELECT id FROM digests WHERE created_at < ? AND id NOT IN"
-                    " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)",
-                    (stamp,),
+                    " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped IN (0, ?))",
+                    (stamp, SET_ASIDE),
                 ).fetchall()
             ]
             for start in range(0, len(old), 500):
