@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -45,6 +45,7 @@ class AddRequest:
     body: str | None = None
     pick: int | None = None
     dry_run: bool = False
+    allow_private: bool = False  # addresses found in the page or a redirect may be non-public
 
 
 def _duplicate(feeds: Sequence[Feed], url: str, name: str | None) -> str | None:
@@ -143,7 +144,8 @@ def _notes(config: Config, feed: Feed, entry: Entry, now: datetime, wanted: bool
 
 
 async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = sys.stdout) -> int:
-    from bot.fetch import make_client
+    from bot.discover import REFUSED_HINT
+    from bot.fetch import PageFetcher, make_client
     from bot.workers import shared
 
     config = ConfigFile.read(path).validate()  # an invalid file is fixed first, by hand
@@ -151,14 +153,21 @@ async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = s
     early = _duplicate(config.feeds, request.url, request.name)
     if early:
         raise UsageError(early)
-    async with make_client(config.poll) as client:
-        found = await discover(client, request.url, shared(), config.poll.timeout.total_seconds() * 2)
+    allow = config.poll.allow_private_addresses or request.allow_private
+    pages = PageFetcher(replace(config.poll, allow_private_addresses=allow))
+    try:
+        async with make_client(config.poll) as client:
+            found = await discover(client, request.url, shared(), config.poll.timeout.total_seconds() * 2, pages)
+    finally:
+        await pages.aclose()
     many = len(found.candidates) > 1
     print(f"{'feeds' if many else 'feed'} found at {without_credentials(request.url)}:", file=out)
     for n, candidate in enumerate(found.candidates, 1):
         print(f"  {n}. {shown(candidate.describe(config.timezone), 400)}", file=out)
     for note in found.notes:
         print(f"  (not readable: {shown(note, 300)})", file=out)
+    if found.refused:
+        print(f"  ({REFUSED_HINT})", file=out)
     chosen = _choose(found.candidates, request.pick, out)
     name = request.name or _name_for(chosen)
     duplicate = _duplicate(config.feeds, chosen.url, name)
@@ -269,9 +278,63 @@ def _listed(items: Sequence[str], out: TextIO, limit: int = 10) -> None:
         print(f"    … and {len(items) - limit} more", file=out)
 
 
+IMPORT_HINT = (
+    "an address found in a list is refused unless it is public: --allow-private, or [poll]"
+    " allow_private_addresses = true, imports it"
+)
+RESOLVE_AT_ONCE = 16  # names of an OPML list looked up at a time
+
+
+async def _refusals(urls: Sequence[str], deadline: float) -> dict[str, str]:
+    """URL → why the address policy refuses it, each host and port looked up
+    once, all within ``deadline`` seconds (a name not answered by then, or
+    not at all, cannot be judged here and is not refused: its polls say)."""
+    import asyncio
+
+    import httpx
+
+    from bot.guard import Policy, origin_of, refusal
+
+    groups: dict[tuple[str, int], list[str]] = {}
+    for url in urls:
+        try:
+            _, host, port = origin_of(httpx.URL(url))
+        except (httpx.InvalidURL, ValueError):
+            continue  # not a feed address: the plan rejects it
+        groups.setdefault((host, port), []).append(url)
+    turn = asyncio.Semaphore(RESOLVE_AT_ONCE)
+    policy = Policy()
+
+    async def judge(first: str) -> str | None:
+        async with turn:
+            return await refusal(first, policy)
+
+    tasks = {key: asyncio.ensure_future(judge(members[0])) for key, members in groups.items()}
+    if not tasks:
+        return {}
+    _done, late = await asyncio.wait(tasks.values(), timeout=deadline)
+    for task in late:
+        task.cancel()
+    found: dict[str, str] = {}
+    for key, task in tasks.items():
+        judged = task.done() and not task.cancelled() and task.exception() is None
+        why = task.result() if judged else None
+        if why is not None:
+            found.update((url, why) for url in groups[key])
+    return found
+
+
 def cmd_opml_import(
-    path: Path, source: str, dry_run: bool, body: str | None, enabled: bool, out: TextIO = sys.stdout
+    path: Path,
+    source: str,
+    dry_run: bool,
+    body: str | None,
+    enabled: bool,
+    out: TextIO = sys.stdout,
+    allow_private: bool = False,
 ) -> int:
+    import asyncio
+
     from bot.opml import plan_import, read_opml
 
     if body is not None:
@@ -281,7 +344,11 @@ def cmd_opml_import(
     label = "standard input" if source == "-" else Path(source).name
     with locked(path) as file:
         config = file.validate()
-        plan = plan_import(opml, config.feeds, label, body, enabled)
+        refused: dict[str, str] = {}
+        if not (allow_private or config.poll.allow_private_addresses):
+            seconds = config.poll.timeout.total_seconds()
+            refused = asyncio.run(_refusals([o.url for o in opml.outlines], seconds))
+        plan = plan_import(opml, config.feeds, label, body, enabled, refused)
         title = f" ({shown(opml.title, 80)})" if opml.title else ""
         print(f"{label}{title}: {len(opml.outlines)} feed outline(s)", file=out)
         if opml.problem:
@@ -294,6 +361,9 @@ def cmd_opml_import(
         if plan.rejected:
             print(f"  {len(plan.rejected)} skipped, not feed addresses:", file=out)
             _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.rejected], out)
+        if plan.refused:
+            print(f"  {len(plan.refused)} skipped, not public addresses ({IMPORT_HINT}):", file=out)
+            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.refused], out)
         folders = [f"{shown(f, 60)} ({n})" for f, n in plan.folders.most_common() if f != "(no folder)"]
         if folders:
             print(
