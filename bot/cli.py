@@ -278,9 +278,13 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: b
 
 
 def cmd_state_copy(config: Config, to: str) -> int:
+    from bot.config import database_url_problem
     from bot.state import SQLiteStore, Store, open_store
     from bot.state.copy import copy_state
 
+    problem = database_url_problem(to) if to.startswith(("postgresql://", "postgres://")) else None
+    if problem is not None:
+        raise UsageError(f"--to {problem}")  # before anything connects: libpq would show part of the password
     source = open_store(config)
     target: Store
     if to.startswith(("postgresql://", "postgres://")):
