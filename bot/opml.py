@@ -19,6 +19,7 @@ from a counter per name, not by trying " (2)", " (3)" … each time.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from bot.text import collapse
 MAX_OPML_BYTES = 16 * 1024 * 1024  # the largest real export seen is 286 KB
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # what quote leaves alone in an address
 NAME_MAX = 100  # characters of a feed name taken from an outline
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def _quoted(url: str) -> str:
     """Spaces inside an address percent-encoded, as a browser would (old
     exports hold "http://host/WebLog/jonne kats/rss.aspx")."""
     url = url.strip()
-    return quote(url, safe=URL_SAFE) if any(c.isspace() for c in url) else url
+    return quote(url, safe=URL_SAFE) if _SPACE.search(url) else url
 
 
 def _not_well_formed(data: bytes) -> str | None:

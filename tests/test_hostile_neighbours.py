@@ -391,3 +391,75 @@ def test_config_work_grows_linearly(code: str) -> None:
     limited = f"import resource; resource.setrlimit(resource.RLIMIT_CPU, (20, 20))\n{code}"
     r = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+TRICKY = '''# head
+[poll]
+x = 1
+
+[[feeds]]
+# commented header note
+name = "a"
+url = "https://a.example/1"
+# body = "auto"
+
+# --- banner of b ---
+[[feeds]]  # b's
+name = "b"
+include = [
+  "x",
+  # inner
+  "y",
+]
+url = "https://a.example/2"
+# trailing
+# more
+
+[[feeds]]
+name = "c"
+url = "https://a.example/3"
+headline = """
+# not a comment
+
+"""
+
+[[feeds]]
+name = "d"
+url = "https://a.example/4"
+headline = """
+[not a header]
+
+# x"""
+# after d
+[[topics]]
+tag = "t"
+match = ["a"]
+'''
+
+
+@pytest.mark.parametrize("which", ["shipped", "tricky"])
+def test_a_fast_edit_is_byte_for_byte_the_edit_tomlkit_reads(which: str) -> None:
+    """Tables found by their header lines (linear) give exactly the edit
+    found through tomlkit's reading of the whole file (ten times slower):
+    each feed removed, and two appended."""
+    from bot.configfile import ConfigFile, NewFeed
+
+    text = (Path(__file__).resolve().parent.parent / "config.toml").read_text() if which == "shipped" else TRICKY
+    path = Path("/nonexistent/config.toml")
+
+    def by_tomlkit(edit: str, arg: object) -> str:
+        slow = ConfigFile(path, text)
+        tables = slow._tables()
+        if edit == "remove":
+            (start, end) = next((s, e) for v, s, e in tables if v["name"] == arg)
+            return slow._cut(start, end)
+        return slow._inserted(arg, tables[-1][2])  # type: ignore[arg-type]
+
+    for name in [v["name"] for v in ConfigFile(path, text).feeds()]:
+        fast = ConfigFile(path, text)
+        fast.remove_feed(name)
+        assert fast.text == by_tomlkit("remove", name), name
+    new = [NewFeed("n1", "https://n.example/1", comments=("from x",)), NewFeed("n2", "https://n.example/2", body="-")]
+    fast = ConfigFile(path, text)
+    fast.add_feeds(new)
+    assert fast.text == by_tomlkit("add", new)
