@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--body", metavar="auto|feed|none|SELECTOR", help="what becomes each item's body (default: auto)")
     add.add_argument("--pick", type=int, metavar="N", help="the N-th of several feeds found (as listed)")
     add.add_argument("--dry-run", action="store_true", help="show what would be added; change nothing")
+    add.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="follow links and redirects to non-public addresses (the address given is always allowed)",
+    )
     sub.add_parser("list", help="the configured feeds, one line each, with their state")
     remove = sub.add_parser("remove", help="remove a feed from the config (by name or URL)")
     remove.add_argument("feed", metavar="NAME", help="the feed's name (or its URL)")
@@ -87,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--dry-run", action="store_true", help="report what would be added; change nothing")
     imp.add_argument("--body", metavar="auto|feed|none|SELECTOR", help="body setting of every imported feed")
     imp.add_argument("--disabled", action="store_true", help="add the feeds with enabled = false, to review first")
+    imp.add_argument("--allow-private", action="store_true", help="import feeds on non-public addresses too")
     exp = opml_sub.add_parser("export", help="write the configured feeds as OPML 2.0")
     exp.add_argument("file", metavar="FILE", nargs="?", help="where to write (default: standard output)")
     state = sub.add_parser("state", help="the state database: copy it to PostgreSQL or to SQLite")
@@ -201,12 +207,16 @@ def _manage(args: argparse.Namespace) -> int:
 
     path = config_path(args.config)
     if args.command == "add":
-        request = manage.AddRequest(args.url.strip(), args.name, args.handle, args.body, args.pick, args.dry_run)
+        request = manage.AddRequest(
+            args.url.strip(), args.name, args.handle, args.body, args.pick, args.dry_run, args.allow_private
+        )
         return asyncio.run(manage.cmd_add(path, request, _now))
     if args.command == "remove":
         return manage.cmd_remove(path, args.feed, args.dry_run)
     if args.opml_command == "import":
-        return manage.cmd_opml_import(path, args.file, args.dry_run, args.body, not args.disabled)
+        return manage.cmd_opml_import(
+            path, args.file, args.dry_run, args.body, not args.disabled, allow_private=args.allow_private
+        )
     config = _load(args.config, need_secrets=False)
     return manage.cmd_opml_export(config, args.file)
 
@@ -296,9 +306,13 @@ async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: b
 
 
 def cmd_state_copy(config: Config, to: str) -> int:
+    from bot.config import database_url_problem
     from bot.state import SQLiteStore, Store, open_store
     from bot.state.copy import copy_state
 
+    problem = database_url_problem(to) if to.startswith(("postgresql://", "postgres://")) else None
+    if problem is not None:
+        raise UsageError(f"--to {problem}")  # before anything connects: libpq would show part of the password
     source = open_store(config)
     target: Store
     if to.startswith(("postgresql://", "postgres://")):

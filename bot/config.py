@@ -231,6 +231,11 @@ def parse_config(text: str, path: Path, environ: Mapping[str, str], need_secrets
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"], str(path)) from None
+    return config_from_data(data, path, environ, need_secrets)
+
+
+def config_from_data(data: dict[str, Any], path: Path, environ: Mapping[str, str], need_secrets: bool = True) -> Config:
+    """``parse_config`` of a file already read by ``tomllib`` (``data`` is not changed)."""
     return _Reader(path, environ, need_secrets).config(data)
 
 
@@ -840,7 +845,7 @@ def _http_url(v: Any, echo: bool = True) -> str:
         raise ValueError(f"not an http(s) URL{shown}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL{shown}")
-    if any(c.isspace() or not c.isprintable() for c in s):
+    if not s.isprintable() or " " in s:  # every whitespace but the space is unprintable: one C pass
         # A URL never holds them; a two-line url_file or a pasted tab would
         # otherwise pass here and fail at every delivery.
         raise ValueError(f"contains whitespace or control characters{shown}")
@@ -851,10 +856,42 @@ def _http_url(v: Any, echo: bool = True) -> str:
     return s
 
 
+LIBPQ_READS_OTHERWISE = (
+    "is read one way by libpq (PostgreSQL's client library) and another by feedbot: an '@', '/', '?' or '#'"
+    " in the user name or password must be written percent-encoded (percent-encode it: @ as %40, / as %2F,"
+    " ? as %3F, # as %23), or the password left out of the URL and given in a file (~/.pgpass, PGPASSFILE;"
+    " the whole URL can be a root-only url_file or a systemd credential)"
+)
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why libpq would read ``url``'s user part otherwise than feedbot, or None.
+
+    libpq ends the user part at the first "@" (and looks no further than
+    the first "/"); a URL reader at the last "@" of the authority, which
+    ends at the first "/", "?" or "#".  With an unencoded "@" in the
+    password, libpq took the rest of the password for the host name, then
+    printed it and asked DNS about it (issue 24).  The message quotes
+    nothing of the URL."""
+    rest = url.split("://", 1)[-1]
+    stop = re.search(r"[@/]", rest)
+    libpq = rest[: stop.start()] if stop is not None and stop.group() == "@" else None
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    ours = authority.rpartition("@")[0] if "@" in authority else None
+    # A "/" in the password puts the rest of it, and the host, in the path.
+    path = rest[len(authority) :].split("?", 1)[0]
+    if libpq != ours or "@" in path:
+        return LIBPQ_READS_OTHERWISE
+    return None
+
+
 def _database_url(v: str) -> str:
     parts = urlsplit(v)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ValueError("must be a postgresql:// URL (leave it out for SQLite in state_dir)")
+    problem = database_url_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
     from psycopg.conninfo import conninfo_to_dict  # libpq's own reading of it: here, not at every start-up
 
     try:

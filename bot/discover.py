@@ -8,8 +8,12 @@ only feeds that parse are offered, with their title, item count and newest
 item date.
 
 ``alternate_links`` and ``well_known_urls`` are pure; ``discover`` does the
-fetching (feed client: the user chose the address) and parses in the worker
-processes, as polls do.
+fetching and parses in the worker processes, as polls do.  The address
+given is the user's: it and its origin are fetched whatever they are.
+Anything else (where it redirects, an alternate link or a well-known path
+on another origin) was found in a document and goes through the guard of
+article pages (``bot.guard``): refused, before any connection, when it is
+not public, unless ``allow_private_addresses`` (or ``add --allow-private``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from bs4 import BeautifulSoup
 from bs4.filter import SoupStrainer
 
 from bot.errors import DiscoveryError, FetchError, ParseError, WorkerError
-from bot.fetch import Response, fetch_feed, short
+from bot.fetch import PageFetcher, Response, fetch_feed, short
 from bot.models import ParsedFeed
 from bot.parse import parse_feed
 from bot.secrets import without_credentials
@@ -129,6 +133,7 @@ def well_known_urls(url: str) -> list[str]:
 class Discovery:
     candidates: tuple[Candidate, ...]
     notes: tuple[str, ...] = ()  # candidates that did not verify, and why
+    refused: bool = False  # some were refused by the address policy (``REFUSED_HINT`` says how to allow them)
 
 
 async def _parse(workers: Workers, response: Response) -> ParsedFeed:
@@ -138,22 +143,49 @@ async def _parse(workers: Workers, response: Response) -> ParsedFeed:
         raise ParseError(f"parse {exc}") from None
 
 
-async def _verify(client: httpx.AsyncClient, workers: Workers, url: str, via: str, deadline: float) -> Candidate:
-    response = await fetch_feed(client, url, None, None, deadline)
+@dataclass(frozen=True)
+class _Fetching:
+    """How discovery fetches: the user's client for the address given
+    (``given``) and its origin, the guarded clients for the rest."""
+
+    client: httpx.AsyncClient
+    pages: PageFetcher
+    workers: Workers
+    given: str
+    deadline: float
+
+    async def get(self, url: str) -> Response:
+        return await fetch_feed(self.client, url, None, None, self.deadline, self.pages, given=self.given)
+
+
+REFUSED_HINT = (
+    "an address found in a page or a redirect is refused unless it is public:"
+    " --allow-private, or [poll] allow_private_addresses = true, allows it"
+)
+
+
+async def _verify(how: _Fetching, url: str, via: str) -> Candidate:
+    response = await how.get(url)
     if _looks_like_html(response):
         raise ParseError("a web page, not a feed")
-    return Candidate(url, await _parse(workers, response), via)
+    return Candidate(url, await _parse(how.workers, response), via)
 
 
-async def discover(client: httpx.AsyncClient, url: str, workers: Workers, deadline: float) -> Discovery:
+async def discover(
+    client: httpx.AsyncClient, url: str, workers: Workers, deadline: float, pages: PageFetcher
+) -> Discovery:
     """The feeds at or announced by ``url``; DiscoveryError if none.
 
-    FetchError if ``url`` itself cannot be fetched."""
+    FetchError if ``url`` itself cannot be fetched.  ``client`` fetches the
+    address given and its origin; ``pages`` (the guarded clients, with the
+    address policy) everything else."""
     shown = without_credentials(url)
+    how = _Fetching(client, pages, workers, url, deadline)
     try:
-        response = await fetch_feed(client, url, None, None, deadline)
+        response = await how.get(url)
     except FetchError as exc:
-        raise FetchError(f"cannot fetch {shown}: {exc}", exc.status) from None
+        hint = f" ({REFUSED_HINT})" if str(exc).startswith("refused") else ""
+        raise FetchError(f"cannot fetch {shown}: {exc}{hint}", exc.status) from None
     if not _looks_like_html(response):
         try:
             return Discovery((Candidate(url, await _parse(workers, response), "the address given"),))
@@ -162,8 +194,7 @@ async def discover(client: httpx.AsyncClient, url: str, workers: Workers, deadli
     links = alternate_links(response.content, response.url)
     if links:
         results = await asyncio.gather(
-            *(_verify(client, workers, link, "<link rel=alternate>", deadline) for link, _ in links),
-            return_exceptions=True,
+            *(_verify(how, link, "<link rel=alternate>") for link, _ in links), return_exceptions=True
         )
         good = tuple(r for r in results if isinstance(r, Candidate))
         notes = tuple(
@@ -174,19 +205,21 @@ async def discover(client: httpx.AsyncClient, url: str, workers: Workers, deadli
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, (FetchError, ParseError)):
                 raise r
+        refused = any(str(r).startswith("refused") for r in results if isinstance(r, FetchError))
         if good:
-            return Discovery(good, notes)
-        raise DiscoveryError(f"{shown} links to {len(links)} feed(s) but none could be read: " + "; ".join(notes))
-    return await _try_paths(client, workers, shown, well_known_urls(response.url), deadline)
+            return Discovery(good, notes, refused)
+        hint = f" ({REFUSED_HINT})" if refused else ""
+        raise DiscoveryError(
+            f"{shown} links to {len(links)} feed(s) but none could be read: " + "; ".join(notes) + hint
+        )
+    return await _try_paths(how, shown, well_known_urls(response.url))
 
 
-async def _try_paths(
-    client: httpx.AsyncClient, workers: Workers, shown: str, urls: Sequence[str], deadline: float
-) -> Discovery:
+async def _try_paths(how: _Fetching, shown: str, urls: Sequence[str]) -> Discovery:
     """One at a time, politely: most of these answer 404."""
     for candidate in urls:
         try:
-            found = await _verify(client, workers, candidate, urlsplit(candidate).path, deadline)
+            found = await _verify(how, candidate, urlsplit(candidate).path)
         except (FetchError, ParseError):
             continue
         return Discovery((found,))

@@ -6,6 +6,15 @@ client is made per process and reused for feeds and webhooks; article
 pages have their own guarded clients (``PageFetcher``), so that no
 connection opened for a feed is reused for a link a feed supplied.
 
+Redirects are followed here, hop by hop (issue 24): a hop on the origin the
+user gave (a feed's ``url``, the address typed after ``feedbot add``) goes
+through the feed client, any other hop through the guarded clients, under
+the one address policy of ``bot.guard``.  Cookies live for one fetch: what
+a redirect sets is sent on the next hop, nothing is kept for the next poll
+or shown to another feed, and a cookie no request could carry is dropped
+with a warning.  A validator (ETag, Last-Modified) no request could carry
+back is neither sent nor kept (``validator``), so it cannot brick its feed.
+
 Every response is read as a stream and cut at a size limit, compressed
 bodies inflated within that limit, so a server cannot make us hold 100 MB;
 every request has a total deadline on top of the connect/read timeouts, so
@@ -18,6 +27,7 @@ with a one-sentence message; the caller records it on the feed or item.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -34,6 +44,7 @@ from bot.guard import (
     AddressRefused,
     GuardedResolver,
     IsPublic,
+    Origin,
     Policy,
     Resolver,
     is_loopback,
@@ -42,8 +53,9 @@ from bot.guard import (
     resolve,
 )
 from bot.health import retry_after_seconds
+from bot.secrets import without_credentials
 from bot.text import collapse, shown
-from bot.transport import Client
+from bot.transport import Client, sendable
 
 FEED_MAX_BYTES = 10 * 1024 * 1024
 PAGE_MAX_BYTES = 5 * 1024 * 1024
@@ -54,6 +66,9 @@ FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+WARNED_MAX = 4096  # the warnings said once per process: a bounded memory of them
+
+log = logging.getLogger("feedbot.fetch")
 
 
 @dataclass(frozen=True)
@@ -189,6 +204,82 @@ def header_bytes(value: str) -> bytes:
         return value.encode("utf-8")
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    """A warning about a server's lasting habit, once per process (not once
+    per poll of a feed polled every few minutes)."""
+    if key in _warned:
+        return
+    if len(_warned) >= WARNED_MAX:
+        _warned.clear()
+    _warned.add(key)
+    log.warning(message, *args)
+
+
+def validator(url: str, name: str, value: str | None) -> str | None:
+    """``value`` if a request can carry it back as ``name`` (ETag,
+    Last-Modified), else None, with a warning once per feed and header.
+
+    A validator with a control character was stored and sent back, and
+    every later poll failed before anything went out, even after the
+    server was fixed (issue 24)."""
+    if not value:
+        return None
+    if sendable(header_bytes(value)):
+        return value
+    _warn_once(
+        f"{url}\n{name}",
+        "feed %s: its %s holds a control character or bytes a request cannot carry back: not kept,"
+        " the feed is polled without it",
+        without_credentials(url),
+        name,
+    )
+    return None
+
+
+def _cookie_ok(text: str) -> bool:
+    """Printable ASCII: what a Cookie header carries (RFC 6265's cookie-octets and a little more)."""
+    return text.isascii() and text.isprintable()
+
+
+class _Jar:
+    """The cookies of one fetch: what a redirect sets is sent on the next
+    hop (consent walls work so), and nothing outlives the fetch.  One jar
+    for every feed let one feed's cookie fail every other feed of its host
+    (issue 24); one kept across polls would carry a site's tracking state
+    from poll to poll for nothing a feed needs."""
+
+    def __init__(self) -> None:
+        self.cookies: httpx.Cookies | None = None
+
+    def take(self, response: httpx.Response) -> None:
+        if "set-cookie" not in response.headers:
+            return
+        if self.cookies is None:
+            self.cookies = httpx.Cookies()
+        try:
+            self.cookies.extract_cookies(response)
+        except Exception:  # http.cookiejar on a header nobody foresaw: no cookie, not a failed fetch
+            log.warning("cookies from %s ignored: they could not be read", response.url.host)
+            self.cookies = None
+            return
+        for cookie in list(self.cookies.jar):
+            if not (_cookie_ok(cookie.name) and _cookie_ok(cookie.value or "")):
+                self.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
+                _warn_once(
+                    f"cookie\n{response.url.host}\n{cookie.name}",
+                    "cookie %r from %s dropped: its value holds characters a request cannot carry",
+                    short(cookie.name, 40),
+                    response.url.host,
+                )
+
+    def give(self, request: httpx.Request) -> None:
+        if self.cookies:
+            self.cookies.set_cookie_header(request)
+
+
 async def get(
     client: httpx.AsyncClient,
     url: str,
@@ -196,12 +287,22 @@ async def get(
     headers: dict[str, str],
     max_bytes: int,
     deadline: float,
+    pages: PageFetcher | None = None,
+    given: str | None = None,
 ) -> Response:
-    """GET ``url``: the whole body up to ``max_bytes``, within ``deadline`` seconds."""
+    """GET ``url``: the whole body up to ``max_bytes``, within ``deadline`` seconds.
+
+    ``url`` is the user's (a feed's, or one on the origin of ``given``, the
+    address typed after ``feedbot add``): hops on that origin go through
+    ``client``, any other through ``pages``' guarded clients (made for the
+    occasion, with the default policy, if not given)."""
     raw = {name.encode("ascii"): header_bytes(value) for name, value in headers.items()}
-    with _errors(deadline):
-        async with asyncio.timeout(deadline), client.stream("GET", _url(url), headers=raw) as r:
-            return await _response(r, max_bytes)
+    guard_clients = pages if pages is not None else PageFetcher(PollSettings())
+    try:
+        return await guard_clients.follow(url, given or url, raw, max_bytes, deadline, trusted=client)
+    finally:
+        if pages is None:
+            await guard_clients.aclose()
 
 
 @lru_cache(maxsize=4096)
@@ -239,19 +340,35 @@ def _raise_for_status(status: int, reason: str, headers: Mapping[str, str]) -> N
 
 
 async def fetch_feed(
-    client: httpx.AsyncClient, url: str, etag: str | None, last_modified: str | None, deadline: float
+    client: httpx.AsyncClient,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    deadline: float,
+    pages: PageFetcher | None = None,
+    given: str | None = None,
 ) -> Response:
-    """Conditional GET: an unchanged feed answers 304 and costs no parse."""
+    """Conditional GET: an unchanged feed answers 304 and costs no parse.
+
+    A stored validator no request can carry (one an older feedbot kept) is
+    left out: the feed answers in full, and its new validators replace it."""
     headers = {"Accept": FEED_ACCEPT}
+    etag = validator(url, "ETag", etag)
+    last_modified = validator(url, "Last-Modified", last_modified)
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    return await get(client, url, headers=headers, max_bytes=FEED_MAX_BYTES, deadline=deadline)
+    return await get(
+        client, url, headers=headers, max_bytes=FEED_MAX_BYTES, deadline=deadline, pages=pages, given=given
+    )
 
 
 class PageFetcher:
-    """Article pages: polite (at most ``PER_HOST`` at a time per host and
+    """The guarded side of fetching: article pages, and every hop of a feed
+    or of discovery that leaves the address the user gave.
+
+    Article pages: polite (at most ``PER_HOST`` at a time per host and
     ``concurrency`` overall) and safe (``bot.guard``: the addresses of every
     connection checked where it is made, at every redirect hop; http(s)
     only; at most ``MAX_REDIRECTS`` redirects; ``PAGE_MAX_BYTES``; a total
@@ -260,7 +377,8 @@ class PageFetcher:
     Two clients, so that a kept-alive connection is never reused under a
     looser rule than the one it was opened under: ``public`` pools
     connections to public addresses only; ``own`` serves a feed's own
-    origin, whose address may be private, and keeps no connection.
+    origin, whose address may be private, and keeps no connection.  Each
+    is made on first use: most polls never leave their feed's origin.
     """
 
     def __init__(
@@ -271,38 +389,75 @@ class PageFetcher:
         loopback: IsPublic = is_loopback,
     ) -> None:
         self.settings = settings
+        self.resolver = resolver
         self.is_public = public
         self.is_loopback = loopback
-        self.public = make_client(settings, resolver=GuardedResolver(resolver), follow_redirects=False)
-        self.own = make_client(
-            settings,
-            resolver=GuardedResolver(resolver, own_origin=True),
-            reuse_connections=False,
-            follow_redirects=False,
-        )
+        self._public: Client | None = None
+        self._own: Client | None = None
         self._total = asyncio.Semaphore(settings.concurrency)
         self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}  # host -> (bound, users)
 
+    @property
+    def public(self) -> Client:
+        if self._public is None:
+            self._public = make_client(self.settings, resolver=GuardedResolver(self.resolver), follow_redirects=False)
+        return self._public
+
+    @property
+    def own(self) -> Client:
+        if self._own is None:
+            self._own = make_client(
+                self.settings,
+                resolver=GuardedResolver(self.resolver, own_origin=True),
+                reuse_connections=False,
+                follow_redirects=False,
+            )
+        return self._own
+
     async def aclose(self) -> None:
-        await self.public.aclose()
-        await self.own.aclose()
+        for client in (self._public, self._own):
+            if client is not None:
+                await client.aclose()
+
+    def policy(self, origin_url: str) -> Policy:
+        """The policy of a fetch for ``origin_url`` (the item's feed, or the
+        address the user gave)."""
+        try:
+            own: Origin | None = origin_of(_url(origin_url))  # parsed once per process, as feed URLs are
+        except (httpx.InvalidURL, ValueError):
+            own = None
+        return Policy(self.settings.allow_private_addresses, own, self.is_public, self.is_loopback)
 
     async def fetch(self, url: str, feed_url: str, deadline: float) -> Response:
-        policy = Policy.for_feed(
-            feed_url,
-            allow_private=self.settings.allow_private_addresses,
-            public=self.is_public,
-            loopback=self.is_loopback,
-        )
+        """An article page ``url`` linked by the feed at ``feed_url``."""
+        with _errors(deadline):
+            host = httpx.URL(url).host
+        # The host's turn first, then a slot of the total: a fetch waiting for
+        # a busy host holds no slot another feed's page could use.  The
+        # deadline counts from the fetch's own turn.
+        async with self._per_host(host), self._total:
+            raw = {b"Accept": PAGE_ACCEPT.encode("ascii")}
+            return await self.follow(url, feed_url, raw, PAGE_MAX_BYTES, deadline)
+
+    async def follow(
+        self,
+        url: str,
+        origin_url: str,
+        headers: Mapping[bytes, bytes],
+        max_bytes: int,
+        deadline: float,
+        trusted: httpx.AsyncClient | None = None,
+    ) -> Response:
+        """GET ``url``, following its redirects hop by hop under the policy
+        for ``origin_url``.  ``trusted``: the client for hops on that origin,
+        which the user gave (any address, the environment's proxy); without
+        it, that origin's hops go through ``own`` (the article-page rule)."""
+        policy = self.policy(origin_url)
         token = guard.current.set(policy)
         try:
             with _errors(deadline):
-                target = httpx.URL(url)
-                # The host's turn first, then a slot of the total: a fetch
-                # waiting for a busy host holds no slot another feed's page
-                # could use.  The deadline counts from the fetch's own turn.
-                async with self._per_host(target.host), self._total, asyncio.timeout(deadline):
-                    return await self._follow(target, policy)
+                async with asyncio.timeout(deadline):
+                    return await self._follow(_url(url), policy, headers, max_bytes, trusted)
         except AddressRefused as exc:
             raise FetchError(f"refused: {exc}") from None
         finally:
@@ -322,20 +477,52 @@ class PageFetcher:
             else:
                 del self._hosts[host]  # no table of every host ever linked
 
-    async def _follow(self, url: httpx.URL, policy: Policy) -> Response:
-        request = self.public.build_request("GET", url, headers={"Accept": PAGE_ACCEPT})
+    async def _follow(
+        self,
+        url: httpx.URL,
+        policy: Policy,
+        headers: Mapping[bytes, bytes],
+        max_bytes: int,
+        trusted: httpx.AsyncClient | None,
+    ) -> Response:
+        jar = _Jar()
+        first = trusted if trusted is not None and policy.is_own(url) else self.public
+        request = first.build_request("GET", url, headers=headers)
         for _hop in range(MAX_REDIRECTS + 1):
             target = request.url
             if target.scheme not in ("http", "https") or not target.host:
                 raise FetchError(f"not an http(s) URL ({short(target.scheme, 20)}:)")
-            own = policy.is_own(target)
-            policy.check_literal(target.host, origin_of(target)[2], own_origin=own)
-            r = await (self.own if own else self.public).send(request, follow_redirects=False, stream=True)
+            client = await self._client_for(target, policy, trusted)
+            jar.give(request)
+            r = await client.send(request, follow_redirects=False, stream=True)
             try:
+                jar.take(r)
                 if r.is_redirect and r.next_request is not None:
                     request = r.next_request
                     continue
-                return await _response(r, PAGE_MAX_BYTES)
+                return await _response(r, max_bytes)
             finally:
                 await r.aclose()
         raise FetchError(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _client_for(
+        self, target: httpx.URL, policy: Policy, trusted: httpx.AsyncClient | None
+    ) -> httpx.AsyncClient:
+        """The client a hop goes through, once the policy allows it."""
+        own = policy.is_own(target)
+        if own and trusted is not None:
+            return trusted  # the address the user gave: theirs, whatever it is
+        port = origin_of(target)[2]
+        if isinstance(trusted, Client) and trusted.proxied(target):
+            # The environment sends this through a proxy, which the guarded
+            # clients do not use: the name is judged as it resolves here
+            # (a name only the proxy can resolve cannot be judged; the
+            # proxy's own rules hold), then sent through the proxy.
+            try:
+                addresses = await self.resolver(target.host, port)
+            except OSError:
+                return trusted
+            policy.check(target.host, port, addresses, own_origin=own)
+            return trusted
+        policy.check_literal(target.host, port, own_origin=own)
+        return self.own if own else self.public

@@ -1,4 +1,4 @@
-"""Which addresses an article fetch may reach.
+"""Which addresses a fetch may reach: one policy for everything that fetches.
 
 Article links come from feeds, which the bot does not control: a link (or a
 redirect, or a DNS answer) pointing at 127.0.0.1, 10.0.0.5 or the cloud
@@ -10,14 +10,21 @@ bridge such as RSSHub on ``localhost:1200`` relays links from anywhere, so
 its origin gets no exception), or the config says
 ``[poll] allow_private_addresses = true``.
 
-How: the page fetcher's connections resolve names through
-``GuardedResolver``, which resolves each name once, checks every address
-it gets, and gives aiohttp only the allowed ones to connect to, so a DNS
-answer that changes between a check and the connection cannot slip past.
-aiohttp does not ask a resolver about an address written in the URL, so
-the fetcher checks those itself (``Policy.check_literal``), at every
-redirect hop.  Feed URLs and webhooks are configured by the user and are
-not restricted.
+The same holds for every address found in a document rather than given by
+the user (issue 24): a redirect of a feed off the origin the user gave, an
+alternate link or well-known path ``feedbot add`` tries on another origin,
+an OPML outline.  An address the user gave (a feed's ``url``, the address
+typed after ``feedbot add``) and its own origin may be anything: it is
+theirs.  A refusal happens before any connection, so its message is the
+same whether a port is open or not.
+
+How: the guarded connections resolve names through ``GuardedResolver``,
+which resolves each name once, checks every address it gets, and gives
+aiohttp only the allowed ones to connect to, so a DNS answer that changes
+between a check and the connection cannot slip past.  aiohttp does not ask
+a resolver about an address written in the URL, so the fetcher checks
+those itself (``Policy.check_literal``), at every redirect hop.  Webhooks
+are configured by the user and are not restricted.
 """
 
 from __future__ import annotations
@@ -129,19 +136,27 @@ class Policy:
         return cls(allow_private, own, public, loopback)
 
     def is_own(self, url: httpx.URL) -> bool:
-        return self.own is not None and origin_of(url) == self.own
+        """On the feed's (or the given address's) origin, or its upgrade to
+        https on the same host: http://a/feed redirected to https://a/feed."""
+        if self.own is None:
+            return False
+        origin = origin_of(url)
+        return origin == self.own or (self.own[0], self.own[2], origin) == ("http", 80, ("https", self.own[1], 443))
 
     def allows(self, host: str, port: int, address: str, *, own_origin: bool) -> bool:
         if self.allow_private or self.public(address):
             return True
         if not own_origin or self.own is None or self.loopback(address):
             return False
-        return (host.lower(), port) == self.own[1:]
+        upgraded = self.own[0] == "http" and self.own[2] == 80 and port == 443  # is_own's https upgrade
+        return host.lower() == self.own[1] and (port == self.own[2] or upgraded)
 
     def check(self, host: str, port: int, addresses: Iterable[str], *, own_origin: bool) -> list[str]:
         found = list(addresses)
         allowed = [a for a in found if self.allows(host, port, a, own_origin=own_origin)]
         if not allowed:
+            if [host.strip("[]")] == found:
+                raise AddressRefused(f"{host} is a non-public address")
             shown = ", ".join(found[:3]) or "nothing"
             raise AddressRefused(f"{host} resolves to a non-public address ({shown})")
         return allowed
@@ -156,7 +171,27 @@ class Policy:
         self.check(host, port, [literal], own_origin=own_origin)
 
 
-# Set by the page fetcher around each fetch; connections made without one
+async def refusal(url: str, policy: Policy, resolver: Resolver = resolve) -> str | None:
+    """Why ``policy`` refuses ``url`` (an address found in a document, not
+    fetched now: an OPML outline), or None.  A name that does not resolve
+    here cannot be judged and is not refused: its polls will say."""
+    try:
+        target = httpx.URL(url)
+        port = origin_of(target)[2]
+    except (httpx.InvalidURL, ValueError):
+        return None  # not an address at all: the caller's own check says so
+    try:
+        addresses = await resolver(target.host, port)
+    except (OSError, UnicodeError):
+        return None
+    try:
+        policy.check(target.host, port, addresses, own_origin=False)
+    except AddressRefused as exc:
+        return str(exc)
+    return None
+
+
+# Set by the fetcher around each guarded fetch; connections made without one
 # (there are none on the page clients) are held to public addresses.
 current: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("feedbot_guard", default=None)
 

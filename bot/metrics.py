@@ -5,21 +5,38 @@ deliveries, copies sent again, worker tasks stopped, lease takeovers,
 database statements and lock waits); the gauges that describe the state
 (outbox backlog, failing feeds) are set by the service on its heartbeat,
 every ten seconds, from what it reads in the database, not on each
-scrape: the state is the event loop's, and a scrape comes from the HTTP
-server's thread.  The endpoint is prometheus-client's own server.
+scrape, which costs a rendering of the registry and nothing else.
+
+The endpoint is bounded (issue 24: prometheus-client's own server ran a
+thread per connection with no timeout, and 1,010 idle connections took
+the service to its limit of open files: polls failed with "Too many open
+files").  It is aiohttp's server on the service's own event loop: no
+thread per connection; a request must arrive within ``READ_SECONDS`` of
+the connection (or of the last answer on a kept-alive one), or the
+connection is closed; at most ``MAX_CONNECTIONS`` are open at once, and
+one over that is answered 503 and closed at once.  So a flood of
+connections costs the service at most ``MAX_CONNECTIONS`` file
+descriptors, for at most ``READ_SECONDS`` each; it can make scrapes fail
+while it lasts, never polls or deliveries.
 
 This module imports nothing of feedbot's: everything else imports it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 log = logging.getLogger("feedbot.metrics")
+
+MAX_CONNECTIONS = 64  # open at once; Prometheus holds one per scraper
+READ_SECONDS = 10.0  # for a request to arrive; an idle kept-alive connection is closed after it too
+# The whole answer to a connection over the cap: a constant, sent and closed.
+BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -84,12 +101,76 @@ lock_wait_seconds = Counter(
 )
 
 
-def serve(listen: tuple[str, int]) -> Any:
-    """Start the endpoint; returns the server (``shutdown()`` stops it)."""
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: 503, closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(BUSY)
+        transport.close()
+
+
+class Endpoint:
+    """The running endpoint: ``await close()`` stops it."""
+
+    def __init__(self, server: Any, listener: asyncio.Server) -> None:
+        self.server = server
+        self.listener = listener
+
+    @property
+    def port(self) -> int:
+        return int(self.listener.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        self.listener.close()
+        await self.server.shutdown(1.0)
+        await self.listener.wait_closed()
+
+
+async def _answer(request: Any) -> Any:
+    from aiohttp import web
+
+    if request.method not in ("GET", "HEAD"):
+        return web.Response(status=405, headers={"Allow": "GET, HEAD"})
+    if request.path not in ("/metrics", "/"):
+        return web.Response(status=404, text="metrics are at /metrics\n")
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def serve(listen: tuple[str, int], limit: int = MAX_CONNECTIONS, read_seconds: float = READ_SECONDS) -> Endpoint:
+    """Start the endpoint on the running event loop (see the module's docstring)."""
+    from aiohttp import web  # the service's HTTP stack already; imported here, for `run` alone
+
+    class Bounded(web.Server):
+        """aiohttp's server, counting connections from the moment one is
+        made (``connections`` counts them only once they have started)."""
+
+        def __init__(self) -> None:
+            super().__init__(_answer, keepalive_timeout=read_seconds, access_log=None)
+            # Handlers made and not started yet, with when: a burst of
+            # accepts makes them all before the first starts.
+            self.starting: dict[Any, float] = {}
+
+        def connection(self) -> asyncio.BaseProtocol:
+            now = self._loop.time()
+            for handler, made in list(self.starting.items()):
+                if now - made > read_seconds:  # its connection failed before it started
+                    del self.starting[handler]
+            if len(self.connections) + len(self.starting) >= limit:
+                return _Busy()
+            handler = self()
+            self.starting[handler] = now
+            return handler
+
+        def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
+            self.starting.pop(handler, None)
+            super().connection_made(handler, transport)
+
     host, port = listen
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
-    log.info("metrics on http://%s:%d/metrics", host, port)
-    return server
+    server = Bounded()
+    listener = await asyncio.get_running_loop().create_server(server.connection, host, port, reuse_address=True)
+    log.info("metrics on http://%s:%d/metrics (at most %d connections, %gs to ask)", host, port, limit, read_seconds)
+    return Endpoint(server, listener)
 
 
 def refresh(

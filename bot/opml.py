@@ -6,17 +6,22 @@ Reading is listparser's (Kurt McKee's, the feedparser maintainer's): OPML
 lxml's recovering parser goes.  It merges outlines with the same URL (their
 folders are kept).  Entities are not expanded and nothing is fetched.
 
-``plan_import`` is pure: the outlines against the configured feeds →
-what to add, what is a duplicate, what is not a feed address, and the
-folders (which ``import`` reports: a folder is often a topic).
+``plan_import`` is pure: the outlines against the configured feeds (and
+the addresses the caller's guard refused: an outline is found in a
+document, so one on a non-public address is not imported unless asked,
+issue 24) → what to add, what is a duplicate, what is not a feed address,
+what is refused, and the folders (which ``import`` reports: a folder is
+often a topic).  Linear in the outlines and the feeds: names are numbered
+from a counter per name, not by trying " (2)", " (3)" … each time.
 
 ``export`` writes OPML 2.0 with the standard library's serializer.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -35,6 +40,7 @@ from bot.text import collapse
 MAX_OPML_BYTES = 16 * 1024 * 1024  # the largest real export seen is 286 KB
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # what quote leaves alone in an address
 NAME_MAX = 100  # characters of a feed name taken from an outline
+_SPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ def _quoted(url: str) -> str:
     """Spaces inside an address percent-encoded, as a browser would (old
     exports hold "http://host/WebLog/jonne kats/rss.aspx")."""
     url = url.strip()
-    return quote(url, safe=URL_SAFE) if any(c.isspace() for c in url) else url
+    return quote(url, safe=URL_SAFE) if _SPACE.search(url) else url
 
 
 def _not_well_formed(data: bytes) -> str | None:
@@ -99,6 +105,7 @@ class ImportPlan:
     rejected: tuple[Skipped, ...]
     folders: Counter[str] = field(default_factory=Counter)  # folder → feeds added from it
     renamed: int = 0  # names made unique with " (2)"
+    refused: tuple[Skipped, ...] = ()  # on a non-public address
 
 
 def _name(outline: Outline) -> str:
@@ -108,24 +115,36 @@ def _name(outline: Outline) -> str:
     return name
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def _unique(name: str, taken: set[str], next_number: dict[str, int]) -> str:
+    """``name``, or ``name (n)`` with the first n from 2 not taken.  Where
+    the search for ``name`` stopped last time is kept in ``next_number``:
+    4,000 outlines of one title cost 2 s (each search from 2 again)."""
     if name not in taken:
         return name
-    n = 2
+    n = next_number.get(name, 2)
     while f"{name} ({n})" in taken:
         n += 1
+    next_number[name] = n + 1
     return f"{name} ({n})"
 
 
 def plan_import(
-    opml: Opml, existing: Sequence[Feed], source: str, body: str | None = None, enabled: bool = True
+    opml: Opml,
+    existing: Sequence[Feed],
+    source: str,
+    body: str | None = None,
+    enabled: bool = True,
+    refused: Mapping[str, str] | None = None,
 ) -> ImportPlan:
-    """What importing ``opml`` into a config with ``existing`` feeds does."""
+    """What importing ``opml`` into a config with ``existing`` feeds does;
+    ``refused``: outline URL → why the address policy refused it."""
     urls = {same_feed_url(f.url): f.name for f in existing}
     names = {f.name for f in existing}
+    numbers: dict[str, int] = {}
     add: list[NewFeed] = []
     duplicates: list[Skipped] = []
     rejected: list[Skipped] = []
+    outside: list[Skipped] = []
     folders: Counter[str] = Counter()
     renamed = 0
     for outline in opml.outlines:
@@ -137,8 +156,12 @@ def plan_import(
         if key in urls:
             duplicates.append(Skipped(outline.title, outline.url, f"already configured as {urls[key]!r}"))
             continue
+        why = (refused or {}).get(outline.url)
+        if why is not None:
+            outside.append(Skipped(outline.title, outline.url, f"refused: {why}"))
+            continue
         base = _name(outline)
-        name = _unique(base, names)
+        name = _unique(base, names, numbers)
         renamed += name != base
         names.add(name)
         urls[key] = name
@@ -146,7 +169,7 @@ def plan_import(
         comments = (f"from {source}{where}",)
         add.append(NewFeed(name=name, url=outline.url, body=body, enabled=enabled, comments=comments))
         folders.update(outline.folders or ("(no folder)",))
-    return ImportPlan(tuple(add), tuple(duplicates), tuple(rejected), folders, renamed)
+    return ImportPlan(tuple(add), tuple(duplicates), tuple(rejected), folders, renamed, tuple(outside))
 
 
 def export(feeds: Iterable[Feed], title: str = "feedbot feeds", now: datetime | None = None) -> bytes:

@@ -23,15 +23,25 @@ from urllib.parse import urljoin
 from bot.errors import ParseError
 from bot.health import bounded_int
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
-from bot.markup import charset_from_content_type, html_paragraphs, looks_like_markup, normalise_codec, plain
+from bot.markup import (
+    bounded_markup,
+    charset_from_content_type,
+    html_paragraphs,
+    looks_like_markup,
+    normalise_codec,
+    plain,
+)
 from bot.models import Entry, ParsedFeed
 from bot.secrets import without_credentials
-from bot.text import collapse, no_surrogates
+from bot.text import collapse, no_surrogates, shown
 
 # feedparser's notes that are not problems: a feed served as text/plain, or
 # a charset header that disagrees with the document (it then uses the right
 # one).
 _BENIGN = frozenset({"NonXMLContentType", "CharacterEncodingOverride"})
+# Characters of one entry's text read at most: a feed may be 10 MB, and one
+# entry of all of it would cost the worker its time limit, and the feed.
+ENTRY_TEXT_MAX = 1_000_000
 
 
 _XML_ENCODING = re.compile(rb"""^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""", re.I)
@@ -159,6 +169,7 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
     guids: set[str] = set()
     entries: list[Entry] = []
     skipped: list[str] = []
+    textless: list[str] = []
     for raw, link, page_key, exact_key in zip(raw_entries, links, page_keys, exact_keys, strict=True):
         guid = str(raw.get("id") or "").strip()
         sharing = (
@@ -168,12 +179,21 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
         )
         guids.add(guid)
         try:
-            entries.append(_entry(raw, url, link, sharing))
-        except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+            entry, problem = _entry(raw, url, link, sharing)
+        except (ValueError, TypeError, UnicodeError, LookupError, OverflowError, RecursionError) as exc:
             # One entry nobody could read costs that entry, not the feed.
-            skipped.append(f"{type(exc).__name__}: {str(exc)[:80]}")
+            skipped.append(_why(exc))
+            continue
+        entries.append(entry)
+        if problem is not None:
+            textless.append(f"{shown(entry.title, 60)!r}: {problem}")
     if skipped:
         note = f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} skipped ({skipped[0]})"
+        warning = "; ".join(w for w in (warning, note) if w)
+    if textless:
+        count = len(textless)
+        entries_ = f"{count} entr{'y' if count == 1 else 'ies'}"
+        note = f"the text of {entries_} could not be read, the title stands alone ({textless[0]})"
         warning = "; ".join(w for w in (warning, note) if w)
     title = plain(no_surrogates(str(channel.get("title", ""))))
     ttl = str(channel.get("ttl", "")).strip()
@@ -375,16 +395,30 @@ def _date(raw: Any) -> datetime | None:
     return None
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"{type(exc).__name__}: {str(exc)[:80]}"
+
+
 def _content(raw: Any) -> tuple[str, ...]:
-    """The entry's own text: the longest content, else the summary."""
+    """The entry's own text: the longest content, else the summary; a text
+    longer than ``ENTRY_TEXT_MAX`` is cut first (scripts and styles out), as
+    a page is before extraction."""
     contents = [c.get("value", "") for c in raw.get("content") or [] if isinstance(c, dict)]
     best = max(contents, key=len, default="")
     if not best:
         best = str(raw.get("summary") or raw.get("description") or "")
+    if len(best) > ENTRY_TEXT_MAX:
+        best = bounded_markup(best, ENTRY_TEXT_MAX)
     return tuple(html_paragraphs(no_surrogates(best))) if best else ()
 
 
-def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
+def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> tuple[Entry, str | None]:
+    """The entry, and why its text was left out (None: it was not).
+
+    Whatever its text does (markup nested a thousand deep, a codec that
+    fails) costs that text only: the entry keeps its title (issue 24)."""
     raw_title = no_surrogates(str(raw.get("title") or ""))
     # The title is plain text (DIGEST_FORMAT): markup is stripped even from
     # a title the feed calls plain, since feeds escape HTML into titles.
@@ -399,6 +433,12 @@ def _entry(raw: Any, feed_url: str, link: str, sharing: Sharing) -> Entry:
         published.isoformat() if published else None,
         sharing,
     )
-    return Entry(
-        keys=identity.keys, title=title, link=link, published=published, content=_content(raw), alias=identity.alias
+    problem = None
+    try:
+        content = _content(raw)
+    except (ValueError, TypeError, UnicodeError, LookupError, RecursionError) as exc:
+        content, problem = (), _why(exc)
+    entry = Entry(
+        keys=identity.keys, title=title, link=link, published=published, content=content, alias=identity.alias
     )
+    return entry, problem

@@ -29,7 +29,7 @@ from bot import health, metrics
 from bot.bodies import Bodies
 from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError, StateError, WorkerError
-from bot.fetch import PageFetcher, Response, fetch_feed
+from bot.fetch import PageFetcher, Response, fetch_feed, validator
 from bot.keys import Key
 from bot.models import Entry
 from bot.parse import parse_feed
@@ -243,7 +243,9 @@ class Poller:
 
     async def _poll(self, feed: Feed, state: FeedState) -> PollOutcome:
         try:
-            response = await fetch_feed(self.client, feed.url, state.etag, state.last_modified, self.deadline)
+            response = await fetch_feed(
+                self.client, feed.url, state.etag, state.last_modified, self.deadline, self.bodies.pages
+            )
             if response.status == 304:
                 now = self.clock()
                 self.store.record_not_modified(feed.url, feed.name, now, self._asked_wait(feed, response, None, now))
@@ -263,8 +265,10 @@ class Poller:
             feed.url,
             feed.name,
             now,
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
+            # Only what a request can carry back: a validator with a control
+            # character in it would fail every later poll (issue 24).
+            etag=validator(feed.url, "ETag", response.headers.get("etag")),
+            last_modified=validator(feed.url, "Last-Modified", response.headers.get("last-modified")),
             take=[NewItem(e, b) for e, b in zip(choice.take, bodies, strict=True)],
             skip=choice.skip,
             present=parsed.entries,

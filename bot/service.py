@@ -442,7 +442,7 @@ class Service:
         self.store.set_meta(CONFIG_ERROR_KEY, "")
         self._make_pipeline(self.config)
         await self._heartbeat()
-        exporter = metrics.serve(self.config.metrics.listen) if self.config.metrics.listen else None
+        exporter = await metrics.serve(self.config.metrics.listen) if self.config.metrics.listen else None
         self.scheduler = AsyncIOScheduler(timezone=self.config.timezone)
         due_now = self._schedule(now)
         self.scheduler.start()
@@ -476,7 +476,7 @@ class Service:
         await self.poller.__aexit__()
         await self.client.aclose()
         if exporter is not None:
-            exporter.shutdown()
+            await exporter.close()
         with contextlib.suppress(Exception):  # a database that went away: its row ages out
             self.store.leave(self.instance_id)
         self.store.close()

@@ -16,6 +16,12 @@ each request to an ``aiohttp`` session and streams the raw reply back.
 - ``resolver``: an ``aiohttp.abc.AbstractResolver`` that decides which
   addresses a connection may be made to (the article-page guard,
   ``bot.guard.GuardedResolver``); without one, aiohttp's threaded resolver.
+- A header value a request cannot carry (a control character, bytes that
+  are not UTF-8, which aiohttp would re-encode) is dropped with a warning,
+  never an error for the request (issue 24: a stored ETag with an ESC in
+  it failed every later poll of its feed before anything was sent).
+- httpx's client keeps no cookies (``_Cookies``): a fetch keeps its own
+  for its redirects (``bot.fetch``), so no feed sees another's.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import asyncio
 import base64
 import contextlib
 import functools
+import logging
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -33,6 +41,35 @@ import httpx
 from yarl import URL
 
 READ_CHUNK = 64 * 1024
+log = logging.getLogger("feedbot.http")
+# What aiohttp refuses in a header ("Forbidden control character detected
+# in headers"): every control character but the tab.
+_FORBIDDEN = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def sendable(value: bytes) -> bool:
+    """Whether a request can carry ``value`` as a header value byte for
+    byte: no control character but the tab, and UTF-8 (aiohttp encodes
+    every header as UTF-8, so other bytes would not go out as they came)."""
+    if _FORBIDDEN.search(value):
+        return False
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _headers(request: httpx.Request) -> list[tuple[str, str]]:
+    """The request's headers for aiohttp; one it cannot send is left out."""
+    headers = []
+    for name, value in request.headers.raw:
+        if sendable(value):
+            headers.append((name.decode("latin-1"), value.decode("utf-8")))
+        else:
+            shown = name.decode("latin-1")[:40]  # the name only: a value may be a credential
+            log.warning("header %s left out of a request to %s: its value cannot be sent", shown, request.url.host)
+    return headers
 
 
 class _Body(httpx.AsyncByteStream):
@@ -143,7 +180,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.userinfo:  # httpx has made it the Authorization header already
             url = url.copy_with(userinfo=b"")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        headers = _headers(request)
         if self.proxy_headers and url.scheme == "http":
             # Plain HTTP goes to the proxy as is (no CONNECT): the proxy's
             # credentials ride on the request itself.
@@ -176,13 +213,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _Cookies(httpx.Cookies):
-    """httpx's cookie jar, which skips its per-response work (wrapping the
-    exchange in urllib's request and response objects for http.cookiejar)
-    when there is no ``Set-Cookie``: about a sixth of the CPU of a 304."""
+    """httpx's cookie jar, kept empty: one jar for every feed let a feed's
+    cookie break, or be read by, every other feed of its host (issue 24).
+    A fetch keeps the cookies of its own redirects (``bot.fetch``)."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
+        return None
 
 
 class Client(httpx.AsyncClient):
@@ -195,6 +231,10 @@ class Client(httpx.AsyncClient):
         super().__init__(**kwargs)
         # httpx's setter would copy the jar into a plain Cookies (pinned <0.29).
         self._cookies = _Cookies(self._cookies.jar)
+
+    def proxied(self, url: httpx.URL) -> bool:
+        """Whether a request to ``url`` goes through a proxy (the environment's)."""
+        return self._transport_for_url(url) is not self._transport
 
     def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.AsyncBaseTransport:
         transport = kwargs.get("transport")

@@ -11,13 +11,23 @@ the middle of it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
-from bot.loopback import Reply, Request, Server
-from tests.conftest import write_toml
+import pytest
+
+from bot.loopback import Receiver, Reply, Request, Server
+from tests.conftest import DynamicFeeds, FeedItem, write_toml
 from tests.test_service import NotifyListener, spawn_run
 
 WATCHDOG_SECONDS = 2.0  # the service pings every half of it
@@ -88,3 +98,124 @@ body = "none"
     assert proc.returncode == 0, err
     assert stopped_after < 10  # systemd's TimeoutStopSec is 30 s
     assert "feed=bomb status=ok" in err  # the bomb is an ordinary feed now
+
+
+# -- issue 24: the metrics endpoint cannot take the service down ------------------------------------
+
+IDLE_CONNECTIONS = 2_000
+SERVICE_FILES = 1_024  # systemd's default soft limit of open files, without LimitNOFILE
+
+
+def _limit_files() -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SERVICE_FILES, hard))
+
+
+def _scrape(port: int) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            r.read()
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def _connected(sockets: list[Any]) -> int:
+    """How many of ``sockets`` have connected (a peer name: the handshake is done)."""
+    count = 0
+    for s in sockets:
+        try:
+            s.getpeername()
+        except OSError:
+            continue
+        count += 1
+    return count
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Wait for ``condition`` on the events that change it (a digest
+    received, an answer from the endpoint), for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        threading.Event().wait(0.1)
+
+
+def test_2000_idle_metrics_connections_stop_no_poll_and_no_digest(tmp_path: Path, feeds: DynamicFeeds) -> None:
+    """The service runs with systemd's default soft limit of 1,024 open
+    files; 2,000 connections to its metrics endpoint are opened and held,
+    each with a request never finished.  The feed's next item is polled, built into a
+    digest and delivered while they are held, and the endpoint answers
+    scrapes again once its read timeout has closed the idle ones."""
+    import resource
+    import socket
+
+    from bot.pgserver import free_port
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < IDLE_CONNECTIONS + 200:
+        pytest.skip(f"this test holds {IDLE_CONNECTIONS} connections; the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, IDLE_CONNECTIONS + 200), hard))
+    feeds.feeds["f"] = [FeedItem("g0", "最初の記事", None, datetime.now(UTC))]
+    rec = Receiver()
+    port = free_port()
+    with Server(rec) as hook:
+        config = write_toml(
+            tmp_path,
+            f"""
+[metrics]
+listen = "127.0.0.1:{port}"
+[schedule]
+poll_every = "1s"
+digest_every = "1s"
+[poll]
+first_poll = "all"
+host_spacing = "0s"
+[[feeds]]
+name = "f"
+url = "{feeds.feed_url("f")}"
+body = "feed"
+[[webhooks]]
+kind = "json"
+url = "{hook.base}/hook"
+""",
+        )
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean,
+            preexec_fn=_limit_files,
+        )
+        held: list[socket.socket] = []
+        try:
+            _wait(lambda: _scrape(port) == 200, 60, "the metrics endpoint")
+            _wait(lambda: any("最初の記事" in r.body.decode() for r in rec.accepted), 60, "the first digest")
+            # Each sends the start of a request and never ends it (a slowloris);
+            # one that sent nothing might sit in the kernel's backlog unaccepted.
+            for _ in range(IDLE_CONNECTIONS):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                with contextlib.suppress(OSError):  # answered 503 and closed already: over the cap
+                    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                held.append(s)
+            feeds.feeds["f"].append(FeedItem("g1", "接続の嵐の中の記事", None, datetime.now(UTC)))
+            _wait(lambda: any("接続の嵐の中の記事" in r.body.decode() for r in rec.accepted), 60, "a digest")
+            assert 0 < _connected(held) <= 64 + 8  # the cap held: the others were answered 503 and closed
+            _wait(lambda: _scrape(port) == 200, 60, "a scrape after the idle connections timed out")
+        finally:
+            for s in held:
+                s.close()
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Too many open files" not in err and "status=error" not in err, err[-3000:]
