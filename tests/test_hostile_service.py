@@ -219,3 +219,39 @@ url = "{hook.base}/hook"
             _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
     assert "Too many open files" not in err and "status=error" not in err, err[-3000:]
+
+
+def test_the_metrics_endpoint_closes_silent_connections_and_turns_away_those_over_its_cap() -> None:
+    """In process, with a cap of 2 and half a second to ask: a connection
+    that sends nothing, or half a request, is closed; a third one at once
+    is answered 503; a scrape after them is answered."""
+    import asyncio
+    import socket
+
+    from bot import metrics
+    from bot.pgserver import free_port
+
+    port = free_port()
+
+    def client() -> tuple[bytes, bytes, bytes, int]:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        over = socket.create_connection(("127.0.0.1", port), timeout=10)
+        turned_away = over.recv(1024)
+        closed = [silent.recv(1024), half.recv(1024)]  # b"": closed by the server within its read time
+        for s in (silent, half, over):
+            s.close()
+        return turned_away, closed[0], closed[1], _scrape(port)
+
+    async def go() -> tuple[bytes, bytes, bytes, int]:
+        endpoint = await metrics.serve(("127.0.0.1", port), limit=2, read_seconds=0.5)
+        try:
+            return await asyncio.to_thread(client)
+        finally:
+            await endpoint.close()
+
+    turned_away, silent, half, scrape = asyncio.run(go())
+    assert turned_away.startswith(b"HTTP/1.1 503 ")
+    assert silent == b"" and half == b""
+    assert scrape == 200
