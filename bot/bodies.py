@@ -25,6 +25,8 @@ from bot.models import Entry
 from bot.pagedata import data_url, json_lines
 from bot.workers import Workers
 
+PRIVATE_HINT = " (poll.allow_private_addresses = true allows it)"
+
 log = logging.getLogger("feedbot.poll")
 PAGES_AT_ONCE = 2  # article pages of one feed fetched at a time: no feed can take every slot
 BIG_PAGE_BYTES = 512 * 1024  # a page this big (scripts and styles out) is extracted alone, in a fresh worker
@@ -98,12 +100,14 @@ class Bodies:
         try:
             page = await self.pages.fetch(entry.link, feed.url, self.deadline)
             metrics.page_fetches.labels("ok").inc()
+            log.debug("feed=%s article=%s status=%d bytes=%d", feed.name, entry.link, page.status, len(page.content))
         except FetchError as exc:
             metrics.page_fetches.labels("error").inc()
-            # The feed's own text is better than nothing; say so once.
-            log.warning(
-                "feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, str(exc)
-            )
+            # The feed's own text is better than nothing; say so once.  A
+            # refused address names the switch (off on purpose) for an
+            # operator whose pages are on a private network.
+            said = str(exc) + (PRIVATE_HINT if str(exc).startswith("refused: ") else "")
+            log.warning("feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, said)
             return entry.content
         try:
             # Scripts and styles cut out here: what the worker gets, and decodes, is the page's text.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -34,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Watch RSS/Atom feeds and post a daily digest to chat webhooks.",
     )
     p.add_argument("--config", metavar="PATH", help="config file (default: $FEEDBOT_CONFIG, else ./config.toml)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every step (INFO) on stderr")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log every step on stderr: each request, page and delivery"
+    )
     p.add_argument("--version", action="version", version=f"feedbot {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="the service: scheduled polls and daily digests")
@@ -134,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot import logs
 
     default_level = logging.INFO if args.command == "run" else logging.WARNING
-    logs.setup(logging.INFO if args.verbose else default_level)
+    logs.setup(logging.DEBUG if args.verbose else default_level)
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -159,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `feedbot status | head -1`: the reader has what it wanted.  Python
+        # would report the closed pipe again when it flushes stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -169,6 +178,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(sys.stdout)
     if command in ("add", "remove", "opml"):
         return _manage(args)
+    if command in ("status", "list", "outbox"):
+        return _read_state(args)
     # Commands that send nothing do not need the webhook secrets, which may be
     # readable by the service only (systemd credentials).  ``check`` reads
     # them unless told it runs away from them: a secret digest cannot read is
@@ -188,17 +199,46 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(cmd_poll(config, args.feed))
     if command == "digest":
         return asyncio.run(cmd_digest(config, args.dry_run, args.date, args.explain))
-    if command == "status":
+    if command == "state":
+        return cmd_state_copy(config, args.to)
+    raise AssertionError(command)  # argparse only lets the commands above through
+
+
+def _read_state(args: argparse.Namespace) -> int:
+    """``status``, ``list`` and ``outbox``: what the state says, also when
+    the config file is invalid (then with what it still says validly), and
+    never a state created by asking."""
+    from bot import logs
+    from bot.config import readable_config
+    from bot.state import DB_NAME, state_exists
+
+    config, problem = readable_config(config_path(args.config))
+    logs.redact(config.secrets())
+    if problem is not None:
+        count = len(problem.problems)
+        problems = f"{count} problem{'s' if count != 1 else ''}"
+        print(
+            f"config: {config.path} is invalid ({problems}; `feedbot check` lists them)."
+            " A running service keeps the config it last accepted; shown here: the state, with what the file"
+            " still says validly."
+        )
+    if not state_exists(config):
+        where = config.state_dir / DB_NAME
+        print(
+            f"feedbot: no state at {where}: nothing has run with this state yet"
+            " (a service under systemd keeps it in $STATE_DIRECTORY, /var/lib/feedbot:"
+            f" STATE_DIRECTORY=/var/lib/feedbot feedbot {args.command})",
+            file=sys.stderr,
+        )
+        if args.command != "list":
+            return EXIT_FAILURE
+    if args.command == "status":
         return cmd_status(config)
-    if command == "list":
+    if args.command == "list":
         from bot.manage import cmd_list
 
         return cmd_list(config, _now)
-    if command == "state":
-        return cmd_state_copy(config, args.to)
-    if command == "outbox":
-        return cmd_outbox(config, args.action, args.refs, args.all)
-    raise AssertionError(command)  # argparse only lets the commands above through
+    return cmd_outbox(config, args.action, args.refs, args.all)
 
 
 def _manage(args: argparse.Namespace) -> int:
@@ -237,6 +277,8 @@ def cmd_check(config: Config) -> int:
 
 
 async def cmd_poll(config: Config, only: str | None) -> int:
+    from tqdm import tqdm
+
     from bot.fetch import make_client
     from bot.poll import Poller
     from bot.state import open_store
@@ -250,13 +292,22 @@ async def cmd_poll(config: Config, only: str | None) -> int:
             return EXIT_USAGE
         feeds = (feed,)
     store = open_store(config)
-    try:
-        async with make_client(config.poll) as client, Poller(config, store, client, _now) as poller:
-            outcomes = await poller.poll_all(feeds, force=True)  # by hand: now, backoff or not
-    finally:
-        store.close()
-    for o in outcomes:
-        print(o.line())
+    outcomes = []
+    # A line per feed as each finishes (a first poll with article pages takes
+    # minutes), under a progress bar on a terminal (stderr: stdout stays the
+    # lines alone when piped).
+    with tqdm(total=len(feeds), unit="feed", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
+        try:
+            async with make_client(config.poll) as client, Poller(config, store, client, _now) as poller:
+                poller.log_outcomes = False
+                for next_done in asyncio.as_completed([poller.poll(f, force=True) for f in feeds]):
+                    outcome = await next_done  # by hand: now, backoff or not
+                    outcomes.append(outcome)
+                    bar.write(outcome.line(), file=sys.stdout)
+                    sys.stdout.flush()
+                    bar.update()
+        finally:
+            store.close()
     return EXIT_FAILURE if any(o.status == "error" for o in outcomes) else EXIT_OK
 
 
@@ -347,8 +398,46 @@ def _instances(store: Any, config: Config) -> None:
         print("  WARNING: the instances run different config files; make them the same")
 
 
+def _next_digest(config: Config, last: datetime | None, now: datetime) -> datetime | None:
+    """When the service builds the next digest: the next ``digest_at``
+    time in the config's zone, or ``digest_every`` after the last one."""
+    zone, candidates = config.timezone, []
+    today = now.astimezone(zone).date()
+    for t in config.schedule.digest_at:
+        for day in (today, today + timedelta(days=1)):
+            at = datetime.combine(day, t, zone)
+            if at > now:
+                candidates.append(at)
+                break
+    every = config.schedule.digest_every
+    if every is not None:
+        candidates.append(max(now, last + every) if last is not None else now)
+    return min(candidates, default=None)
+
+
+def _digests(last: Any, config: Config) -> None:
+    """The last digest (when, how many items, how far each webhook took
+    it) and when the next is due."""
+    names = {w.ident: w.name for w in config.webhooks}
+    following = _next_digest(config, last.built_at if last else None, _now())
+    if last is None:
+        print("digests: none built yet")
+    else:
+        where = "; ".join(
+            f"{names.get(w, w.removeprefix('name:'))} {ok}/{n} accepted" + (f", {aside} set aside" if aside else "")
+            for w, (n, ok, aside) in sorted(last.webhooks.items())
+        )
+        print(
+            f"digests: last #{last.digest_id} of {last.day}, built {_when(last.built_at, config)}, "
+            f"{last.items} item(s); " + (where or "no webhook: written to stdout and the archive")
+        )
+    print(f"  next digest: {_when(following, config) if following else 'none scheduled (schedule.digest_at = [])'}")
+
+
 def _when(value: datetime | None, config: Config) -> str:
-    return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M") if value else "never"
+    """A time in the config's zone, named (``2025-01-21 18:00 JST``): one
+    convention for every command, labelled."""
+    return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M %Z") if value else "never"
 
 
 def cmd_outbox(config: Config, action: str, refs: list[str], every: bool) -> int:
@@ -388,11 +477,13 @@ def cmd_status(config: Config) -> int:
                 print(f"  {shown(problem, 300)}")
         _instances(store, config)
         states = store.all_feed_states()
+        polling = store.polling() if store.instances(_now()) else {}
         print(f"feeds ({len(config.feeds)}):")
         for feed in config.feeds:
             s = states.get(feed.url)
+            now_polled = f" — polling now (instance {polling[feed.url]})" if feed.url in polling else ""
             if s is None or s.last_poll_at is None:
-                print(f"  {feed.name}: never polled" + ("" if feed.enabled else " (disabled)"))
+                print(f"  {feed.name}: never polled" + ("" if feed.enabled else " (disabled)") + now_polled)
                 continue
             line = (
                 f"  {feed.name}: last poll {_when(s.last_poll_at, config)} {s.last_status}"
@@ -408,8 +499,9 @@ def cmd_status(config: Config) -> int:
                 line += f"; {why} until {_when(s.next_poll_at, config)}"
             elif s.last_error:
                 line += f" (warning: {shown(s.last_error)})"
-            print(line + ("" if feed.enabled else " (disabled)"))
+            print(line + ("" if feed.enabled else " (disabled)") + now_polled)
         print(f"pending items: {store.pending_count()}")
+        _digests(store.last_digest(), config)
         names = {
             w.ident: f"{w.name} ({w.kind} {w.url.redacted() if w.url.reveal() else 'URL not readable here'})"
             for w in config.webhooks

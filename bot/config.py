@@ -242,10 +242,11 @@ def config_from_data(data: dict[str, Any], path: Path, environ: Mapping[str, str
 class _Reader:
     """Walks the TOML data, converting values and collecting problems."""
 
-    def __init__(self, path: Path, env: Mapping[str, str], need_secrets: bool = True) -> None:
+    def __init__(self, path: Path, env: Mapping[str, str], need_secrets: bool = True, lenient: bool = False) -> None:
         self.path = path
         self.env = env
         self.need_secrets = need_secrets
+        self.lenient = lenient  # a Config of what is valid, whatever the problems (readable_config)
         self.problems: list[str] = []
         self.warnings: list[str] = []
         self.unreadable = 0  # secrets not readable here, among the problems
@@ -315,7 +316,7 @@ class _Reader:
         webhooks = self.webhooks(top.get("webhooks", []))
         state = self.state(top.get("state", {}))
         metrics = self.metrics(top.get("metrics", {}))
-        if self.problems:
+        if self.problems and not self.lenient:
             raise ConfigError(self.problems, str(self.path), self.unreadable)
         return Config(
             path=self.path,
@@ -959,3 +960,29 @@ def feed_table_problems(table: Mapping[str, Any]) -> list[str]:
     reader = _Reader(Path("."), {}, need_secrets=False)
     reader.feeds([dict(table)])
     return [p.removeprefix("feeds[0].") for p in reader.problems]
+
+
+def readable_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config, ConfigError | None]:
+    """The config for commands that only read the state (``status``,
+    ``list``, ``outbox``), and the file's problems if it is invalid.
+
+    An invalid edit is when an operator most needs them, and a running
+    service then keeps the config it last accepted: so they go on with
+    what the file still says validly (the valid feeds and webhooks; where
+    the state is, or its default if even that is unreadable), and say why.
+    """
+    env = os.environ if environ is None else environ
+    try:
+        return load_config(path, env, need_secrets=False), None
+    except ConfigError as exc:
+        if not path.is_file() or any(p.startswith(("state.", "state_dir")) for p in exc.problems):
+            raise  # where the state is cannot be known: nothing to read
+        problem = exc
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        if "state" in text:
+            raise problem from None  # a [state] or state_dir it cannot read: the default would mislead
+        data = {}  # not even TOML: the default state folder beside the file, or $STATE_DIRECTORY
+    return _Reader(path, env, need_secrets=False, lenient=True).config(data), problem

@@ -42,7 +42,7 @@ from bot.kinds import KINDS, HttpRequest, Kind, Reply
 from bot.secrets import Scrubber
 from bot.state import OutMessage, Store
 from bot.state.records import UNANSWERED, Lease, instance_pid, message_ref
-from bot.text import escape_controls
+from bot.text import escape_controls, shown
 
 log = logging.getLogger("feedbot.deliver")
 
@@ -324,7 +324,11 @@ class Deliverer:
                 f"no complete answer within {self.deadline:g}s", maybe_sent=True, timed_out=True
             ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise DeliveryError(f"request failed ({type(exc).__name__})") from None  # nothing was sent
+            # What failed, as a dead feed says it ("Cannot connect to host
+            # hooks.example:443 … [Connection refused]"): the host and port
+            # only, never the path (the caller scrubs the URL's parts too).
+            said = shown(str(exc), 200) or type(exc).__name__
+            raise DeliveryError(f"cannot connect: {said}") from None  # nothing was sent
         except httpx.HTTPError as exc:
             raise DeliveryError(f"request failed ({type(exc).__name__})", maybe_sent=True) from None
         except (ValueError, UnicodeError):

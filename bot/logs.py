@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from bot.secrets import Scrubber
@@ -35,11 +36,51 @@ class _SafeFormatter(logging.Formatter):
         return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = super().format(_logfmt(record))
         if not self.journal:
             return text
         prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
         return "\n".join(prefix + line for line in text.split("\n"))
+
+
+# A ``key=%s`` placeholder of a log message: its value is quoted as logfmt
+# quotes it when it holds a space, a quote or an equals sign, so that
+# ``feed="例新聞 国際" status=ok`` reads as two fields, not three.
+_DIRECTIVE = re.compile(r"%(?:\((?P<name>\w+)\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?(?P<conv>[diouxXeEfFgGcrsa%])")
+_NEEDS_QUOTES = re.compile(r'[\s"=]|^$')
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def logfmt(value: str) -> str:
+    """``value`` as a logfmt field value: quoted when it holds a space, a
+    quote or an equals sign (or is empty)."""
+    return _quoted(value) if _NEEDS_QUOTES.search(value) else value
+
+
+def _logfmt(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose ``key=%s`` values are quoted where needed."""
+    if not isinstance(record.msg, str) or not isinstance(record.args, tuple) or not record.args:
+        return record
+    args, n, changed = list(record.args), 0, False
+    for m in _DIRECTIVE.finditer(record.msg):
+        if m.group("conv") == "%":
+            continue
+        if n >= len(args):
+            return record  # not ours to judge: logging reports the mismatch
+        after_key = record.msg[: m.start()].endswith("=") and record.msg[m.start() - 2 : m.start() - 1].isalnum()
+        if m.group("conv") == "s" and after_key:
+            text = str(args[n])
+            if logfmt(text) != text:
+                args[n], changed = logfmt(text), True
+        n += 1
+    if not changed:
+        return record
+    copy = logging.makeLogRecord(record.__dict__)
+    copy.args = tuple(args)
+    return copy
 
 
 def _under_journal() -> bool:
@@ -59,10 +100,17 @@ def setup(level: int) -> None:
     if _under_journal():
         handler.setFormatter(_SafeFormatter("%(name)s: %(message)s", journal=True))
     else:
-        handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+        # ISO 8601 with the offset: host time, labelled (status and list
+        # show the config's zone, named).
+        handler.setFormatter(
+            _SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    # feedbot's own DEBUG (-v: every request, page and delivery) is not
+    # every library's (asyncio's selector, psycopg's statements).
+    root.setLevel(max(level, logging.INFO))
+    logging.getLogger("feedbot").setLevel(level)
     # APScheduler and httpx are chatty at INFO (every request, every job run);
     # trafilatura logs a page it finds no text in as an ERROR, which for
     # feedbot is an item without a body, not a fault.

@@ -246,16 +246,18 @@ def _pad(text: str, width: int) -> str:
 
 def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
     """One line per feed: name, state, URL."""
-    from bot.state import open_store
+    from bot.state import open_store, state_exists
 
     if not config.feeds:
         print("no feeds: add one with `feedbot add URL`", file=out)
         return EXIT_OK
-    store = open_store(config)
-    try:
-        states = store.all_feed_states()
-    finally:
-        store.close()
+    states = {}
+    if state_exists(config):  # else every feed is "never polled", and no state is made by asking
+        store = open_store(config)
+        try:
+            states = store.all_feed_states()
+        finally:
+            store.close()
     names = [shown(f.name, 40) for f in config.feeds]
     width = max(_width(n) for n in names)
     now = clock()
@@ -277,7 +279,7 @@ def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
 
 
 def _when(value: datetime, config: Config) -> str:
-    return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _listed(items: Sequence[str], out: TextIO, limit: int = 10) -> None:

@@ -31,6 +31,7 @@ from bot.config import Config, Feed, PollSettings
 from bot.errors import FetchError, ParseError, StateError, WorkerError
 from bot.fetch import PageFetcher, Response, fetch_feed, validator
 from bot.keys import Key
+from bot.logs import logfmt
 from bot.models import Entry
 from bot.parse import parse_feed
 from bot.state import Elsewhere, FeedState, NewItem, Store
@@ -61,7 +62,7 @@ class PollOutcome:
     retry_at: datetime | None = None  # "elsewhere": when a claim could succeed (its next poll is due)
 
     def line(self) -> str:
-        text = f"feed={self.feed} status={self.status} new={self.new} ms={self.ms}"
+        text = f"feed={logfmt(self.feed)} status={self.status} new={self.new} ms={self.ms}"
         return text + (f" error={self.error!r}" if self.error else "")
 
 
@@ -150,6 +151,9 @@ class Poller:
         # then another instance may poll it too, which the item-taking lock
         # makes harmless); a dead instance's claims end this soon.
         self.lease = max(timedelta(seconds=self.deadline * 2), timedelta(seconds=10))
+        # `feedbot poll` prints each outcome itself: logged too, a failure
+        # would be shown twice on a terminal.
+        self.log_outcomes = True
         self._bound = asyncio.Semaphore(config.poll.concurrency)
         self._host_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._host_next: dict[str, float] = {}
@@ -211,7 +215,7 @@ class Poller:
             metrics.polls.labels(outcome.status).inc()
             if outcome.new:
                 metrics.items_taken.inc(outcome.new)
-            if log.isEnabledFor(level):  # the line is built only when it is written (a 304 is DEBUG)
+            if self.log_outcomes and log.isEnabledFor(level):  # built only when written (a 304 is DEBUG)
                 log.log(level, "%s", outcome.line())
             return outcome
 
@@ -245,6 +249,13 @@ class Poller:
         try:
             response = await fetch_feed(
                 self.client, feed.url, state.etag, state.last_modified, self.deadline, self.bodies.pages
+            )
+            log.debug(
+                "feed=%s request=GET status=%d bytes=%d conditional=%s",
+                feed.name,
+                response.status,
+                len(response.content),
+                "yes" if state.etag or state.last_modified else "no",
             )
             if response.status == 304:
                 now = self.clock()

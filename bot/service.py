@@ -63,6 +63,9 @@ CONFIG_ERROR_KEY = "config_error"  # the last rejected reload, for `feedbot stat
 FAULT_HANG_ENV = "FEEDBOT_FAULT_HANG_FILE"
 
 
+PROGRESS_EVERY = 10.0  # seconds between progress lines of the first polls
+
+
 def latest_slot(now: datetime, times: Sequence[time], zone: tzinfo) -> datetime | None:
     """The most recent scheduled digest time at or before ``now``."""
     local = now.astimezone(zone)
@@ -212,6 +215,7 @@ class Service:
             Instance(self.instance_id, _HOST, os.getpid(), __version__, self.config_hash, self.started, now)
         )
         alive = self.store.instances(now)
+        self.store.set_polling(self.instance_id, self._polling, (i.id for i in alive))
         if self.store.shared:
             self._peers = sorted({i.id for i in alive} | {self.instance_id})
         self._refresh_metrics(now, len(alive))
@@ -245,7 +249,7 @@ class Service:
 
     async def _startup(self, due: list[Feed]) -> None:
         # The first round, then a digest missed while we were down.
-        await asyncio.gather(*(self._poll(feed) for feed in due))
+        await self._first_round(due)
         last = self.store.get_meta(LAST_DIGEST_KEY) or self.store.get_meta(FIRST_START_KEY)
         last_run = datetime.fromisoformat(last) if last else None
         if not self.stop.is_set() and missed_digest(
@@ -256,6 +260,28 @@ class Service:
         if not self.stop.is_set() and self.config.webhooks:
             await self.digester.redeliver()  # what a crash or an outage left undelivered
         self.report()
+
+    async def _first_round(self, due: list[Feed]) -> None:
+        """The first polls, with a progress line every ``PROGRESS_EVERY``
+        seconds while they last: a first poll of many feeds and their
+        article pages takes minutes, and an operator watching the journal
+        should see it move."""
+        tasks = [asyncio.create_task(self._poll(feed)) for feed in due]
+        pending: set[asyncio.Task[None]] = set(tasks)
+        started = _time.monotonic()
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=PROGRESS_EVERY)
+            if pending:
+                now_polling = sorted(f.name for f in due if f.url in self._polling)
+                log.info(
+                    "first polls: %d/%d feeds done after %.0fs; polling now: %s",
+                    len(tasks) - len(pending),
+                    len(tasks),
+                    _time.monotonic() - started,
+                    ", ".join(now_polling[:5]) + (f" and {len(now_polling) - 5} more" if len(now_polling) > 5 else ""),
+                )
+        for task in tasks:
+            task.result()  # an exception is the job's, as with gather
 
     # -- building and rebuilding ---------------------------------------------
 

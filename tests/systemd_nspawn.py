@@ -283,7 +283,7 @@ def exercise(box: Container, config: Path, base: str, rec: Receiver) -> None:
     config.write_text(CONFIG.format(base=base, extra=EXTRA_FEED.format(base=base)), encoding="utf-8")
     check(
         "an edit adding a feed is picked up without a restart",
-        wait_until(lambda: journal("feed=J Sato status=ok new=1"), 60)
+        wait_until(lambda: journal('feed="J Sato" status=ok new=1'), 60)
         and "NRestarts=0" in box.sh("systemctl show -p NRestarts feedbot").stdout,
     )
     config.write_text(CONFIG.format(base=base, extra="[[feeds]]\nname = 3\n"), encoding="utf-8")

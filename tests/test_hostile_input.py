@@ -141,7 +141,7 @@ def test_credentials_in_a_feed_url_are_never_printed(tmp_path: Path) -> None:
         path = config(tmp_path, f'[[feeds]]\nname = "f"\nurl = "{url}"\n')
         poll = run_cli("--config", str(path), "poll")
         status = run_cli("--config", str(path), "status")
-    assert "not a feed" in poll.stderr and "not a feed" in status.stdout
+    assert "not a feed" in poll.stdout and "not a feed" in status.stdout
     assert "hunter2" not in poll.stderr + poll.stdout + status.stdout + status.stderr
 
 

@@ -186,8 +186,10 @@ def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | N
             listener.next("RELOADING")
             rejected = listener.next("READY")
             assert rejected["STATUS"].startswith("config error (1 problem(s): timezone:")
-            status = run_cli("--config", str(path), "status")  # names the problem too
-            assert status.returncode == 2 and "timezone: 'Mars/Base' is not an IANA time zone" in status.stderr
+            status = run_cli("--config", str(path), "status")  # answers from the state, and names the problem
+            assert status.returncode == 0 and "is invalid (1 problem;" in status.stdout, status.stderr
+            assert "the service rejected an edit at" in status.stdout
+            assert "timezone: 'Mars/Base' is not an IANA time zone" in status.stdout
             assert proc.poll() is None
             # ...and SIGHUP reloads (the fixed file) too.
             path.write_text(full, encoding="utf-8")
@@ -205,7 +207,7 @@ def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | N
     assert "config rejected (the file changed), keeping the running one: timezone:" in err
     assert "config reloaded (the file changed): added J Sato" in err
     assert "config reloaded (SIGHUP)" in err
-    assert "feed=J Sato status=ok new=1" in err
+    assert 'feed="J Sato" status=ok new=1' in err
     assert sum(1 for m in listener.log if "WATCHDOG" in m) >= 1
 
 

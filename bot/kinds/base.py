@@ -305,7 +305,7 @@ def health_lines(
     lines = [f"⚠ feedbot: {', '.join(said)}"]
     entries = [_delivery_line(d) for d in deliveries]
     for feed in feeds:
-        since = feed.since.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        since = feed.since.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
         entries.append(f"- {feed.name}: failing since {since} ({feed.tries} tries): {feed.error}")
     for n, line in enumerate(entries):
         more = f"… and {len(entries) - n} more"

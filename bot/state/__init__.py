@@ -31,6 +31,20 @@ __all__ = [
 ]
 
 
+def state_exists(config: Config) -> bool:
+    """Whether the state the config names holds anything yet (PostgreSQL:
+    assumed; its server says otherwise soon enough).  The commands that only
+    read it do not create it: ``status`` pointed at the wrong folder (under
+    systemd, without ``STATE_DIRECTORY``) would report every feed as never
+    polled."""
+    if config.state.url is not None or (config.state_dir / DB_NAME).exists():
+        return True
+    folder = config.state_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return not folder.is_dir()  # a file in the way: opening it says so, in one sentence
+
+
 def open_store(config: Config) -> Store:
     """The state the config names: PostgreSQL if ``[state] url`` is set,
     else SQLite in ``state_dir``."""

@@ -80,6 +80,18 @@ class WebhookBacklog:
 
 
 @dataclass(frozen=True)
+class DigestSummary:
+    """The last digest built: what ``status`` says of it."""
+
+    digest_id: int
+    day: str  # its date, YYYY-MM-DD
+    built_at: datetime
+    items: int
+    # Per webhook: (messages, accepted, set aside).
+    webhooks: dict[str, tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
 class SetAside:
     """A message its platform refused for good, kept out of the queue."""
 

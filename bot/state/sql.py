@@ -57,6 +57,7 @@ from bot.keys import Key
 from bot.models import Entry, Item
 from bot.state.records import (
     UNANSWERED,
+    DigestSummary,
     Elsewhere,
     FeedState,
     Instance,
@@ -779,6 +780,37 @@ class Store(ABC):
                 )
             )
         return out
+
+    def set_polling(self, instance: str, urls: Iterable[str], alive: Iterable[str]) -> None:
+        """The feeds ``instance`` polls now (its heartbeat), for ``status``;
+        the lists of instances no longer ``alive`` are dropped."""
+        keep = [f"polling:{i}" for i in alive] + [f"polling:{instance}"]
+        with self.transaction():
+            self.set_meta(f"polling:{instance}", "\n".join(sorted(urls)))
+            marks = ", ".join("?" for _ in keep)
+            self._x(f"DELETE FROM meta WHERE key LIKE ? AND key NOT IN ({marks})", ("polling:%", *keep))
+
+    def polling(self) -> dict[str, str]:
+        """Feed URL -> the instance polling it now, as heartbeats last said."""
+        rows = self._x("SELECT key, value FROM meta WHERE key LIKE ?", ("polling:%",)).fetchall()
+        return {url: str(key).removeprefix("polling:") for key, value in rows for url in str(value).split("\n") if url}
+
+    def last_digest(self) -> DigestSummary | None:
+        """The last digest built, its items and how far each webhook took it."""
+        row = self._x("SELECT id, date, created_at FROM digests ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        digest_id = int(row[0])
+        (items,) = self._x("SELECT COUNT(*) FROM items WHERE digest_id=?", (digest_id,)).fetchone()
+        rows = self._x(
+            "SELECT webhook, COUNT(*), SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN dropped=? THEN 1 ELSE 0 END) FROM outbox WHERE digest_id=? GROUP BY webhook",
+            (SET_ASIDE, digest_id),
+        ).fetchall()
+        built = dt(row[2])
+        assert built is not None
+        webhooks = {str(w): (int(n), int(ok or 0), int(aside or 0)) for w, n, ok, aside in rows}
+        return DigestSummary(digest_id, str(row[1]), built, int(items), webhooks)
 
     def oldest_pending(self) -> datetime | None:
         """When the oldest undelivered message's digest was built."""
