@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     remove = sub.add_parser("remove", help="remove a feed from the config (by name or URL)")
     remove.add_argument("feed", metavar="NAME", help="the feed's name (or its URL)")
     remove.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    for verb, effect in (("enable", "poll it again"), ("disable", "stop polling it, keeping its table")):
+        switch = sub.add_parser(verb, help=f"{verb} a feed in the config: {effect} (by name or URL)")
+        switch.add_argument("feed", metavar="NAME", help="the feed's name (or its URL)")
+        switch.add_argument("--dry-run", action="store_true", help=f"say what would be {verb}d; change nothing")
     opml = sub.add_parser("opml", help="import or export the feeds as an OPML subscription list")
     opml_sub = opml.add_subparsers(dest="opml_command", required=True, metavar="import|export")
     imp = opml_sub.add_parser("import", help="add the feeds of an OPML file (- for standard input)")
@@ -167,7 +171,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.demo import run_demo
 
         return run_demo(sys.stdout)
-    if command in ("add", "remove", "opml"):
+    if command in ("add", "remove", "opml", "enable", "disable"):
         return _manage(args)
     # Commands that send nothing do not need the webhook secrets, which may be
     # readable by the service only (systemd credentials).  ``check`` reads
@@ -213,6 +217,8 @@ def _manage(args: argparse.Namespace) -> int:
         return asyncio.run(manage.cmd_add(path, request, _now))
     if args.command == "remove":
         return manage.cmd_remove(path, args.feed, args.dry_run)
+    if args.command in ("enable", "disable"):
+        return manage.cmd_switch(path, args.feed, args.command == "enable", args.dry_run)
     if args.opml_command == "import":
         return manage.cmd_opml_import(
             path, args.file, args.dry_run, args.body, not args.disabled, allow_private=args.allow_private

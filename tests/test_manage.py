@@ -573,3 +573,65 @@ def test_export_is_opml_2_with_escaped_names() -> None:
     outline = root.find("body/outline")
     assert outline is not None and outline.get("text") == 'A & <B> "C"'
     assert outline.get("xmlUrl") == "https://example.org/a?x=1&y=2"
+
+
+# -- enable / disable (issue 25) -------------------------------------------------
+
+
+def test_disable_then_enable_gives_back_the_file_byte_for_byte(tmp_path: Path) -> None:
+    path = shipped_config(tmp_path)
+    original = path.read_text(encoding="utf-8")
+    r = run_cli("--config", str(path), "disable", "毎日新聞")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("disabled feed '毎日新聞' in ") and "no longer polled" in r.stdout
+    text = path.read_text(encoding="utf-8")
+    assert (tmp_path / "config.toml.bak").read_text(encoding="utf-8") == original
+    # One line more, after the table's last key line; every other byte kept.
+    assert text.replace('poll_every = "10m"\nenabled = false\n', 'poll_every = "10m"\n', 1) == original
+    assert not next(f for f in load_config(path).feeds if f.name == "毎日新聞").enabled
+    r = run_cli("--config", str(path), "disable", "毎日新聞")
+    assert r.returncode == 0 and "is already disabled" in r.stdout
+    r = run_cli("--config", str(path), "enable", "https://mainichi.jp/rss/etc/mainichi-flash.rss")  # by URL
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("enabled feed '毎日新聞' in ")
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_enable_keeps_a_comment_on_the_enabled_line_and_dry_run_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = (
+        "# feeds\n[[feeds]]\nname = 'a'\nurl = 'https://a.example/feed'\n"
+        "enabled = false   # 503 since May\n# body = 'none'\n\n# the end\n"
+    )
+    path.write_text(original, encoding="utf-8")
+    r = run_cli("--config", str(path), "enable", "a", "--dry-run")
+    assert r.returncode == 0 and "dry run" in r.stdout and "would be enabled" in r.stdout
+    assert path.read_text(encoding="utf-8") == original
+    assert run_cli("--config", str(path), "enable", "a").returncode == 0
+    assert path.read_text(encoding="utf-8") == original.replace("enabled = false", "enabled = true")
+    assert run_cli("--config", str(path), "disable", "a").returncode == 0
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_enable_of_an_unknown_feed_suggests_close_names(tmp_path: Path) -> None:
+    path = shipped_config(tmp_path)
+    before = path.read_bytes()
+    r = run_cli("--config", str(path), "disable", "bbc ニュース")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "feedbot disable: no feed named 'bbc ニュース' or with that URL (did you mean 'BBCニュース'?)"
+    )
+    r = run_cli("--config", str(path), "enable", "zzz")
+    assert r.returncode == 2 and "(feeds: 'NHKニュース', 'NHKニュース(主要)', " in r.stderr  # nothing close
+    assert path.read_bytes() == before
+
+
+def test_set_enabled_falls_back_to_tomlkit_for_a_header_inside_a_string() -> None:
+    text = (
+        '[[feeds]]\nname = "a"\nurl = "https://a.example/feed"\n'
+        'headline = """{title}\n[[feeds]]\n"""\n\n[[feeds]]\nname = "b"\nurl = "https://b.example/feed"\n'
+    )
+    file = ConfigFile(Path("config.toml"), text)
+    assert file.set_enabled("b", False)
+    assert [f.enabled for f in file.validate().feeds] == [True, False]
+    assert file.text.startswith(text)
