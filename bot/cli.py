@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the config away from its secrets: one that cannot be read here is a warning, not a problem",
     )
+    sub.add_parser("pending", help="the items waiting for the next digest, by feed (title, link, first seen)")
     sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
     outbox = sub.add_parser(
         "outbox",
@@ -198,6 +199,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.manage import cmd_list
 
         return cmd_list(config, _now)
+    if command == "pending":
+        from bot.manage import cmd_pending
+
+        return cmd_pending(config)
     if command == "state":
         return cmd_state_copy(config, args.to)
     if command == "outbox":

@@ -463,3 +463,48 @@ def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout
     Path(target).write_bytes(data)
     print(f"wrote {len(config.feeds)} feed(s) to {target}", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_pending(config: Config, out: TextIO = sys.stdout) -> int:
+    """The items waiting for the next digest, by feed: what ``digest``
+    would take now (``Store.unbound_items``, read only), in config order."""
+    from bot.digest import cap_per_feed
+    from bot.state import open_store
+
+    store = open_store(config)
+    try:
+        items = store.unbound_items()
+        in_digests = store.pending_count() - len(items)  # built, not yet accepted by every webhook
+    finally:
+        store.close()
+    cap = config.digest.max_items_per_feed
+    kept = {item.id for item in cap_per_feed(items, cap)[0]}
+    by_feed: dict[str, list[Item]] = {}
+    for item in sorted(items, key=lambda i: i.id):  # the order they were taken, as the digest takes them
+        by_feed.setdefault(item.feed_url, []).append(item)
+    configured = {f.url: f for f in config.feeds}
+    order = [f.url for f in config.feeds if f.url in by_feed] + [u for u in by_feed if u not in configured]
+    if not items:
+        print("no items wait for the next digest", file=out)
+    else:
+        print(f"{len(items)} item(s) from {len(by_feed)} feed(s) wait for the next digest:", file=out)
+    for url in order:
+        group = by_feed[url]
+        feed = configured.get(url)
+        # A feed renamed or removed since: its items still go out, under the
+        # name they were taken with (the attribution line says it).
+        name = feed.name if feed else f"{group[0].feed} (no longer configured)"
+        notes = [] if feed is None or feed.enabled else ["disabled"]
+        later = sum(1 for i in group if i.id not in kept)
+        if later:
+            notes.append(f"{later} wait for the digest after: digest.max_items_per_feed is {cap}")
+        print(f"\n{shown(name, 100)} ({len(group)}{'; ' + '; '.join(notes) if notes else ''}):", file=out)
+        for item in group:
+            mark = "" if item.id in kept else " (later)"
+            title = shown(item.title, 200) if item.title else "(no title)"
+            print(f"  {_when(item.first_seen, config)}  {title}{mark}", file=out)
+            if item.link:
+                print(f"      {shown(item.link, 400)}", file=out)
+    if in_digests > 0:
+        print(f"\nand {in_digests} item(s) in digests built, not yet delivered everywhere (feedbot status)", file=out)
+    return EXIT_OK

@@ -635,3 +635,41 @@ def test_set_enabled_falls_back_to_tomlkit_for_a_header_inside_a_string() -> Non
     assert file.set_enabled("b", False)
     assert [f.enabled for f in file.validate().feeds] == [True, False]
     assert file.text.startswith(text)
+
+
+# -- pending (issue 25) -----------------------------------------------------------
+
+
+def test_pending_lists_the_items_of_the_next_digest_by_feed(site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'timezone = "Asia/Tokyo"\n[poll]\nfirst_poll = "all"\nmax_age = "none"\nallow_private_addresses = true\n'
+        "[digest]\nmax_items_per_feed = 2\n\n"
+        f'[[feeds]]\nname = "一つ目"\nurl = "{site.base}/feed"\nbody = "none"\n\n'
+        f'[[feeds]]\nname = "二つ目"\nurl = "{site.base}/comments.atom"\nbody = "none"\n',
+        encoding="utf-8",
+    )
+    r = run_cli("--config", str(path), "pending")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "no items wait for the next digest\n"
+    assert run_cli("--config", str(path), "poll").returncode == 0
+    assert run_cli("--config", str(path), "disable", "二つ目").returncode == 0
+    r = run_cli("--config", str(path), "pending")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "4 item(s) from 2 feed(s) wait for the next digest:"
+    assert lines[2] == "一つ目 (3; 1 wait for the digest after: digest.max_items_per_feed is 2):"
+    assert re.fullmatch(r"  \d{4}-\d\d-\d\d \d\d:\d\d  プーチン大統領 トランプ氏と電話会談", lines[3])
+    assert lines[4] == f"      {site.base}/a/1"
+    assert lines[7].endswith("  古い記事 (later)")
+    assert lines[10:] == ["二つ目 (1; disabled):", lines[11], f"      {site.base}/c/1"]
+    assert lines[11].endswith("  a comment")
+    before = path.read_bytes()
+    digest = run_cli("--config", str(path), "digest", "--dry-run")
+    assert digest.returncode == 0 and "トランプ氏と電話会談" in digest.stdout
+    # Read only: the dry run and the listing change nothing.
+    assert run_cli("--config", str(path), "pending").stdout == r.stdout and path.read_bytes() == before
+    assert run_cli("--config", str(path), "digest").returncode == 0  # no webhook: to stdout
+    r = run_cli("--config", str(path), "pending")
+    assert r.stdout.startswith("1 item(s) from 1 feed(s) wait for the next digest:")  # the one held back
+    assert "古い記事" in r.stdout
