@@ -326,10 +326,11 @@ def _when(value: datetime, config: Config) -> str:
     return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M")
 
 
-def _listed(items: Sequence[str], out: TextIO, limit: int = 10) -> None:
+def _listed(items: Sequence[str], out: TextIO, limit: int | None = 10) -> None:
+    """Each line; at most ``limit`` (None: all, as a dry run lists them)."""
     for line in items[:limit]:
         print(f"    {line}", file=out)
-    if len(items) > limit:
+    if limit is not None and len(items) > limit:
         print(f"    … and {len(items) - limit} more", file=out)
 
 
@@ -409,16 +410,22 @@ def cmd_opml_import(
         if opml.problem:
             print(f"  warning: {shown(opml.problem, 300)}", file=out)
         renamed = f" ({plan.renamed} renamed to keep names unique)" if plan.renamed else ""
-        print(f"  {len(plan.add)} to add{renamed}", file=out)
+        # A dry run is where a list is reviewed before it lands: every feed
+        # it would add and every one it skips, each on its line (the import
+        # itself sums up, ten of each).
+        limit = None if dry_run else 10
+        print(f"  {len(plan.add)} to add{renamed}{':' if dry_run and plan.add else ''}", file=out)
+        if dry_run:
+            _listed([_would_add(new) for new in plan.add], out, limit)
         if plan.duplicates:
             print(f"  {len(plan.duplicates)} skipped, already configured:", file=out)
-            _listed([f"{shown(d.title or '-', 60)} {shown(d.url, 120)}: {d.why}" for d in plan.duplicates], out)
+            _listed([f"{shown(d.title or '-', 60)} {shown(d.url, 120)}: {d.why}" for d in plan.duplicates], out, limit)
         if plan.rejected:
             print(f"  {len(plan.rejected)} skipped, not feed addresses:", file=out)
-            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.rejected], out)
+            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.rejected], out, limit)
         if plan.refused:
             print(f"  {len(plan.refused)} skipped, not public addresses ({IMPORT_HINT}):", file=out)
-            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.refused], out)
+            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.refused], out, limit)
         folders = [f"{shown(f, 60)} ({n})" for f, n in plan.folders.most_common() if f != "(no folder)"]
         if folders:
             print(
@@ -426,7 +433,7 @@ def cmd_opml_import(
                 " [[topics]] rule or a feed's include filter: docs/feeds.md):",
                 file=out,
             )
-            _listed(folders, out)
+            _listed(folders, out, limit)
         if not plan.add:
             print(f"nothing to add: {path} not changed", file=out)
             return EXIT_OK
@@ -436,6 +443,17 @@ def cmd_opml_import(
         return EXIT_OK
     print(f"added {len(plan.add)} feed(s) to {path} (previous version: {backup}); {RELOAD_NOTE}", file=out)
     return EXIT_OK
+
+
+def _would_add(new: NewFeed) -> str:
+    """A feed an import would add: its name, its address, and what it carries."""
+    from bot.opml import FOLDER_SEPARATOR, folders_noted
+
+    notes = [f"folder {FOLDER_SEPARATOR.join(found)}" for c in new.comments if (found := folders_noted(c))]
+    if not new.enabled:
+        notes.append("disabled")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    return f"{shown(new.name, 100)} {shown(without_credentials(new.url), 200)}{extra}"
 
 
 def _read_source(source: str) -> bytes:

@@ -64,7 +64,9 @@ def read_opml(data: bytes) -> Opml:
     result: Any = listparser.parse(data)
     outlines = []
     for feed in result.feeds:
-        folders = tuple(" / ".join(collapse(p) for p in path if collapse(p)) for path in feed.get("categories", []))
+        folders = tuple(
+            FOLDER_LEVELS.join(collapse(p) for p in path if collapse(p)) for path in feed.get("categories", [])
+        )
         url = _quoted(str(feed.get("url", "")))
         outlines.append(Outline(collapse(str(feed.get("title", ""))), url, tuple(f for f in folders if f)))
     version = str(result.get("version") or "")
@@ -89,6 +91,24 @@ def _not_well_formed(data: bytes) -> str | None:
     except lxml.etree.XMLSyntaxError as exc:
         return f"not well-formed XML ({exc}); outlines near the error may be missing"
     return None
+
+
+# An imported table's comment, "from FILE, folder A / B ; C": where its
+# folders are kept (the config has no key for them: a folder changes
+# nothing in a digest), and where ``export`` finds them again.
+FOLDER_NOTE = ", folder "
+FOLDER_SEPARATOR = " ; "
+FOLDER_LEVELS = " / "
+_FROM_NOTE = re.compile(r"^from .*?" + re.escape(FOLDER_NOTE) + r"(?P<folders>.+)$")
+
+
+def folders_noted(comment: str) -> tuple[str, ...]:
+    """The folders an import wrote in a comment line ("from x.opml, folder
+    A / B ; C" → ("A / B", "C")); () for any other comment."""
+    found = _FROM_NOTE.match(comment.strip().lstrip("#").strip())
+    if found is None:
+        return ()
+    return tuple(f.strip() for f in found.group("folders").split(FOLDER_SEPARATOR) if f.strip())
 
 
 @dataclass(frozen=True)
@@ -165,7 +185,7 @@ def plan_import(
         renamed += name != base
         names.add(name)
         urls[key] = name
-        where = f", folder {' ; '.join(outline.folders)}" if outline.folders else ""
+        where = f"{FOLDER_NOTE}{FOLDER_SEPARATOR.join(outline.folders)}" if outline.folders else ""
         comments = (f"from {source}{where}",)
         add.append(NewFeed(name=name, url=outline.url, body=body, enabled=enabled, comments=comments))
         folders.update(outline.folders or ("(no folder)",))

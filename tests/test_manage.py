@@ -673,3 +673,38 @@ def test_pending_lists_the_items_of_the_next_digest_by_feed(site: Site, tmp_path
     r = run_cli("--config", str(path), "pending")
     assert r.stdout.startswith("1 item(s) from 1 feed(s) wait for the next digest:")  # the one held back
     assert "古い記事" in r.stdout
+
+
+# -- opml import --dry-run, export with folders and the disabled state (issue 25) -----------
+
+
+def test_opml_import_dry_run_lists_every_feed_it_would_add_and_skip(tmp_path: Path) -> None:
+    path = shipped_config(tmp_path)
+    before = path.read_bytes()
+    many = "".join(f'<outline text="blog {n}" xmlUrl="https://blog{n}.example/feed"/>' for n in range(12))
+    opml = tmp_path / "mine.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>購読</title></head><body>'
+        '<outline text="ニュース"><outline text="時事" xmlUrl="https://www.jiji.com/rss/ranking.rdf"/>'
+        '<outline text="NHK" xmlUrl="http://news.web.nhk/n-data/conf/na/rss/cat6.xml"/></outline>'
+        f'<outline text="unread" xmlUrl="vfolder"/>{many}</body></opml>',
+        encoding="utf-8",
+    )
+    r = run_cli("--config", str(path), "opml", "import", str(opml), "--dry-run", "--disabled")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == [
+        "mine.opml (購読): 15 feed outline(s)",
+        "  13 to add:",
+        "    時事 https://www.jiji.com/rss/ranking.rdf (folder ニュース; disabled)",
+    ]
+    assert "    blog 11 https://blog11.example/feed (disabled)" in lines  # all of them, not ten
+    assert not any("… and" in line for line in lines)
+    assert "  1 skipped, already configured:" in lines
+    assert "    NHK http://news.web.nhk/n-data/conf/na/rss/cat6.xml: already configured as 'NHKニュース'" in lines
+    assert "  1 skipped, not feed addresses:" in lines
+    assert any(line.startswith("    unread vfolder: not a feed address") for line in lines)
+    assert lines[-1] == f"dry run: {path} not changed"
+    assert path.read_bytes() == before
+    r = run_cli("--config", str(path), "opml", "import", str(opml))  # the import itself sums up
+    assert r.returncode == 0 and "  13 to add\n" in r.stdout and "blog 11" not in r.stdout
