@@ -217,6 +217,20 @@ class ConfigFile:
     def feeds(self) -> list[dict[str, Any]]:
         return self._feed_values()
 
+    def feed_comments(self) -> list[tuple[str, list[str]]]:
+        """Each feed's name and the comment lines of its table's own text
+        (where ``opml import`` notes the folders; ``export`` reads them)."""
+        values = self._feed_values()
+        spans = self._found_spans()
+        if spans is None:  # a header line inside a string: tomlkit's exact reading
+            spans = [(start, end) for _, start, end in self._tables()]
+        found = []
+        for table, (start, end) in zip(values, spans, strict=True):
+            lines = self.text[start:end].splitlines()[1:]  # not the header's own comment
+            comments = [line.strip() for line in lines if line.lstrip().startswith("#")]
+            found.append((str(table.get("name", "")), comments))
+        return found
+
     def add_feeds(self, new: Sequence[NewFeed]) -> None:
         """Insert ``new`` after the last ``[[feeds]]`` table (or at the end
         of the file if there is none), each after a blank line."""

@@ -468,10 +468,17 @@ def _read_source(source: str) -> bytes:
         raise UsageError(f"{source}: cannot be read ({exc.strerror})") from None
 
 
-def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout) -> int:
-    from bot.opml import export
+def _comments(config: Config) -> list[tuple[str, list[str]]]:
+    return ConfigFile.read(config.path).feed_comments()
 
-    data = export(config.feeds)
+
+def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout) -> int:
+    from bot.opml import export, folders_noted
+
+    # The folders an import noted in each table's comment go back out as
+    # folders: export then import keeps them (the config has no folder key).
+    folders = {name: [f for c in comments for f in folders_noted(c)] for name, comments in _comments(config)}
+    data = export(config.feeds, folders=folders)
     if target in (None, "-"):
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

@@ -708,3 +708,49 @@ def test_opml_import_dry_run_lists_every_feed_it_would_add_and_skip(tmp_path: Pa
     assert path.read_bytes() == before
     r = run_cli("--config", str(path), "opml", "import", str(opml))  # the import itself sums up
     assert r.returncode == 0 and "  13 to add\n" in r.stdout and "blog 11" not in r.stdout
+
+
+def test_opml_export_keeps_folders_and_the_disabled_state_through_an_import(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[[feeds]]\n# from subs.opml, folder ニュース ; ニュース / 国際\nname = \"時事\"\n"
+        'url = "https://www.jiji.com/rss/ranking.rdf"\n\n'
+        '[[feeds]]\n# added by feedbot add on 2025-01-21\nname = "top"\nurl = "https://top.example/feed"\n'
+        "enabled = false\n\n"
+        '[[feeds]]\n# from subs.opml, folder ニュース\nname = "off"\nurl = "https://off.example/feed"\n'
+        "enabled = false\n",
+        encoding="utf-8",
+    )
+    exported = tmp_path / "feeds.opml"
+    r = run_cli("--config", str(path), "opml", "export", str(exported))
+    assert r.returncode == 0, r.stderr
+    root = ET.fromstring(exported.read_bytes())
+    enabled = "{urn:feedbot:opml:1}enabled"
+    news = root.find("body/outline[@text='ニュース']")
+    assert news is not None and news.get("xmlUrl") is None  # a folder
+    assert [o.get("text") for o in news] == ["時事", "国際", "off"]
+    assert [o.get("text") for o in news.findall("outline[@text='国際']/outline")] == ["時事"]  # nested: both
+    assert news.find("outline[@text='off']").get(enabled) == "false"  # type: ignore[union-attr]
+    top = root.find("body/outline[@text='top']")
+    assert top is not None and top.get(enabled) == "false" and top.get("xmlUrl") == "https://top.example/feed"
+    assert news.find("outline[@text='時事']").get(enabled) is None  # type: ignore[union-attr]
+
+    empty = tmp_path / "empty" / "config.toml"
+    empty.parent.mkdir()
+    empty.write_text("# nothing yet\n", encoding="utf-8")
+    r = run_cli("--config", str(empty), "opml", "import", str(exported))
+    assert r.returncode == 0, r.stderr
+    assert "ニュース (2)" in r.stdout and "ニュース / 国際 (1)" in r.stdout
+
+    def feeds(config: Path) -> set[tuple[str, str, bool]]:
+        return {(f.name, f.url, f.enabled) for f in load_config(config).feeds}
+
+    assert feeds(empty) == feeds(path)
+    assert "# from feeds.opml, folder ニュース ; ニュース / 国際\n" in empty.read_text(encoding="utf-8")
+    again = tmp_path / "again.opml"
+    assert run_cli("--config", str(empty), "opml", "export", str(again)).returncode == 0
+
+    def body(data: bytes) -> bytes:  # the same outlines, in the same folders, the second time
+        return data[data.index(b"<body>") :]
+
+    assert body(again.read_bytes()) == body(exported.read_bytes())
