@@ -70,18 +70,44 @@ def _check_options(name: str | None, url: str, handle: str | None, body: str | N
         )
 
 
-def _choose(candidates: Sequence[Candidate], pick: int | None, out: TextIO) -> Candidate:
+def _choose(
+    candidates: Sequence[Candidate], pick: int | None, out: TextIO, configured: Sequence[str | None] = ()
+) -> Candidate:
+    """The candidate to add: ``--pick``, the only one, or the user's answer
+    at a terminal.  ``configured``: per candidate, the name it is already
+    configured under (None: not configured)."""
     if pick is not None:
         if not 1 <= pick <= len(candidates):
             raise UsageError(f"--pick {pick}: there are {len(candidates)} feed(s) to pick from")
         return candidates[pick - 1]
     if len(candidates) == 1:
         return candidates[0]
-    if sys.stdin.isatty() and out is sys.stdout:
-        answer = input(f"pick a feed [1-{len(candidates)}]: ").strip()
-        if answer.isdigit() and 1 <= int(answer) <= len(candidates):
-            return candidates[int(answer) - 1]
-    raise UsageError(f"{len(candidates)} feeds found: run again with --pick N (1-{len(candidates)})")
+    taken = list(configured) or [None] * len(candidates)
+    if all(taken):
+        names = ", ".join(repr(n) for n in taken)
+        raise UsageError(f"every feed found is already configured (as {names}): nothing to add")
+    again = f"{len(candidates)} feeds found: run again with --pick N (1-{len(candidates)})"
+    if not (sys.stdin.isatty() and out is sys.stdout):
+        raise UsageError(again)
+    # At a terminal a slip of the finger asks again rather than throwing
+    # away the discovery just made (a second run fetches everything anew);
+    # an end of input (Ctrl-D) or "q" gives up.
+    while True:
+        try:
+            answer = input(f"pick a feed [1-{len(candidates)}, q to give up]: ").strip()
+        except EOFError:
+            print("", file=out)
+            raise UsageError(again) from None
+        if answer.lower() in ("q", "quit"):
+            raise UsageError("no feed picked: nothing added")
+        if not (answer.isdigit() and 1 <= int(answer) <= len(candidates)):
+            print(f"  {shown(answer, 40)!r} is not a number from 1 to {len(candidates)}", file=out)
+            continue
+        name = taken[int(answer) - 1]
+        if name is not None:
+            print(f"  {answer} is already configured as {name!r}: pick another", file=out)
+            continue
+        return candidates[int(answer) - 1]
 
 
 def _name_for(candidate: Candidate) -> str:
@@ -164,13 +190,16 @@ async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = s
         await pages.aclose()
     many = len(found.candidates) > 1
     print(f"{'feeds' if many else 'feed'} found at {without_credentials(request.url)}:", file=out)
-    for n, candidate in enumerate(found.candidates, 1):
-        print(f"  {n}. {shown(candidate.describe(config.timezone), 400)}", file=out)
+    names = {same_feed_url(f.url): f.name for f in config.feeds}
+    configured = [names.get(same_feed_url(c.url)) for c in found.candidates]
+    for n, (candidate, name) in enumerate(zip(found.candidates, configured, strict=True), 1):
+        mark = f" [already configured as {shown(name, 100)!r}]" if name is not None else ""
+        print(f"  {n}. {shown(candidate.describe(config.timezone), 400)}{mark}", file=out)
     for note in found.notes:
         print(f"  (not readable: {shown(note, 300)})", file=out)
     if found.refused:
         print(f"  ({REFUSED_HINT})", file=out)
-    chosen = _choose(found.candidates, request.pick, out)
+    chosen = _choose(found.candidates, request.pick, out, configured)
     name = request.name or _name_for(chosen)
     duplicate = _duplicate(config.feeds, chosen.url, name)
     if duplicate:

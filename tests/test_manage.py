@@ -754,3 +754,59 @@ def test_opml_export_keeps_folders_and_the_disabled_state_through_an_import(tmp_
         return data[data.index(b"<body>") :]
 
     assert body(again.read_bytes()) == body(exported.read_bytes())
+
+
+# -- add: already configured candidates, a typo at the prompt (issue 25) ----------------
+
+
+def _at_a_terminal(answers: str) -> tuple[int, int]:
+    """A pseudo-terminal holding ``answers`` as typed: ``add`` asks only at a
+    terminal (a script gives --pick), so the test's standard input is one."""
+    import pty
+
+    main, terminal = pty.openpty()
+    os.write(main, answers.encode())
+    return main, terminal
+
+
+def test_add_marks_configured_candidates_and_asks_again_on_a_typo(site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[[feeds]]\nname = "国際"\nurl = "{site.base}/rss/world.xml"\n', encoding="utf-8")
+    main, terminal = _at_a_terminal("x\n1\n3\n2\n")
+    try:
+        r = run_cli("--config", str(path), "add", site.base + "/", "--dry-run", stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert f"1. テスト新聞 国際 — {site.base}/rss/world.xml (3 items, " in out
+    assert out.splitlines()[1].endswith("[already configured as '国際']")
+    assert "[already configured" not in out.splitlines()[2]
+    prompt = "pick a feed [1-2, q to give up]: "
+    assert out.count(prompt) == 4
+    assert "  'x' is not a number from 1 to 2\n" in out
+    assert "  1 is already configured as '国際': pick another\n" in out
+    assert "  '3' is not a number from 1 to 2\n" in out
+    assert f'url = "{site.base}/comments.atom"' in out  # the second, picked at last
+
+    main, terminal = _at_a_terminal("q\n")
+    try:
+        r = run_cli("--config", str(path), "add", site.base + "/", stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert r.returncode == 2 and r.stderr.strip() == "feedbot add: no feed picked: nothing added"
+    assert "comments.atom" not in path.read_text(encoding="utf-8")
+
+
+def test_add_says_when_every_feed_found_is_configured(site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[feeds]]\nname = "国際"\nurl = "{site.base}/rss/world.xml"\n\n'
+        f'[[feeds]]\nname = "c"\nurl = "{site.base}/comments.atom"\n',
+        encoding="utf-8",
+    )
+    r = run_cli("--config", str(path), "add", site.base + "/")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "feedbot add: every feed found is already configured (as '国際', 'c'): nothing to add"
