@@ -11,7 +11,6 @@ network or a file did (unreachable, no feed, a file that is not OPML) exits
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -311,17 +310,15 @@ def cmd_switch(path: Path, which: str, enabled: bool, dry_run: bool = False, out
     return EXIT_OK
 
 
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))
+NAME_COLUMNS = 40  # at most, with no terminal width to fit (a pipe)
+STATE_COLUMNS = 24  # kept for the state when a line must be cut
+URL_COLUMNS = 28  # kept for the address when a line must be cut
 
 
 def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
-    """One line per feed: name, state, URL."""
+    """One line per feed: name, state, URL; fit to the terminal's width."""
     from bot.state import open_store
+    from bot.termwidth import cut, elide_url, pad, terminal_columns, width
 
     if not config.feeds:
         print("no feeds: add one with `feedbot add URL`", file=out)
@@ -331,8 +328,12 @@ def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
         states = store.all_feed_states()
     finally:
         store.close()
-    names = [shown(f.name, 40) for f in config.feeds]
-    width = max(_width(n) for n in names)
+    columns = terminal_columns(out)
+    # The name column: a fifth of the line at most (16 columns of 80, 24
+    # of 120), so that the state and the address keep the rest.
+    most = NAME_COLUMNS if columns is None else max(12, min(NAME_COLUMNS, columns // 5))
+    names = [cut(shown(f.name, 200), most) for f in config.feeds]
+    name_width = max(width(n) for n in names)
     now = clock()
     for feed, name in zip(config.feeds, names, strict=True):
         s = states.get(feed.url)
@@ -347,7 +348,14 @@ def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
             state = f"ok, polled {_when(s.last_poll_at, config)}, {s.items_taken} item(s) taken"
             if s.last_ok_at and now - s.last_ok_at > config.feed_interval(feed) * 4:
                 state += " (late)"
-        print(f"{_pad(name, width)}  {state}  {without_credentials(feed.url)}", file=out)
+        url = without_credentials(feed.url)
+        if columns is not None:
+            room = columns - name_width - 4  # the two gaps
+            # The address is cut in its middle first (host and file name
+            # stay), then the state (a long error message) at its end.
+            url = elide_url(url, max(URL_COLUMNS, room - width(state)))
+            state = cut(state, max(STATE_COLUMNS, room - width(url)))
+        print(f"{pad(name, name_width)}  {state}  {url}", file=out)
     return EXIT_OK
 
 

@@ -810,3 +810,36 @@ def test_add_says_when_every_feed_found_is_configured(site: Site, tmp_path: Path
     r = run_cli("--config", str(path), "add", site.base + "/")
     assert r.returncode == 2
     assert r.stderr.strip() == "feedbot add: every feed found is already configured (as '国際', 'c'): nothing to add"
+
+
+# -- list fits the terminal (issue 25) ----------------------------------------------
+
+
+def test_list_fits_80_and_120_columns_counting_wide_characters_twice(site: Site, tmp_path: Path) -> None:
+    from bot.termwidth import width
+
+    long_name = "日本経済新聞 電子版 マーケット総合 速報ニュース一覧"  # 51 columns, 27 characters
+    long_path = "/rss/markets/" + "a" * 60 + "/index-of-markets.rdf"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[feeds]]\nname = "{long_name}"\nurl = "{site.base}{long_path}"\nbody = "none"\n\n'
+        f'[[feeds]]\nname = "off"\nurl = "{site.base}/other.xml"\nenabled = false\n',
+        encoding="utf-8",
+    )
+    assert run_cli("--config", str(path), "poll").returncode == 1  # HTTP 404: a long FAILING state
+    for columns, name_columns in ((80, 16), (120, 24)):
+        r = run_cli("--config", str(path), "list", env={"COLUMNS": str(columns)})
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert len(lines) == 2 and all(width(line) <= columns for line in lines), lines
+        first, off = lines
+        shown_name = first.split("  ")[0]
+        assert shown_name.endswith("…") and long_name.startswith(shown_name[:-1])
+        assert width(shown_name) <= name_columns
+        assert first[len(shown_name) :].startswith("  FAILING since ")
+        # The address cut in its middle: its host and the end of its path stay.
+        url = first.split("  ")[-1]
+        assert url.endswith("markets.rdf") and "127.0.0.1:" in url and "/…" in url
+        assert off == f"{'off':<{width(shown_name)}}  disabled  {site.base}/other.xml"  # short: whole
+    r = run_cli("--config", str(path), "list", env={"COLUMNS": ""})  # a pipe, no COLUMNS: whole lines
+    assert r.stdout.splitlines()[0].endswith(long_path) and "HTTP 404" in r.stdout
