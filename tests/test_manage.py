@@ -737,7 +737,8 @@ def test_opml_export_keeps_folders_and_the_disabled_state_through_an_import(tmp_
 
     empty = tmp_path / "empty" / "config.toml"
     empty.parent.mkdir()
-    empty.write_text("# nothing yet\n", encoding="utf-8")
+    # Addresses taken as they are: no name is looked up (no test touches the internet).
+    empty.write_text("# nothing yet\n[poll]\nallow_private_addresses = true\n", encoding="utf-8")
     r = run_cli("--config", str(empty), "opml", "import", str(exported))
     assert r.returncode == 0, r.stderr
     assert "ニュース (2)" in r.stdout and "ニュース / 国際 (1)" in r.stdout
