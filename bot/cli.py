@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the config away from its secrets: one that cannot be read here is a warning, not a problem",
     )
+    sub.add_parser("pending", help="the items waiting for the next digest, by feed (title, link, first seen)")
     sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
     outbox = sub.add_parser(
         "outbox",
@@ -88,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     remove = sub.add_parser("remove", help="remove a feed from the config (by name or URL)")
     remove.add_argument("feed", metavar="NAME", help="the feed's name (or its URL)")
     remove.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    for verb, effect in (("enable", "poll it again"), ("disable", "stop polling it, keeping its table")):
+        switch = sub.add_parser(verb, help=f"{verb} a feed in the config: {effect} (by name or URL)")
+        switch.add_argument("feed", metavar="NAME", help="the feed's name (or its URL)")
+        switch.add_argument("--dry-run", action="store_true", help=f"say what would be {verb}d; change nothing")
     opml = sub.add_parser("opml", help="import or export the feeds as an OPML subscription list")
     opml_sub = opml.add_subparsers(dest="opml_command", required=True, metavar="import|export")
     imp = opml_sub.add_parser("import", help="add the feeds of an OPML file (- for standard input)")
@@ -176,9 +181,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from bot.demo import run_demo
 
         return run_demo(sys.stdout)
-    if command in ("add", "remove", "opml"):
+    if command in ("add", "remove", "opml", "enable", "disable"):
         return _manage(args)
-    if command in ("status", "list", "outbox"):
+    if command in ("status", "list", "outbox", "pending"):
         return _read_state(args)
     # Commands that send nothing do not need the webhook secrets, which may be
     # readable by the service only (systemd credentials).  ``check`` reads
@@ -205,7 +210,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _read_state(args: argparse.Namespace) -> int:
-    """``status``, ``list`` and ``outbox``: what the state says, also when
+    """``status``, ``list``, ``outbox`` and ``pending``: what the state says, also when
     the config file is invalid (then with what it still says validly), and
     never a state created by asking."""
     from bot import logs
@@ -238,6 +243,10 @@ def _read_state(args: argparse.Namespace) -> int:
         from bot.manage import cmd_list
 
         return cmd_list(config, _now)
+    if args.command == "pending":
+        from bot.manage import cmd_pending
+
+        return cmd_pending(config)
     return cmd_outbox(config, args.action, args.refs, args.all)
 
 
@@ -253,6 +262,8 @@ def _manage(args: argparse.Namespace) -> int:
         return asyncio.run(manage.cmd_add(path, request, _now))
     if args.command == "remove":
         return manage.cmd_remove(path, args.feed, args.dry_run)
+    if args.command in ("enable", "disable"):
+        return manage.cmd_switch(path, args.feed, args.command == "enable", args.dry_run)
     if args.opml_command == "import":
         return manage.cmd_opml_import(
             path, args.file, args.dry_run, args.body, not args.disabled, allow_private=args.allow_private

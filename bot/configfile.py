@@ -84,6 +84,8 @@ _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')  # a string tomlkit writes as it is
 # A [[feeds]] header line, and any table header line (where a table's text ends).
 _FEEDS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*feeds[ \t]*\]\][ \t]*(?:#[^\n]*)?$", re.M)
 _ANY_HEADER = re.compile(r"^[ \t]*\[", re.M)
+# A feed's own ``enabled = true|false`` line, and the comment after it.
+_ENABLED = re.compile(r"^[ \t]*enabled[ \t]*=[ \t]*(?:true|false)(?P<comment>[ \t]*#[^\n]*)?[ \t]*\r?\n?$")
 
 
 def _toml_value(value: Any) -> str:
@@ -215,6 +217,20 @@ class ConfigFile:
     def feeds(self) -> list[dict[str, Any]]:
         return self._feed_values()
 
+    def feed_comments(self) -> list[tuple[str, list[str]]]:
+        """Each feed's name and the comment lines of its table's own text
+        (where ``opml import`` notes the folders; ``export`` reads them)."""
+        values = self._feed_values()
+        spans = self._found_spans()
+        if spans is None:  # a header line inside a string: tomlkit's exact reading
+            spans = [(start, end) for _, start, end in self._tables()]
+        found = []
+        for table, (start, end) in zip(values, spans, strict=True):
+            lines = self.text[start:end].splitlines()[1:]  # not the header's own comment
+            comments = [line.strip() for line in lines if line.lstrip().startswith("#")]
+            found.append((str(table.get("name", "")), comments))
+        return found
+
     def add_feeds(self, new: Sequence[NewFeed]) -> None:
         """Insert ``new`` after the last ``[[feeds]]`` table (or at the end
         of the file if there is none), each after a blank line."""
@@ -261,6 +277,85 @@ class ConfigFile:
                 self.text = self._cut(start, end)
                 return found
         raise KeyError(name)
+
+    def set_enabled(self, name: str, enabled: bool) -> bool:
+        """Switch the feed called ``name`` on or off; False if it already was.
+
+        ``disable`` writes ``enabled = false`` after the table's last key
+        line (or turns an ``enabled = true`` line to false, its comment
+        kept); ``enable`` removes a bare ``enabled = false`` line, so that
+        disable then enable gives back the file byte for byte, and turns
+        one that carries a comment to true rather than lose the comment."""
+        values = self._feed_values()
+        index = next((i for i, v in enumerate(values) if v.get("name") == name), None)
+        if index is None:
+            raise KeyError(name)
+        if values[index].get("enabled", True) is enabled:
+            return False
+        spans = self._found_spans()
+        if spans is not None:
+            edited, table = self._switched(*spans[index], enabled, values[index])
+            expected = [*values[:index], table, *values[index + 1 :]]
+            if edited is not None and self._checked(edited, expected):
+                self.text = edited
+                return True
+        self.text = self._switched_by_tomlkit(index, enabled)
+        return True
+
+    def _switched(
+        self, start: int, end: int, enabled: bool, values: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The text with the table at ``start:end`` switched, and the table
+        as ``tomllib`` should read it then (None: not an edit this can make
+        by lines, such as ``enabled`` inside an inline table)."""
+        own = self.text[start:end]
+        table = dict(values)
+        lines = own.splitlines(keepends=True)
+        found = [i for i, line in enumerate(lines) if _ENABLED.match(line)]
+        if len(found) > 1:
+            return None, table
+        if found:
+            line = lines[found[0]]
+            comment = _ENABLED.match(line).group("comment")  # type: ignore[union-attr]
+            if enabled and not comment:
+                del lines[found[0]]
+                table.pop("enabled", None)
+            else:
+                indent = line[: len(line) - len(line.lstrip())]
+                newline = "\n" if line.endswith("\n") else ""
+                lines[found[0]] = f"{indent}enabled = {'true' if enabled else 'false'}{comment or ''}{newline}"
+                table["enabled"] = enabled
+        elif enabled:
+            return None, table  # enabled by default, and yet read as disabled: not a line of its own
+        else:
+            keys = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+            last = keys[-1]  # the header, at least
+            if not lines[last].endswith("\n"):
+                lines[last] += "\n"
+            lines.insert(last + 1, "enabled = false\n")
+            table["enabled"] = False
+        edited = "".join(lines)
+        if not own.endswith("\n") and edited.endswith("\n"):
+            edited = edited[:-1]  # the end of the file, kept as it was
+        return self.text[:start] + edited + self.text[end:], table
+
+    def _switched_by_tomlkit(self, index: int, enabled: bool) -> str:
+        """The same edit through tomlkit's reading of the whole file (a
+        ``[[feeds]]`` header inside a string, ``enabled`` in an odd form)."""
+        try:
+            doc = tomlkit.parse(self.text)
+        except (TOMLKitError, ValueError) as exc:
+            raise self._problem(f"invalid TOML: {exc}") from None
+        feeds = doc.get("feeds")
+        if not isinstance(feeds, AoT):
+            raise self._problem("feeds is not written as [[feeds]] tables; edit it by hand")
+        table = feeds[index]
+        if enabled:
+            if "enabled" in table:
+                del table["enabled"]
+        else:
+            table["enabled"] = False
+        return tomlkit.dumps(doc)
 
     def _cut(self, start: int, end: int) -> str:
         if self.text[:start].endswith("\n\n"):

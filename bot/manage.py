@@ -11,7 +11,6 @@ network or a file did (unreachable, no feed, a file that is not OPML) exits
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -70,18 +69,44 @@ def _check_options(name: str | None, url: str, handle: str | None, body: str | N
         )
 
 
-def _choose(candidates: Sequence[Candidate], pick: int | None, out: TextIO) -> Candidate:
+def _choose(
+    candidates: Sequence[Candidate], pick: int | None, out: TextIO, configured: Sequence[str | None] = ()
+) -> Candidate:
+    """The candidate to add: ``--pick``, the only one, or the user's answer
+    at a terminal.  ``configured``: per candidate, the name it is already
+    configured under (None: not configured)."""
     if pick is not None:
         if not 1 <= pick <= len(candidates):
             raise UsageError(f"--pick {pick}: there are {len(candidates)} feed(s) to pick from")
         return candidates[pick - 1]
     if len(candidates) == 1:
         return candidates[0]
-    if sys.stdin.isatty() and out is sys.stdout:
-        answer = input(f"pick a feed [1-{len(candidates)}]: ").strip()
-        if answer.isdigit() and 1 <= int(answer) <= len(candidates):
-            return candidates[int(answer) - 1]
-    raise UsageError(f"{len(candidates)} feeds found: run again with --pick N (1-{len(candidates)})")
+    taken = list(configured) or [None] * len(candidates)
+    if all(taken):
+        names = ", ".join(repr(n) for n in taken)
+        raise UsageError(f"every feed found is already configured (as {names}): nothing to add")
+    again = f"{len(candidates)} feeds found: run again with --pick N (1-{len(candidates)})"
+    if not (sys.stdin.isatty() and out is sys.stdout):
+        raise UsageError(again)
+    # At a terminal a slip of the finger asks again rather than throwing
+    # away the discovery just made (a second run fetches everything anew);
+    # an end of input (Ctrl-D) or "q" gives up.
+    while True:
+        try:
+            answer = input(f"pick a feed [1-{len(candidates)}, q to give up]: ").strip()
+        except EOFError:
+            print("", file=out)
+            raise UsageError(again) from None
+        if answer.lower() in ("q", "quit"):
+            raise UsageError("no feed picked: nothing added")
+        if not (answer.isdigit() and 1 <= int(answer) <= len(candidates)):
+            print(f"  {shown(answer, 40)!r} is not a number from 1 to {len(candidates)}", file=out)
+            continue
+        name = taken[int(answer) - 1]
+        if name is not None:
+            print(f"  {answer} is already configured as {name!r}: pick another", file=out)
+            continue
+        return candidates[int(answer) - 1]
 
 
 def _name_for(candidate: Candidate) -> str:
@@ -164,13 +189,16 @@ async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = s
         await pages.aclose()
     many = len(found.candidates) > 1
     print(f"{'feeds' if many else 'feed'} found at {without_credentials(request.url)}:", file=out)
-    for n, candidate in enumerate(found.candidates, 1):
-        print(f"  {n}. {shown(candidate.describe(config.timezone), 400)}", file=out)
+    names = {same_feed_url(f.url): f.name for f in config.feeds}
+    configured = [names.get(same_feed_url(c.url)) for c in found.candidates]
+    for n, (candidate, name) in enumerate(zip(found.candidates, configured, strict=True), 1):
+        mark = f" [already configured as {shown(name, 100)!r}]" if name is not None else ""
+        print(f"  {n}. {shown(candidate.describe(config.timezone), 400)}{mark}", file=out)
     for note in found.notes:
         print(f"  (not readable: {shown(note, 300)})", file=out)
     if found.refused:
         print(f"  ({REFUSED_HINT})", file=out)
-    chosen = _choose(found.candidates, request.pick, out)
+    chosen = _choose(found.candidates, request.pick, out, configured)
     name = request.name or _name_for(chosen)
     duplicate = _duplicate(config.feeds, chosen.url, name)
     if duplicate:
@@ -208,22 +236,44 @@ def _save(file: ConfigFile, dry_run: bool, would: str, out: TextIO) -> Path | No
     return write(file)
 
 
+def _feed_name(file: ConfigFile, which: str) -> str:
+    """The name of the feed ``which`` names (its name or its URL), or a
+    UsageError with the names it may have meant."""
+    # By name, from the file as read: the edit is validated as a whole
+    # before it is written, and one validation of a file of 10,000 feeds
+    # is a quarter of a second.  By URL, as check reads the URLs.
+    if any(v.get("name") == which for v in file.feeds()):
+        return which
+    config = file.validate()
+    key = same_feed_url(which)
+    feed = next((f for f in config.feeds if f.url == which or same_feed_url(f.url) == key), None)
+    if feed is not None:
+        return feed.name
+    raise UsageError(f"no feed named {which!r} or with that URL ({_suggestions(config.feeds, which)})")
+
+
+def _suggestions(feeds: Sequence[Feed], which: str) -> str:
+    """Close names (a typo, a missing suffix), else the first names: what
+    the user most likely meant, without printing 10,000 names."""
+    import difflib
+
+    by_name = {f.name: f.name for f in feeds}
+    by_name.update({f.name.casefold(): f.name for f in feeds})  # "nhk" finds "NHK"
+    by_url = {without_credentials(f.url): f.name for f in feeds}
+    close = difflib.get_close_matches(which.casefold(), list(by_name), n=3, cutoff=0.6)
+    close += difflib.get_close_matches(which, list(by_url), n=3, cutoff=0.8)
+    names = list(dict.fromkeys([by_name.get(c) or by_url[c] for c in close]))[:3]
+    if names:
+        return "did you mean " + " or ".join(repr(n) for n in names) + "?"
+    listed = ", ".join(repr(f.name) for f in feeds[:20]) or "none"
+    if len(feeds) > 20:
+        listed += f", … and {len(feeds) - 20} more"
+    return f"feeds: {listed}"
+
+
 def cmd_remove(path: Path, which: str, dry_run: bool, out: TextIO = sys.stdout) -> int:
     with locked(path) as file:
-        # By name, from the file as read: the edit is validated as a whole
-        # before it is written, and one validation of a file of 10,000 feeds
-        # is a quarter of a second.  By URL, as check reads the URLs.
-        name = which if any(v.get("name") == which for v in file.feeds()) else None
-        if name is None:
-            config = file.validate()
-            key = same_feed_url(which)
-            feed = next((f for f in config.feeds if f.url == which or same_feed_url(f.url) == key), None)
-            if feed is None:
-                names = ", ".join(repr(f.name) for f in config.feeds[:20]) or "none"
-                if len(config.feeds) > 20:
-                    names += f", … and {len(config.feeds) - 20} more"
-                raise UsageError(f"no feed named {which!r} or with that URL (feeds: {names})")
-            name = feed.name
+        name = _feed_name(file, which)
         file.remove_feed(name)
         backup = _save(file, dry_run, f"; feed {name!r} would be removed", out)
     if backup is None:
@@ -236,17 +286,39 @@ def cmd_remove(path: Path, which: str, dry_run: bool, out: TextIO = sys.stdout) 
     return EXIT_OK
 
 
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+def cmd_switch(path: Path, which: str, enabled: bool, dry_run: bool = False, out: TextIO = sys.stdout) -> int:
+    """``enable`` / ``disable``: the feed's ``enabled`` key, through the same
+    locked, validated edit as ``remove``."""
+    done = "enabled" if enabled else "disabled"
+    with locked(path) as file:
+        name = _feed_name(file, which)
+        if not file.set_enabled(name, enabled):
+            print(f"feed {name!r} is already {done}: {path} not changed", file=out)
+            return EXIT_OK
+        backup = _save(file, dry_run, f"; feed {name!r} would be {done}", out)
+    if backup is None:
+        return EXIT_OK
+    # What happens to its items (the operator's next question): its seen
+    # keys are kept, so a feed switched back on takes only what it has not
+    # given before, published while it was off included (within max_age).
+    after = (
+        "its next poll takes the entries it has not seen yet (poll.max_age applies)"
+        if enabled
+        else "it is no longer polled; its items already taken still appear in the next digest"
+    )
+    print(f"{done} feed {name!r} in {path} (previous version: {backup}); {after}; {RELOAD_NOTE}", file=out)
+    return EXIT_OK
 
 
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _width(text))
+NAME_COLUMNS = 40  # at most, with no terminal width to fit (a pipe)
+STATE_COLUMNS = 24  # kept for the state when a line must be cut
+URL_COLUMNS = 28  # kept for the address when a line must be cut
 
 
 def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
-    """One line per feed: name, state, URL."""
+    """One line per feed: name, state, URL; fit to the terminal's width."""
     from bot.state import open_store, state_exists
+    from bot.termwidth import cut, elide_url, pad, terminal_columns, width
 
     if not config.feeds:
         print("no feeds: add one with `feedbot add URL`", file=out)
@@ -258,8 +330,12 @@ def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
             states = store.all_feed_states()
         finally:
             store.close()
-    names = [shown(f.name, 40) for f in config.feeds]
-    width = max(_width(n) for n in names)
+    columns = terminal_columns(out)
+    # The name column: a fifth of the line at most (16 columns of 80, 24
+    # of 120), so that the state and the address keep the rest.
+    most = NAME_COLUMNS if columns is None else max(12, min(NAME_COLUMNS, columns // 5))
+    names = [cut(shown(f.name, 200), most) for f in config.feeds]
+    name_width = max(width(n) for n in names)
     now = clock()
     for feed, name in zip(config.feeds, names, strict=True):
         s = states.get(feed.url)
@@ -274,7 +350,14 @@ def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
             state = f"ok, polled {_when(s.last_poll_at, config)}, {s.items_taken} item(s) taken"
             if s.last_ok_at and now - s.last_ok_at > config.feed_interval(feed) * 4:
                 state += " (late)"
-        print(f"{_pad(name, width)}  {state}  {without_credentials(feed.url)}", file=out)
+        url = without_credentials(feed.url)
+        if columns is not None:
+            room = columns - name_width - 4  # the two gaps
+            # The address is cut in its middle first (host and file name
+            # stay), then the state (a long error message) at its end.
+            url = elide_url(url, max(URL_COLUMNS, room - width(state)))
+            state = cut(state, max(STATE_COLUMNS, room - width(url)))
+        print(f"{pad(name, name_width)}  {state}  {url}", file=out)
     return EXIT_OK
 
 
@@ -282,10 +365,11 @@ def _when(value: datetime, config: Config) -> str:
     return value.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _listed(items: Sequence[str], out: TextIO, limit: int = 10) -> None:
+def _listed(items: Sequence[str], out: TextIO, limit: int | None = 10) -> None:
+    """Each line; at most ``limit`` (None: all, as a dry run lists them)."""
     for line in items[:limit]:
         print(f"    {line}", file=out)
-    if len(items) > limit:
+    if limit is not None and len(items) > limit:
         print(f"    … and {len(items) - limit} more", file=out)
 
 
@@ -365,16 +449,22 @@ def cmd_opml_import(
         if opml.problem:
             print(f"  warning: {shown(opml.problem, 300)}", file=out)
         renamed = f" ({plan.renamed} renamed to keep names unique)" if plan.renamed else ""
-        print(f"  {len(plan.add)} to add{renamed}", file=out)
+        # A dry run is where a list is reviewed before it lands: every feed
+        # it would add and every one it skips, each on its line (the import
+        # itself sums up, ten of each).
+        limit = None if dry_run else 10
+        print(f"  {len(plan.add)} to add{renamed}{':' if dry_run and plan.add else ''}", file=out)
+        if dry_run:
+            _listed([_would_add(new) for new in plan.add], out, limit)
         if plan.duplicates:
             print(f"  {len(plan.duplicates)} skipped, already configured:", file=out)
-            _listed([f"{shown(d.title or '-', 60)} {shown(d.url, 120)}: {d.why}" for d in plan.duplicates], out)
+            _listed([f"{shown(d.title or '-', 60)} {shown(d.url, 120)}: {d.why}" for d in plan.duplicates], out, limit)
         if plan.rejected:
             print(f"  {len(plan.rejected)} skipped, not feed addresses:", file=out)
-            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.rejected], out)
+            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.rejected], out, limit)
         if plan.refused:
             print(f"  {len(plan.refused)} skipped, not public addresses ({IMPORT_HINT}):", file=out)
-            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.refused], out)
+            _listed([f"{shown(r.title or '-', 60)} {shown(r.url, 120)}: {r.why}" for r in plan.refused], out, limit)
         folders = [f"{shown(f, 60)} ({n})" for f, n in plan.folders.most_common() if f != "(no folder)"]
         if folders:
             print(
@@ -382,7 +472,7 @@ def cmd_opml_import(
                 " [[topics]] rule or a feed's include filter: docs/feeds.md):",
                 file=out,
             )
-            _listed(folders, out)
+            _listed(folders, out, limit)
         if not plan.add:
             print(f"nothing to add: {path} not changed", file=out)
             return EXIT_OK
@@ -392,6 +482,17 @@ def cmd_opml_import(
         return EXIT_OK
     print(f"added {len(plan.add)} feed(s) to {path} (previous version: {backup}); {RELOAD_NOTE}", file=out)
     return EXIT_OK
+
+
+def _would_add(new: NewFeed) -> str:
+    """A feed an import would add: its name, its address, and what it carries."""
+    from bot.opml import FOLDER_SEPARATOR, folders_noted
+
+    notes = [f"folder {FOLDER_SEPARATOR.join(found)}" for c in new.comments if (found := folders_noted(c))]
+    if not new.enabled:
+        notes.append("disabled")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    return f"{shown(new.name, 100)} {shown(without_credentials(new.url), 200)}{extra}"
 
 
 def _read_source(source: str) -> bytes:
@@ -406,10 +507,17 @@ def _read_source(source: str) -> bytes:
         raise UsageError(f"{source}: cannot be read ({exc.strerror})") from None
 
 
-def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout) -> int:
-    from bot.opml import export
+def _comments(config: Config) -> list[tuple[str, list[str]]]:
+    return ConfigFile.read(config.path).feed_comments()
 
-    data = export(config.feeds)
+
+def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout) -> int:
+    from bot.opml import export, folders_noted
+
+    # The folders an import noted in each table's comment go back out as
+    # folders: export then import keeps them (the config has no folder key).
+    folders = {name: [f for c in comments for f in folders_noted(c)] for name, comments in _comments(config)}
+    data = export(config.feeds, folders=folders)
     if target in (None, "-"):
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
@@ -418,4 +526,49 @@ def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout
     assert target is not None
     Path(target).write_bytes(data)
     print(f"wrote {len(config.feeds)} feed(s) to {target}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_pending(config: Config, out: TextIO = sys.stdout) -> int:
+    """The items waiting for the next digest, by feed: what ``digest``
+    would take now (``Store.unbound_items``, read only), in config order."""
+    from bot.digest import cap_per_feed
+    from bot.state import open_store
+
+    store = open_store(config)
+    try:
+        items = store.unbound_items()
+        in_digests = store.pending_count() - len(items)  # built, not yet accepted by every webhook
+    finally:
+        store.close()
+    cap = config.digest.max_items_per_feed
+    kept = {item.id for item in cap_per_feed(items, cap)[0]}
+    by_feed: dict[str, list[Item]] = {}
+    for item in sorted(items, key=lambda i: i.id):  # the order they were taken, as the digest takes them
+        by_feed.setdefault(item.feed_url, []).append(item)
+    configured = {f.url: f for f in config.feeds}
+    order = [f.url for f in config.feeds if f.url in by_feed] + [u for u in by_feed if u not in configured]
+    if not items:
+        print("no items wait for the next digest", file=out)
+    else:
+        print(f"{len(items)} item(s) from {len(by_feed)} feed(s) wait for the next digest:", file=out)
+    for url in order:
+        group = by_feed[url]
+        feed = configured.get(url)
+        # A feed renamed or removed since: its items still go out, under the
+        # name they were taken with (the attribution line says it).
+        name = feed.name if feed else f"{group[0].feed} (no longer configured)"
+        notes = [] if feed is None or feed.enabled else ["disabled"]
+        later = sum(1 for i in group if i.id not in kept)
+        if later:
+            notes.append(f"{later} wait for the digest after: digest.max_items_per_feed is {cap}")
+        print(f"\n{shown(name, 100)} ({len(group)}{'; ' + '; '.join(notes) if notes else ''}):", file=out)
+        for item in group:
+            mark = "" if item.id in kept else " (later)"
+            title = shown(item.title, 200) if item.title else "(no title)"
+            print(f"  {_when(item.first_seen, config)}  {title}{mark}", file=out)
+            if item.link:
+                print(f"      {shown(item.link, 400)}", file=out)
+    if in_digests > 0:
+        print(f"\nand {in_digests} item(s) in digests built, not yet delivered everywhere (feedbot status)", file=out)
     return EXIT_OK

@@ -43,11 +43,19 @@ NAME_MAX = 100  # characters of a feed name taken from an outline
 _SPACE = re.compile(r"\s")
 
 
+# A disabled feed is exported with feedbot:enabled="false" in this
+# namespace (OPML 2.0 allows attributes of its own only in a namespace;
+# there is no common one for a paused feed), and imported disabled again.
+NAMESPACE = "urn:feedbot:opml:1"
+ENABLED = f"{{{NAMESPACE}}}enabled"
+
+
 @dataclass(frozen=True)
 class Outline:
     title: str
     url: str
     folders: tuple[str, ...] = ()  # each folder as "a / b" (an outline can sit in several)
+    enabled: bool = True  # False: exported by feedbot from a disabled feed
 
 
 @dataclass(frozen=True)
@@ -62,15 +70,42 @@ def read_opml(data: bytes) -> Opml:
     if len(data) > MAX_OPML_BYTES:
         raise ParseError(f"the file is too large for a subscription list ({len(data)} bytes, limit {MAX_OPML_BYTES})")
     result: Any = listparser.parse(data)
+    disabled = _disabled_urls(data)
     outlines = []
     for feed in result.feeds:
-        folders = tuple(" / ".join(collapse(p) for p in path if collapse(p)) for path in feed.get("categories", []))
+        folders = tuple(
+            FOLDER_LEVELS.join(collapse(p) for p in path if collapse(p)) for path in feed.get("categories", [])
+        )
         url = _quoted(str(feed.get("url", "")))
-        outlines.append(Outline(collapse(str(feed.get("title", ""))), url, tuple(f for f in folders if f)))
+        title = collapse(str(feed.get("title", "")))
+        outlines.append(Outline(title, url, tuple(f for f in folders if f), url not in disabled))
     version = str(result.get("version") or "")
     if not outlines and not version.startswith("opml"):
         raise ParseError("not an OPML subscription list (no <opml> element with feed outlines)")
     return Opml(collapse(str(result.meta.get("title") or "")), tuple(outlines), _not_well_formed(data))
+
+
+def _disabled_urls(data: bytes) -> set[str]:
+    """The addresses of outlines marked feedbot:enabled="false" (listparser
+    keeps no attribute of its own), read as leniently as listparser reads."""
+    if NAMESPACE.encode() not in data:  # a list feedbot did not write: no second reading
+        return set()
+    parser = lxml.etree.XMLParser(
+        recover=True, resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        root = lxml.etree.fromstring(data, parser)
+    except lxml.etree.XMLSyntaxError:
+        return set()
+    if root is None:
+        return set()
+    found = set()
+    for element in root.iter("outline"):
+        if str(element.get(ENABLED, "")).strip().lower() != "false":
+            continue
+        url = next((str(v) for k, v in element.attrib.items() if str(k).lower() == "xmlurl"), "")
+        found.add(_quoted(url))
+    return found
 
 
 def _quoted(url: str) -> str:
@@ -89,6 +124,24 @@ def _not_well_formed(data: bytes) -> str | None:
     except lxml.etree.XMLSyntaxError as exc:
         return f"not well-formed XML ({exc}); outlines near the error may be missing"
     return None
+
+
+# An imported table's comment, "from FILE, folder A / B ; C": where its
+# folders are kept (the config has no key for them: a folder changes
+# nothing in a digest), and where ``export`` finds them again.
+FOLDER_NOTE = ", folder "
+FOLDER_SEPARATOR = " ; "
+FOLDER_LEVELS = " / "
+_FROM_NOTE = re.compile(r"^from .*?" + re.escape(FOLDER_NOTE) + r"(?P<folders>.+)$")
+
+
+def folders_noted(comment: str) -> tuple[str, ...]:
+    """The folders an import wrote in a comment line ("from x.opml, folder
+    A / B ; C" → ("A / B", "C")); () for any other comment."""
+    found = _FROM_NOTE.match(comment.strip().lstrip("#").strip())
+    if found is None:
+        return ()
+    return tuple(f.strip() for f in found.group("folders").split(FOLDER_SEPARATOR) if f.strip())
 
 
 @dataclass(frozen=True)
@@ -165,22 +218,48 @@ def plan_import(
         renamed += name != base
         names.add(name)
         urls[key] = name
-        where = f", folder {' ; '.join(outline.folders)}" if outline.folders else ""
+        where = f"{FOLDER_NOTE}{FOLDER_SEPARATOR.join(outline.folders)}" if outline.folders else ""
         comments = (f"from {source}{where}",)
-        add.append(NewFeed(name=name, url=outline.url, body=body, enabled=enabled, comments=comments))
+        on = enabled and outline.enabled
+        add.append(NewFeed(name=name, url=outline.url, body=body, enabled=on, comments=comments))
         folders.update(outline.folders or ("(no folder)",))
     return ImportPlan(tuple(add), tuple(duplicates), tuple(rejected), folders, renamed, tuple(outside))
 
 
-def export(feeds: Iterable[Feed], title: str = "feedbot feeds", now: datetime | None = None) -> bytes:
-    """OPML 2.0 of ``feeds``: what any reader imports, and ``import`` reads back."""
+def export(
+    feeds: Iterable[Feed],
+    title: str = "feedbot feeds",
+    now: datetime | None = None,
+    folders: Mapping[str, Sequence[str]] | None = None,
+) -> bytes:
+    """OPML 2.0 of ``feeds``: what any reader imports, and ``import`` reads
+    back.  ``folders``: feed name → its folders ("A / B"), each written as
+    nested outlines (a feed in two folders is in both, as readers export
+    it; import merges it back); a disabled feed carries feedbot:enabled="false"."""
+    ElementTree.register_namespace("feedbot", NAMESPACE)
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = title
     ElementTree.SubElement(head, "dateCreated").text = format_datetime(now or datetime.now(UTC))
     body = ElementTree.SubElement(root, "body")
+    made: dict[tuple[str, ...], ElementTree.Element] = {}  # a folder's outline, made where it first appears
+
+    def folder(path: tuple[str, ...]) -> ElementTree.Element:
+        if not path:
+            return body
+        if path not in made:
+            made[path] = ElementTree.SubElement(folder(path[:-1]), "outline", text=path[-1], title=path[-1])
+        return made[path]
+
     for feed in feeds:
-        ElementTree.SubElement(body, "outline", type="rss", text=feed.name, title=feed.name, xmlUrl=feed.url)
+        noted = (folders or {}).get(feed.name, ())
+        paths = [tuple(p.strip() for p in f.split(FOLDER_LEVELS) if p.strip()) for f in noted]
+        for path in dict.fromkeys(paths or [()]):
+            outline = ElementTree.SubElement(
+                folder(path), "outline", type="rss", text=feed.name, title=feed.name, xmlUrl=feed.url
+            )
+            if not feed.enabled:
+                outline.set(ENABLED, "false")
     ElementTree.indent(root)
     data: bytes = ElementTree.tostring(root, encoding="UTF-8", xml_declaration=True)
     return data + b"\n"

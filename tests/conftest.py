@@ -191,8 +191,11 @@ def demo_config(tmp_path: Path, demo_site: tuple[Server, SiteHandler]) -> Callab
     return make
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m bot`` as a real subprocess."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot`` as a real subprocess (``stdin``: a file
+    descriptor for its standard input, such as a pseudo-terminal's)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_") and k != "STATE_DIRECTORY"}
     full_env.update(env or {})
     return subprocess.run(
@@ -202,5 +205,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         encoding="utf-8",
         env=full_env,
         cwd=cwd,
+        stdin=stdin,
         timeout=120,
     )

@@ -580,3 +580,273 @@ def test_export_is_opml_2_with_escaped_names() -> None:
     outline = root.find("body/outline")
     assert outline is not None and outline.get("text") == 'A & <B> "C"'
     assert outline.get("xmlUrl") == "https://example.org/a?x=1&y=2"
+
+
+# -- enable / disable (issue 25) -------------------------------------------------
+
+
+def test_disable_then_enable_gives_back_the_file_byte_for_byte(tmp_path: Path) -> None:
+    path = shipped_config(tmp_path)
+    original = path.read_text(encoding="utf-8")
+    r = run_cli("--config", str(path), "disable", "毎日新聞")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("disabled feed '毎日新聞' in ") and "no longer polled" in r.stdout
+    text = path.read_text(encoding="utf-8")
+    assert (tmp_path / "config.toml.bak").read_text(encoding="utf-8") == original
+    # One line more, after the table's last key line; every other byte kept.
+    assert text.replace('poll_every = "10m"\nenabled = false\n', 'poll_every = "10m"\n', 1) == original
+    assert not next(f for f in load_config(path).feeds if f.name == "毎日新聞").enabled
+    r = run_cli("--config", str(path), "disable", "毎日新聞")
+    assert r.returncode == 0 and "is already disabled" in r.stdout
+    r = run_cli("--config", str(path), "enable", "https://mainichi.jp/rss/etc/mainichi-flash.rss")  # by URL
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("enabled feed '毎日新聞' in ")
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_enable_keeps_a_comment_on_the_enabled_line_and_dry_run_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    original = (
+        "# feeds\n[[feeds]]\nname = 'a'\nurl = 'https://a.example/feed'\n"
+        "enabled = false   # 503 since May\n# body = 'none'\n\n# the end\n"
+    )
+    path.write_text(original, encoding="utf-8")
+    r = run_cli("--config", str(path), "enable", "a", "--dry-run")
+    assert r.returncode == 0 and "dry run" in r.stdout and "would be enabled" in r.stdout
+    assert path.read_text(encoding="utf-8") == original
+    assert run_cli("--config", str(path), "enable", "a").returncode == 0
+    assert path.read_text(encoding="utf-8") == original.replace("enabled = false", "enabled = true")
+    assert run_cli("--config", str(path), "disable", "a").returncode == 0
+    assert path.read_text(encoding="utf-8") == original
+
+
+def test_enable_of_an_unknown_feed_suggests_close_names(tmp_path: Path) -> None:
+    path = shipped_config(tmp_path)
+    before = path.read_bytes()
+    r = run_cli("--config", str(path), "disable", "bbc ニュース")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "feedbot disable: no feed named 'bbc ニュース' or with that URL (did you mean 'BBCニュース'?)"
+    )
+    r = run_cli("--config", str(path), "enable", "zzz")
+    assert r.returncode == 2 and "(feeds: 'NHKニュース', 'NHKニュース(主要)', " in r.stderr  # nothing close
+    assert path.read_bytes() == before
+
+
+def test_set_enabled_falls_back_to_tomlkit_for_a_header_inside_a_string() -> None:
+    text = (
+        '[[feeds]]\nname = "a"\nurl = "https://a.example/feed"\n'
+        'headline = """{title}\n[[feeds]]\n"""\n\n[[feeds]]\nname = "b"\nurl = "https://b.example/feed"\n'
+    )
+    file = ConfigFile(Path("config.toml"), text)
+    assert file.set_enabled("b", False)
+    assert [f.enabled for f in file.validate().feeds] == [True, False]
+    assert file.text.startswith(text)
+
+
+# -- pending (issue 25) -----------------------------------------------------------
+
+
+def test_pending_lists_the_items_of_the_next_digest_by_feed(site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'timezone = "Asia/Tokyo"\n[poll]\nfirst_poll = "all"\nmax_age = "none"\nallow_private_addresses = true\n'
+        "[digest]\nmax_items_per_feed = 2\n\n"
+        f'[[feeds]]\nname = "一つ目"\nurl = "{site.base}/feed"\nbody = "none"\n\n'
+        f'[[feeds]]\nname = "二つ目"\nurl = "{site.base}/comments.atom"\nbody = "none"\n',
+        encoding="utf-8",
+    )
+    r = run_cli("--config", str(path), "pending")
+    assert r.returncode == 1 and "no state at" in r.stderr  # nothing polled yet, and no state made by asking
+    assert run_cli("--config", str(path), "poll").returncode == 0
+    assert run_cli("--config", str(path), "disable", "二つ目").returncode == 0
+    r = run_cli("--config", str(path), "pending")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "4 item(s) from 2 feed(s) wait for the next digest:"
+    assert lines[2] == "一つ目 (3; 1 wait for the digest after: digest.max_items_per_feed is 2):"
+    assert re.fullmatch(r"  \d{4}-\d\d-\d\d \d\d:\d\d JST  プーチン大統領 トランプ氏と電話会談", lines[3])
+    assert lines[4] == f"      {site.base}/a/1"
+    assert lines[7].endswith("  古い記事 (later)")
+    assert lines[10:] == ["二つ目 (1; disabled):", lines[11], f"      {site.base}/c/1"]
+    assert lines[11].endswith("  a comment")
+    before = path.read_bytes()
+    digest = run_cli("--config", str(path), "digest", "--dry-run")
+    assert digest.returncode == 0 and "トランプ氏と電話会談" in digest.stdout
+    # Read only: the dry run and the listing change nothing.
+    assert run_cli("--config", str(path), "pending").stdout == r.stdout and path.read_bytes() == before
+    assert run_cli("--config", str(path), "digest").returncode == 0  # no webhook: to stdout
+    r = run_cli("--config", str(path), "pending")
+    assert r.stdout.startswith("1 item(s) from 1 feed(s) wait for the next digest:")  # the one held back
+    assert "古い記事" in r.stdout
+
+
+# -- opml import --dry-run, export with folders and the disabled state (issue 25) -----------
+
+
+def test_opml_import_dry_run_lists_every_feed_it_would_add_and_skip(tmp_path: Path) -> None:
+    path = shipped_config(tmp_path)
+    before = path.read_bytes()
+    many = "".join(f'<outline text="blog {n}" xmlUrl="https://blog{n}.example/feed"/>' for n in range(12))
+    opml = tmp_path / "mine.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>購読</title></head><body>'
+        '<outline text="ニュース"><outline text="時事" xmlUrl="https://www.jiji.com/rss/ranking.rdf"/>'
+        '<outline text="NHK" xmlUrl="http://news.web.nhk/n-data/conf/na/rss/cat6.xml"/></outline>'
+        f'<outline text="unread" xmlUrl="vfolder"/>{many}</body></opml>',
+        encoding="utf-8",
+    )
+    r = run_cli("--config", str(path), "opml", "import", str(opml), "--dry-run", "--disabled")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == [
+        "mine.opml (購読): 15 feed outline(s)",
+        "  13 to add:",
+        "    時事 https://www.jiji.com/rss/ranking.rdf (folder ニュース; disabled)",
+    ]
+    assert "    blog 11 https://blog11.example/feed (disabled)" in lines  # all of them, not ten
+    assert not any("… and" in line for line in lines)
+    assert "  1 skipped, already configured:" in lines
+    assert "    NHK http://news.web.nhk/n-data/conf/na/rss/cat6.xml: already configured as 'NHKニュース'" in lines
+    assert "  1 skipped, not feed addresses:" in lines
+    assert any(line.startswith("    unread vfolder: not a feed address") for line in lines)
+    assert lines[-1] == f"dry run: {path} not changed"
+    assert path.read_bytes() == before
+    r = run_cli("--config", str(path), "opml", "import", str(opml))  # the import itself sums up
+    assert r.returncode == 0 and "  13 to add\n" in r.stdout and "blog 11" not in r.stdout
+
+
+def test_opml_export_keeps_folders_and_the_disabled_state_through_an_import(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "[[feeds]]\n# from subs.opml, folder ニュース ; ニュース / 国際\nname = \"時事\"\n"
+        'url = "https://www.jiji.com/rss/ranking.rdf"\n\n'
+        '[[feeds]]\n# added by feedbot add on 2025-01-21\nname = "top"\nurl = "https://top.example/feed"\n'
+        "enabled = false\n\n"
+        '[[feeds]]\n# from subs.opml, folder ニュース\nname = "off"\nurl = "https://off.example/feed"\n'
+        "enabled = false\n",
+        encoding="utf-8",
+    )
+    exported = tmp_path / "feeds.opml"
+    r = run_cli("--config", str(path), "opml", "export", str(exported))
+    assert r.returncode == 0, r.stderr
+    root = ET.fromstring(exported.read_bytes())
+    enabled = "{urn:feedbot:opml:1}enabled"
+    news = root.find("body/outline[@text='ニュース']")
+    assert news is not None and news.get("xmlUrl") is None  # a folder
+    assert [o.get("text") for o in news] == ["時事", "国際", "off"]
+    assert [o.get("text") for o in news.findall("outline[@text='国際']/outline")] == ["時事"]  # nested: both
+    assert news.find("outline[@text='off']").get(enabled) == "false"  # type: ignore[union-attr]
+    top = root.find("body/outline[@text='top']")
+    assert top is not None and top.get(enabled) == "false" and top.get("xmlUrl") == "https://top.example/feed"
+    assert news.find("outline[@text='時事']").get(enabled) is None  # type: ignore[union-attr]
+
+    empty = tmp_path / "empty" / "config.toml"
+    empty.parent.mkdir()
+    # Addresses taken as they are: no name is looked up (no test touches the internet).
+    empty.write_text("# nothing yet\n[poll]\nallow_private_addresses = true\n", encoding="utf-8")
+    r = run_cli("--config", str(empty), "opml", "import", str(exported))
+    assert r.returncode == 0, r.stderr
+    assert "ニュース (2)" in r.stdout and "ニュース / 国際 (1)" in r.stdout
+
+    def feeds(config: Path) -> set[tuple[str, str, bool]]:
+        return {(f.name, f.url, f.enabled) for f in load_config(config).feeds}
+
+    assert feeds(empty) == feeds(path)
+    assert "# from feeds.opml, folder ニュース ; ニュース / 国際\n" in empty.read_text(encoding="utf-8")
+    again = tmp_path / "again.opml"
+    assert run_cli("--config", str(empty), "opml", "export", str(again)).returncode == 0
+
+    def body(data: bytes) -> bytes:  # the same outlines, in the same folders, the second time
+        return data[data.index(b"<body>") :]
+
+    assert body(again.read_bytes()) == body(exported.read_bytes())
+
+
+# -- add: already configured candidates, a typo at the prompt (issue 25) ----------------
+
+
+def _at_a_terminal(answers: str) -> tuple[int, int]:
+    """A pseudo-terminal holding ``answers`` as typed: ``add`` asks only at a
+    terminal (a script gives --pick), so the test's standard input is one."""
+    import pty
+
+    main, terminal = pty.openpty()
+    os.write(main, answers.encode())
+    return main, terminal
+
+
+def test_add_marks_configured_candidates_and_asks_again_on_a_typo(site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[[feeds]]\nname = "国際"\nurl = "{site.base}/rss/world.xml"\n', encoding="utf-8")
+    main, terminal = _at_a_terminal("x\n1\n3\n2\n")
+    try:
+        r = run_cli("--config", str(path), "add", site.base + "/", "--dry-run", stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert f"1. テスト新聞 国際 — {site.base}/rss/world.xml (3 items, " in out
+    assert out.splitlines()[1].endswith("[already configured as '国際']")
+    assert "[already configured" not in out.splitlines()[2]
+    prompt = "pick a feed [1-2, q to give up]: "
+    assert out.count(prompt) == 4
+    assert "  'x' is not a number from 1 to 2\n" in out
+    assert "  1 is already configured as '国際': pick another\n" in out
+    assert "  '3' is not a number from 1 to 2\n" in out
+    assert f'url = "{site.base}/comments.atom"' in out  # the second, picked at last
+
+    main, terminal = _at_a_terminal("q\n")
+    try:
+        r = run_cli("--config", str(path), "add", site.base + "/", stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(main)
+    assert r.returncode == 2 and r.stderr.strip() == "feedbot add: no feed picked: nothing added"
+    assert "comments.atom" not in path.read_text(encoding="utf-8")
+
+
+def test_add_says_when_every_feed_found_is_configured(site: Site, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[feeds]]\nname = "国際"\nurl = "{site.base}/rss/world.xml"\n\n'
+        f'[[feeds]]\nname = "c"\nurl = "{site.base}/comments.atom"\n',
+        encoding="utf-8",
+    )
+    r = run_cli("--config", str(path), "add", site.base + "/")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "feedbot add: every feed found is already configured (as '国際', 'c'): nothing to add"
+
+
+# -- list fits the terminal (issue 25) ----------------------------------------------
+
+
+def test_list_fits_80_and_120_columns_counting_wide_characters_twice(site: Site, tmp_path: Path) -> None:
+    from bot.termwidth import width
+
+    long_name = "日本経済新聞 電子版 マーケット総合 速報ニュース一覧"  # 51 columns, 27 characters
+    long_path = "/rss/markets/" + "a" * 60 + "/index-of-markets.rdf"
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[feeds]]\nname = "{long_name}"\nurl = "{site.base}{long_path}"\nbody = "none"\n\n'
+        f'[[feeds]]\nname = "off"\nurl = "{site.base}/other.xml"\nenabled = false\n',
+        encoding="utf-8",
+    )
+    assert run_cli("--config", str(path), "poll").returncode == 1  # HTTP 404: a long FAILING state
+    for columns, name_columns in ((80, 16), (120, 24)):
+        r = run_cli("--config", str(path), "list", env={"COLUMNS": str(columns)})
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert len(lines) == 2 and all(width(line) <= columns for line in lines), lines
+        first, off = lines
+        shown_name = first.split("  ")[0]
+        assert shown_name.endswith("…") and long_name.startswith(shown_name[:-1])
+        assert width(shown_name) <= name_columns
+        assert first[len(shown_name) :].startswith("  FAILING since ")
+        # The address cut in its middle: its host and the end of its path stay.
+        url = first.split("  ")[-1]
+        assert url.endswith("kets.rdf") and "127.0.0.1:" in url and "/…" in url  # the host and the path's end
+        assert off == f"{'off':<{width(shown_name)}}  disabled  {site.base}/other.xml"  # short: whole
+    r = run_cli("--config", str(path), "list", env={"COLUMNS": ""})  # a pipe, no COLUMNS: whole lines
+    assert r.stdout.splitlines()[0].endswith(long_path) and "HTTP 404" in r.stdout
