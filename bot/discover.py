@@ -87,7 +87,7 @@ class Candidate:
     def describe(self, zone: tzinfo) -> str:
         count = len(self.feed.entries)
         when = self.newest
-        newest = f", newest {when.astimezone(zone):%Y-%m-%d %H:%M}" if when else ""
+        newest = f", newest {when.astimezone(zone):%Y-%m-%d %H:%M %Z}" if when else ""
         title = self.title or "(no title)"
         return f"{title} — {self.url} ({count} item{'s' if count != 1 else ''}{newest}; {self.via})"
 
