@@ -327,8 +327,11 @@ def _explain(choices: list[Any], config: Config) -> None:
     if config.digest.labels != "auto":
         print('labels: digest.labels is "date": no automatic labels', file=sys.stderr)
     if not choices:
-        print("labels: every group is named by a rule, a fixed label or the date", file=sys.stderr)
+        print("labels: no topic group in this digest: the fallback group is dated", file=sys.stderr)
     for choice in choices:
+        if choice.source:
+            print(f"#{choice.tag}: {choice.label} — named by {choice.source}", file=sys.stderr)
+            continue
         print(f"#{choice.tag}: {choice.label or '(the date: no candidate)'}", file=sys.stderr)
         for candidate in choice.candidates:
             print(f"  {candidate.explain()}", file=sys.stderr)

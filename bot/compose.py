@@ -22,7 +22,7 @@ from bot.labels import Choice, GroupText, ItemText, label_groups
 from bot.models import Item, Rendered
 from bot.render import render
 from bot.stories import Budget
-from bot.topics import Assignment, assign, build_digest, choose_label, topic_words
+from bot.topics import Assignment, assign, best_rule, build_digest, choose_label, topic_words
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,29 @@ def compose_day(config: Config, items: Sequence[Item], day: date, background: Ma
     budget = Budget()
     rendered = compose(config, items, day, {c.tag: c.label for c in choices if c.label}, budget, plan)
     stories = "off" if budget.exhausted else "capped" if budget.capped else "all"
-    return Composed(rendered, tuple(choices), frozenset(phrases), stories)
+    return Composed(rendered, (*named_by_config(config, plan), *choices), frozenset(phrases), stories)
+
+
+def named_by_config(config: Config, plan: Assignment) -> list[Choice]:
+    """The topic groups the config names (a fixed label, a ``[[labels]]``
+    rule), with what named them: ``digest --explain`` says so."""
+    out = []
+    for topic, members in zip(config.topics, plan.members, strict=True):
+        if not members:
+            continue
+        if topic.label:
+            out.append(Choice(topic.tag, topic.label, source="its topic's fixed label"))
+        elif (best := best_rule(config.labels, [plan.texts[i.id] for i in members])) is not None:
+            index, count = best
+            rule = config.labels[index]
+            out.append(
+                Choice(
+                    topic.tag,
+                    rule.text,
+                    source=f"the rule labels[{index}], which {count} of its {len(members)} item(s) match",
+                )
+            )
+    return out
 
 
 def compose_plain(config: Config, items: Sequence[Item], day: date) -> Composed:

@@ -113,6 +113,7 @@ class Choice:
     tag: str
     label: str | None  # None: nothing qualified (the date is used)
     candidates: tuple[Candidate, ...] = field(default=())
+    source: str = ""  # a group named by the config, not chosen here: by what (for --explain)
 
 
 def fold(text: str) -> str:

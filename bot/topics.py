@@ -59,11 +59,18 @@ def is_lead(lead: Sequence[str], item: Item) -> bool:
 
 def choose_label(rules: Sequence[LabelRule], texts: Sequence[str]) -> str | None:
     """The rule matched by most items (ties: the first rule), else None."""
-    best, best_count = None, 0
-    for rule in rules:
+    best = best_rule(rules, texts)
+    return rules[best[0]].text if best is not None else None
+
+
+def best_rule(rules: Sequence[LabelRule], texts: Sequence[str]) -> tuple[int, int] | None:
+    """The index of the rule matched by most items (ties: the first), and
+    how many it matched; None if none matched."""
+    best: tuple[int, int] | None = None
+    for index, rule in enumerate(rules):
         count = sum(1 for t in texts if matches(rule.match, t))
-        if count > best_count:
-            best, best_count = rule.text, count
+        if count > (best[1] if best else 0):
+            best = (index, count)
     return best
 
 

@@ -57,8 +57,13 @@ def test_with_the_label_rules_the_reference_is_unchanged(
 ) -> None:
     path = demo_config(None)
     run_cli("--config", str(path), "poll")
-    dry = run_cli("--config", str(path), "digest", "--dry-run", "--date", "2025-01-21")
+    dry = run_cli("--config", str(path), "digest", "--dry-run", "--explain", "--date", "2025-01-21")
     assert map_links(dry.stdout, demo_site[0].base) == reference_text + "\n"
+    # --explain names the rule that named each group, and how many items it matched.
+    rule = r"^#(\S+): (.+) — named by the rule labels\[(\d+)\], which (\d+) of its (\d+) item"
+    named = re.findall(rule, dry.stderr, re.M)
+    assert named and all(int(m) <= int(n) for *_, m, n in named), dry.stderr
+    assert {tag for tag, *_ in named} <= set(re.findall(r"^#(\S+?)\(", reference_text, re.M))
 
 
 def test_labels_date_keeps_the_date(demo_config: Callable[[str | None], Path]) -> None:
