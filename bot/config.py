@@ -12,6 +12,8 @@ files and environment it names; it does no other I/O.
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
 import string
@@ -24,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.configtext import Places, toml_problem
 from bot.errors import ConfigError
 from bot.secrets import Secret
 
@@ -230,24 +233,32 @@ def parse_config(text: str, path: Path, environ: Mapping[str, str], need_secrets
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"], str(path)) from None
-    return config_from_data(data, path, environ, need_secrets)
+        raise ConfigError([toml_problem(path, text, exc)], str(path)) from None
+    return config_from_data(data, path, environ, need_secrets, text)
 
 
-def config_from_data(data: dict[str, Any], path: Path, environ: Mapping[str, str], need_secrets: bool = True) -> Config:
-    """``parse_config`` of a file already read by ``tomllib`` (``data`` is not changed)."""
-    return _Reader(path, environ, need_secrets).config(data)
+def config_from_data(
+    data: dict[str, Any], path: Path, environ: Mapping[str, str], need_secrets: bool = True, text: str | None = None
+) -> Config:
+    """``parse_config`` of a file already read by ``tomllib`` (``data`` is not changed).
+
+    ``text``, the file's text, places each problem at its line; without it
+    problems are shown by key path alone."""
+    return _Reader(path, environ, need_secrets, text).config(data)
 
 
 class _Reader:
     """Walks the TOML data, converting values and collecting problems."""
 
-    def __init__(self, path: Path, env: Mapping[str, str], need_secrets: bool = True) -> None:
+    def __init__(self, path: Path, env: Mapping[str, str], need_secrets: bool = True, text: str | None = None) -> None:
         self.path = path
         self.env = env
         self.need_secrets = need_secrets
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
+        self.text = text
+        # (key path, message): named and placed only when shown (``shown``),
+        # so a valid config never pays for the scan of its lines.
+        self.problems: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
         self.unreadable = 0  # secrets not readable here, among the problems
 
     def unavailable(self, key: str, message: str) -> Secret | None:
@@ -256,20 +267,39 @@ class _Reader:
             self.problem(key, message)
             self.unreadable += 1
             return None
-        self.warnings.append(f"{key}: {message} (needed by digest and run, not here)")
+        self.warnings.append((key, f"{message} (needed by digest and run, not here)"))
         return Secret("")
 
     # -- helpers -------------------------------------------------------------
 
     def problem(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
+        self.problems.append((key, message))
+
+    def shown(self, found: list[tuple[str, str]], data: dict[str, Any]) -> list[str]:
+        """``config.toml:42: feeds[37] ("NHK 国際").handel: unknown key``: the
+        file and line for an editor to jump to, then the key path as before
+        (what logs are grepped for), with the feed's or webhook's own name:
+        in a file of a hundred feeds, an index alone sends the operator
+        counting tables."""
+        places = Places(self.text) if self.text is not None and found else None
+        placed = [(places.line(key) if places is not None else None, key, message) for key, message in found]
+        # In the file's order, as the operator reads and fixes it; a problem
+        # with no line of its own keeps its place after them.
+        placed.sort(key=lambda p: p[0] if p[0] is not None else 1 << 62)
+        return [
+            f"{f'{self.path}:{line}: ' if line is not None else ''}{_named(key, data)}: {message}"
+            for line, key, message in placed
+        ]
 
     def table(self, data: Any, key: str, allowed: set[str]) -> dict[str, Any]:
         if not isinstance(data, dict):
-            self.problem(key, "must be a table")
+            self.problem(key, f"must be a table, not {_shown(data)}")
             return {}
         for unknown in sorted(set(data) - allowed):
-            self.problem(f"{key}.{unknown}" if key else unknown, "unknown key")
+            # A misspelling is the usual cause: name the key that was meant.
+            close = difflib.get_close_matches(unknown, sorted(allowed), n=1)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            self.problem(f"{key}.{unknown}" if key else unknown, f"unknown key{hint}")
         return data
 
     def get(self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T], default: T) -> T:
@@ -316,7 +346,7 @@ class _Reader:
         state = self.state(top.get("state", {}))
         metrics = self.metrics(top.get("metrics", {}))
         if self.problems:
-            raise ConfigError(self.problems, str(self.path), self.unreadable)
+            raise ConfigError(self.shown(self.problems, data), str(self.path), self.unreadable)
         return Config(
             path=self.path,
             timezone=tz,
@@ -328,7 +358,7 @@ class _Reader:
             topics=topics,
             labels=labels,
             webhooks=webhooks,
-            warnings=tuple(self.warnings),
+            warnings=tuple(self.shown(self.warnings, data)),
             state=state,
             metrics=metrics,
         )
@@ -612,31 +642,65 @@ class _Reader:
         return Secret(value)
 
 
+_ENTRY = re.compile(r"(feeds|webhooks)\[(\d+)\]")
+
+
+def _named(key: str, data: dict[str, Any]) -> str:
+    """``feeds[37].handel`` → ``feeds[37] ("NHK 国際").handel``: the entry's
+    own name when it has one (a webhook's is optional)."""
+    m = _ENTRY.match(key)
+    if m is None:
+        return key
+    tables = data.get(m.group(1))
+    i = int(m.group(2))
+    entry = tables[i] if isinstance(tables, list) and i < len(tables) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return key
+    name = name.strip()
+    if len(name) > 40:
+        name = name[:39] + "…"
+    return f"{m.group(0)} ({json.dumps(name, ensure_ascii=False)}){key[m.end() :]}"
+
+
+def _shown(v: Any) -> str:
+    """A value as a problem echoes it, so the operator sees what was read:
+    strings quoted, TOML's true/false, long values cut."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "a table"
+    s = repr(v)
+    return s if len(s) <= 80 else s[:79] + "…"
+
+
 # -- converters: raise ValueError/TypeError with a message for the user --------
+# Each message shows the value it refuses (``_shown``): "must be an integer"
+# alone leaves the operator to find which of a hundred lines said what.
 
 
 def _nonempty_str(v: Any) -> str:
     if not isinstance(v, str):
-        raise TypeError("must be a string")
+        raise TypeError(f"must be a string, not {_shown(v)}")
     if not v.strip():
-        raise ValueError("must not be empty")
+        raise ValueError("must not be empty" if not v else f"must not be only spaces, not {_shown(v)}")
     if "\0" in v:
-        raise ValueError("must not contain a NUL character")
+        raise ValueError(f"{_shown(v)} must not contain a NUL character")
     return v.strip()
 
 
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
-        raise TypeError("must be true or false")
+        raise TypeError(f"must be true or false, not {_shown(v)}")
     return v
 
 
 def _int_between(lo: int, hi: int) -> Callable[[Any], int]:
     def convert(v: Any) -> int:
         if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError("must be an integer")
+            raise TypeError(f"must be an integer, not {_shown(v)}")
         if not lo <= v <= hi:
-            raise ValueError(f"must be between {lo} and {hi}")
+            raise ValueError(f"must be between {lo} and {hi}, not {v}")
         return v
 
     return convert
@@ -652,14 +716,14 @@ def _zone(v: Any) -> ZoneInfo:
 
 def _duration(v: Any) -> timedelta:
     if not isinstance(v, str):
-        raise TypeError('must be a duration string such as "15m"')
+        raise TypeError(f'must be a duration string such as "15m", not {_shown(v)}')
     return parse_duration(v)
 
 
 def _positive_duration(v: Any) -> timedelta:
     d = _duration(v)
     if d <= timedelta(0):
-        raise ValueError("must be longer than zero")
+        raise ValueError(f"must be longer than zero, not {_shown(v)}")
     return d
 
 
@@ -669,7 +733,7 @@ def _duration_between(low: int, high: int) -> Callable[[Any], timedelta]:
     def convert(v: Any) -> timedelta:
         d = _duration(v)
         if not timedelta(seconds=low) <= d <= timedelta(seconds=high):
-            raise ValueError(f"must be between {low}s and {high // 60}m")
+            raise ValueError(f"must be between {low}s and {high // 60}m, not {_shown(v)}")
         return d
 
     return convert
@@ -679,7 +743,7 @@ def _interval(v: Any) -> timedelta:
     """Intervals of seconds are for tests and local feeds; news sites deserve minutes."""
     d = _duration(v)
     if d < timedelta(seconds=1):
-        raise ValueError("must be at least 1s")
+        raise ValueError(f"must be at least 1s, not {_shown(v)}")
     return d
 
 
@@ -695,7 +759,10 @@ def _window(unlimited: str) -> Callable[[Any], timedelta | None]:
             return _duration(v)
         except (TypeError, ValueError):
             raise ValueError(
-                f'must be "{unlimited}"' + (', "none"' if unlimited != "none" else "") + ' or a duration such as "1d"'
+                f"{_shown(v)} is not "
+                + f'"{unlimited}"'
+                + (', "none"' if unlimited != "none" else "")
+                + ' or a duration such as "1d"'
             ) from None
 
     return convert
@@ -714,7 +781,7 @@ def _times(v: Any) -> tuple[time, ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not v:
-        raise TypeError('must be a list of times of day such as ["07:00"]')
+        raise TypeError(f'must be a list of times of day such as ["07:00"], not {_shown(v)}')
     out: list[time] = []
     bad: list[str] = []
     for item in v:
@@ -729,10 +796,11 @@ def _times(v: Any) -> tuple[time, ...]:
 
 
 def _str_list(v: Any) -> tuple[str, ...]:
+    given = v
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
-        raise TypeError("must be a list of non-empty strings")
+        raise TypeError(f"must be a list of non-empty strings, not {_shown(given)}")
     return tuple(x.strip() for x in v)
 
 
@@ -741,7 +809,7 @@ def _match(v: Any) -> tuple[tuple[str, ...], ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not v:
-        raise TypeError("must be a non-empty list of strings or lists of alternatives")
+        raise TypeError(f"must be a non-empty list of strings or lists of alternatives, not {_shown(v)}")
     out: list[tuple[str, ...]] = []
     for element in v:
         alternatives = [element] if isinstance(element, str) else element
@@ -750,7 +818,9 @@ def _match(v: Any) -> tuple[tuple[str, ...], ...]:
             or not alternatives
             or not all(isinstance(a, str) and a.strip() for a in alternatives)
         ):
-            raise TypeError("each element must be a non-empty string or a non-empty list of strings")
+            raise TypeError(
+                f"each element must be a non-empty string or a non-empty list of strings, not {_shown(element)}"
+            )
         out.append(tuple(a.strip() for a in alternatives))
     return tuple(out)
 
@@ -772,7 +842,7 @@ def _label(v: Any) -> str:
 def _handle(v: Any) -> str:
     s = _nonempty_str(v).removeprefix("@")
     if any(c.isspace() for c in s):
-        raise ValueError("must not contain spaces")
+        raise ValueError(f"{s!r} must not contain spaces")
     return s
 
 
@@ -781,7 +851,9 @@ def _user_agent(v: Any) -> str:
     try:
         s.format(version="0")
     except (KeyError, IndexError, ValueError):
-        raise ValueError("may contain only the placeholder {version}; write {{ and }} for literal braces") from None
+        raise ValueError(
+            f"{s!r} may contain only the placeholder {{version}}; write {{{{ and }}}} for literal braces"
+        ) from None
     return s
 
 
@@ -790,17 +862,19 @@ def _headline(v: Any) -> str:
     try:
         fields = {f for _, f, _spec, _conv in string.Formatter().parse(s) if f is not None}
     except ValueError as exc:
-        raise ValueError(f"is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
+        raise ValueError(f"{s!r} is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
     unknown = fields - HEADLINE_FIELDS
     if unknown:
         names = ", ".join("{" + u + "}" for u in sorted(unknown))
-        raise ValueError(f"unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}") from None
+        raise ValueError(
+            f"{s!r} has an unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}"
+        ) from None
     if "title" not in fields:
-        raise ValueError("must contain {title}")
+        raise ValueError(f"{s!r} must contain {{title}}")
     try:  # conversions and format specs ("{title!x}", "{title:d}") fail only when used
         s.format_map(dict.fromkeys(HEADLINE_FIELDS, "x"))
     except (ValueError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(f"is not a valid template ({exc}); use plain {{title}}, {{link}} and so on") from None
+        raise ValueError(f"{s!r} is not a valid template ({exc}); use plain {{title}}, {{link}} and so on") from None
     return s
 
 
@@ -814,7 +888,7 @@ def _body(v: Any) -> str:
         soupsieve.compile(s)
     except Exception as exc:  # SelectorSyntaxError, NotImplementedError ("p::before"), ...
         first = str(exc).splitlines()[0]
-        raise ValueError(f"is neither auto, feed, none nor a valid CSS selector ({first})") from None
+        raise ValueError(f"{s!r} is neither auto, feed, none nor a valid CSS selector ({first})") from None
     return s
 
 
@@ -837,7 +911,13 @@ def _kind(v: Any) -> str:
 
 
 def _http_url(v: Any, echo: bool = True) -> str:
-    s = _nonempty_str(v)
+    try:
+        s = _nonempty_str(v)
+    except (TypeError, ValueError):
+        if echo:
+            raise
+        # _nonempty_str shows the value, and this one is a credential.
+        raise ValueError("must be a non-empty string without NUL characters") from None
     shown = f": {s!r}" if echo else ""
     try:
         parts = urlsplit(s)
@@ -958,4 +1038,4 @@ def feed_table_problems(table: Mapping[str, Any]) -> list[str]:
     problem keyed by the table's key (``body: ...``)."""
     reader = _Reader(Path("."), {}, need_secrets=False)
     reader.feeds([dict(table)])
-    return [p.removeprefix("feeds[0].") for p in reader.problems]
+    return [f"{key.removeprefix('feeds[0].')}: {message}" for key, message in reader.problems]
