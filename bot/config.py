@@ -1,10 +1,13 @@
 """Reading ``config.toml`` into frozen objects.
 
 The config is parsed once, when a command starts, and every problem found is
-collected with its key path (``feeds[2].url: not an http(s) URL``) so that
-``feedbot check`` can list them all at once.  Defaults live here and nowhere
-else.  Unknown keys are problems too: a misspelt key silently ignored is a
-setting the user believes in but does not have.
+collected with its key path so that ``feedbot check`` can list them all at
+once, each with its line in the file and the feed's name, the value it
+refused and, for a misspelt key, the key meant
+(``config.toml:12: feeds[2] ("NHK").url: not an http(s) URL: 'ftp://x'``).
+Defaults live here and nowhere else.  Unknown keys are problems too: a
+misspelt key silently ignored is a setting the user believes in but does
+not have.
 
 This module reads the config file and, for ``url_file`` and ``${VAR}``, the
 files and environment it names; it does no other I/O.
@@ -18,7 +21,7 @@ import os
 import re
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
@@ -297,9 +300,9 @@ class _Reader:
             return {}
         for unknown in sorted(set(data) - allowed):
             # A misspelling is the usual cause: name the key that was meant.
-            close = difflib.get_close_matches(unknown, sorted(allowed), n=1)
-            hint = f'; did you mean "{close[0]}"?' if close else ""
-            self.problem(f"{key}.{unknown}" if key else unknown, f"unknown key{hint}")
+            self.problem(
+                f"{key}.{unknown}" if key else unknown, f"unknown key{_did_you_mean(unknown, sorted(allowed))}"
+            )
         return data
 
     def get(self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T], default: T) -> T:
@@ -442,7 +445,7 @@ class _Reader:
 
     def feeds(self, data: Any) -> tuple[Feed, ...]:
         if not isinstance(data, list):
-            self.problem("feeds", "must be an array of tables ([[feeds]])")
+            self.problem("feeds", f"must be an array of tables ([[feeds]]), not {_shown(data)}")
             return ()
         out: list[Feed] = []
         names: dict[str, int] = {}
@@ -479,7 +482,7 @@ class _Reader:
 
     def topics(self, data: Any) -> tuple[Topic, ...]:
         if not isinstance(data, list):
-            self.problem("topics", "must be an array of tables ([[topics]])")
+            self.problem("topics", f"must be an array of tables ([[topics]]), not {_shown(data)}")
             return ()
         out: list[Topic] = []
         for i, raw in enumerate(data):
@@ -499,7 +502,7 @@ class _Reader:
 
     def labels(self, data: Any) -> tuple[LabelRule, ...]:
         if not isinstance(data, list):
-            self.problem("labels", "must be an array of tables ([[labels]])")
+            self.problem("labels", f"must be an array of tables ([[labels]]), not {_shown(data)}")
             return ()
         out: list[LabelRule] = []
         for i, raw in enumerate(data):
@@ -514,7 +517,7 @@ class _Reader:
         from bot.kinds import KINDS  # here: the kinds' modules use this one
 
         if not isinstance(data, list):
-            self.problem("webhooks", "must be an array of tables ([[webhooks]])")
+            self.problem("webhooks", f"must be an array of tables ([[webhooks]]), not {_shown(data)}")
             return ()
         out: list[Webhook] = []
         positions: list[int] = []
@@ -623,7 +626,7 @@ class _Reader:
         else:
             file_raw = t[file_key]
             if not isinstance(file_raw, str) or not file_raw:
-                self.problem(f"{p}.{file_key}", "must be a path")
+                self.problem(f"{p}.{file_key}", f"must be a path, not {_shown(file_raw)}")
                 return None
             unset = [m.group(1) for m in _ENV_REF.finditer(file_raw) if m.group(1) not in self.env]
             if unset:
@@ -670,6 +673,8 @@ def _shown(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, dict):
         return "a table"
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        return "an array of tables"
     s = repr(v)
     return s if len(s) <= 80 else s[:79] + "…"
 
@@ -892,10 +897,18 @@ def _body(v: Any) -> str:
     return s
 
 
+def _did_you_mean(v: Any, choices: Collection[str]) -> str:
+    """``; did you mean "discord"?`` when ``v`` is a near miss of one of ``choices``."""
+    close = difflib.get_close_matches(v, list(choices), n=1) if isinstance(v, str) else []
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def convert(v: Any) -> str:
         if v not in choices:
-            raise ValueError(f"{v!r} is not one of {', '.join(repr(c) for c in choices)}")
+            raise ValueError(
+                f"{_shown(v)} is not one of {', '.join(repr(c) for c in choices)}{_did_you_mean(v, choices)}"
+            )
         return str(v)
 
     return convert
@@ -906,7 +919,7 @@ def _kind(v: Any) -> str:
     from bot.kinds import KINDS
 
     if s not in KINDS:
-        raise ValueError(f"{s!r} is not one of {', '.join(KINDS)}")
+        raise ValueError(f"{s!r} is not one of {', '.join(KINDS)}{_did_you_mean(s, KINDS)}")
     return s
 
 

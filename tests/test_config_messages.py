@@ -91,9 +91,18 @@ enabled = 1
         ('[[feed]]\nname = "a"\n', 'config.toml:1: feed: unknown key; did you mean "feeds"?'),
         ('[shedule]\npoll_every = "5m"\n', 'config.toml:1: shedule: unknown key; did you mean "schedule"?'),
         ('colour = "blue"\n', "config.toml:1: colour: unknown key"),  # nothing close: no guess
+        (
+            '[digest]\nlabels = "dates"\n',
+            "config.toml:2: digest.labels: 'dates' is not one of 'auto', 'date'; did you mean \"date\"?",
+        ),
+        (
+            '[[webhooks]]\nkind = "discrod"\nurl = "https://x.example/a"\n',
+            "config.toml:2: webhooks[0].kind: 'discrod' is not one of discord, slack, json, text, telegram, line,"
+            ' email, misskey, mastodon, matrix, teams, googlechat; did you mean "discord"?',
+        ),
     ],
 )
-def test_an_unknown_key_gets_the_nearest_valid_one(tmp_path: Path, text: str, expected: str) -> None:
+def test_an_unknown_key_or_choice_gets_the_nearest_valid_one(tmp_path: Path, text: str, expected: str) -> None:
     code, lines = check(tmp_path, text)
     assert code == 2 and lines[1:] == [f"  {expected}"]
 
