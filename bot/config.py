@@ -16,7 +16,6 @@ files and environment it names; it does no other I/O.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import string
@@ -663,7 +662,12 @@ def _named(key: str, data: dict[str, Any]) -> str:
     name = name.strip()
     if len(name) > 40:
         name = name[:39] + "…"
-    return f"{m.group(0)} ({json.dumps(name, ensure_ascii=False)}){key[m.end() :]}"
+    # Quoted, with what a terminal would not show as itself escaped (a
+    # newline, U+2028 would break the problem's line).
+    quoted = "".join(
+        "\\" + c if c in '"\\' else c if c.isprintable() else c.encode("unicode_escape").decode() for c in name
+    )
+    return f'{m.group(0)} ("{quoted}"){key[m.end() :]}'
 
 
 def _shown(v: Any) -> str:

@@ -88,7 +88,7 @@ class Places:
         # Inside a value that goes on over lines (a multi-line string or
         # array): "  [\"x\"]," there is an array's element, not a header.
         depth, in_string = 0, None
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(text.split("\n"), 1):  # tomllib's lines: not splitlines' \u2028
             if in_string is not None or depth > 0:
                 depth, in_string = _scan_value(line, depth, in_string)
                 continue
@@ -133,6 +133,7 @@ class Places:
 # -- TOML syntax errors ---------------------------------------------------------
 
 _AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+_STRING_AT_END = re.compile(r"Unterminated string|Expected (\"'\"|'\"')")
 
 
 def _cause(message: str, line: str, column: int) -> str | None:
@@ -156,6 +157,8 @@ def _cause(message: str, line: str, column: int) -> str | None:
         )
     if message.startswith("Expected '=' after a key"):
         return 'a key must be followed by = and a value (name = "NHK"); a key with spaces must be quoted'
+    if message.startswith("Invalid value") and "end of document" in message:
+        return "the file ends in the middle of a value: an array [ … ] or inline table { … } above is not closed"
     if message.startswith("Invalid value"):
         if not rest or rest.startswith("#"):
             return 'the value after = is missing (write name = "NHK", or remove the line)'
@@ -176,6 +179,10 @@ def _cause(message: str, line: str, column: int) -> str | None:
         return "an inline table { … } must be on one line, with no comma after its last key"
     if message.startswith("Invalid initial character for a key part"):
         return 'a key may contain only letters, digits, - and _: quote any other ("my key" = 1)'
+    if message.startswith("Expected newline or end of document after a statement") and re.search(
+        r"=\s*\d+\s*[smhdw]\b", line
+    ):
+        return 'a duration is text: put it in quotes (timeout = "20s")'
     if message.startswith("Expected newline or end of document after a statement"):
         return "something follows the value on this line: one key = value per line; comments start with #"
     return None
@@ -220,8 +227,8 @@ def toml_problem(path: Path | str, text: str, exc: tomllib.TOMLDecodeError) -> s
     itself with a caret, and the likely cause in plain words."""
     message = str(exc)
     found = _AT.search(message)
-    lines = text.splitlines()
-    unclosed = _unclosed_string(lines) if found is None else None
+    lines = [line.removesuffix("\r") for line in text.split("\n")]  # numbered as tomllib numbers them
+    unclosed = _unclosed_string(lines) if found is None and _STRING_AT_END.match(message) else None
     if unclosed is not None:
         number, column = unclosed[0], 0
         quote = unclosed[1]
@@ -231,6 +238,9 @@ def toml_problem(path: Path | str, text: str, exc: tomllib.TOMLDecodeError) -> s
     else:
         number, column = int(found.group(1)), int(found.group(2))
     shown = lines[number - 1] if 0 < number <= len(lines) else ""
+    # Shown one character a column, as it is read: a tab as a space (the
+    # caret stays under its character), an escape sequence not run.
+    shown = "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd" for c in shown)
     where = f"{path}:{number}: " if number else f"{path}: "
     out = [f"{where}invalid TOML: {message}"]
     if shown:

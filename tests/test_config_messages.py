@@ -56,7 +56,8 @@ colour = "red"
 
 def test_lines_are_found_past_multiline_values_and_quoted_keys(tmp_path: Path) -> None:
     """An array's element on a line of its own ("  ["x"],") looks like a
-    table header, and a string may hold "[[feeds]]": neither moves a line."""
+    table header, a string may hold "[[feeds]]", and U+2028 ends a line for
+    str.splitlines but not for TOML: none of them moves a line."""
     text = '''\
 [[feeds]]
 name = "a"
@@ -65,6 +66,7 @@ include = [
   ["x"],
   ["y", "z"],
 ]
+exclude = ["天気\u2028予報"]
 headline = """
 [[feeds]]
 name = "not a feed"
@@ -72,15 +74,15 @@ name = "not a feed"
 "poll_every" = "0s"
 
 [[feeds]]
-name = "b"
+name = "b\u2028c"
 url = "https://b.example/feed"
 enabled = 1
 '''
     code, lines = check(tmp_path, text)
     assert code == 2
     assert lines[1:] == [
-        "  config.toml:12: feeds[0] (\"a\").poll_every: must be at least 1s, not '0s'",
-        '  config.toml:17: feeds[1] ("b").enabled: must be true or false, not 1',
+        "  config.toml:13: feeds[0] (\"a\").poll_every: must be at least 1s, not '0s'",
+        '  config.toml:18: feeds[1] ("b\\u2028c").enabled: must be true or false, not 1',
     ]
 
 
@@ -241,8 +243,35 @@ def test_a_credential_is_not_shown_even_when_it_is_refused(tmp_path: Path) -> No
                 '    the """ string that starts on this line is never closed: add the closing """',
             ],
         ),
+        (
+            '[digest]\nlead = [\n  "x",\n',
+            [
+                "  config.toml:3: invalid TOML: Invalid value (at end of document)",
+                '    3 |   "x",',
+                "    the file ends in the middle of a value: an array [ … ] or inline table { … } above is not closed",
+            ],
+        ),
+        (
+            "[poll]\n\ttimeout = 20s\n",
+            [
+                "  config.toml:2: invalid TOML: Expected newline or end of document after a statement"
+                " (at line 2, column 14)",
+                "    2 |  timeout = 20s",  # the tab shown as one space, so that the caret is under the "s"
+                "      |              ^",
+                '    a duration is text: put it in quotes (timeout = "20s")',
+            ],
+        ),
     ],
-    ids=["unclosed-string", "duplicate-key", "duplicate-table", "missing-equals", "unquoted", "unclosed-multiline"],
+    ids=[
+        "unclosed-string",
+        "duplicate-key",
+        "duplicate-table",
+        "missing-equals",
+        "unquoted",
+        "unclosed-multiline",
+        "unclosed-array",
+        "unquoted-duration",
+    ],
 )
 def test_invalid_toml_is_explained_at_its_line(tmp_path: Path, text: str, expected: list[str]) -> None:
     code, lines = check(tmp_path, text)
