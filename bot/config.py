@@ -1,10 +1,13 @@
 """Reading ``config.toml`` into frozen objects.
 
 The config is parsed once, when a command starts, and every problem found is
-collected with its key path (``feeds[2].url: not an http(s) URL``) so that
-``feedbot check`` can list them all at once.  Defaults live here and nowhere
-else.  Unknown keys are problems too: a misspelt key silently ignored is a
-setting the user believes in but does not have.
+collected with its key path so that ``feedbot check`` can list them all at
+once, each with its line in the file and the feed's name, the value it
+refused and, for a misspelt key, the key meant
+(``config.toml:12: feeds[2] ("NHK").url: not an http(s) URL: 'ftp://x'``).
+Defaults live here and nowhere else.  Unknown keys are problems too: a
+misspelt key silently ignored is a setting the user believes in but does
+not have.
 
 This module reads the config file and, for ``url_file`` and ``${VAR}``, the
 files and environment it names; it does no other I/O.
@@ -12,11 +15,12 @@ files and environment it names; it does no other I/O.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import string
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.configtext import Places, toml_problem
 from bot.errors import ConfigError
 from bot.secrets import Secret
 
@@ -230,25 +235,40 @@ def parse_config(text: str, path: Path, environ: Mapping[str, str], need_secrets
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"], str(path)) from None
-    return config_from_data(data, path, environ, need_secrets)
+        raise ConfigError([toml_problem(path, text, exc)], str(path)) from None
+    return config_from_data(data, path, environ, need_secrets, text)
 
 
-def config_from_data(data: dict[str, Any], path: Path, environ: Mapping[str, str], need_secrets: bool = True) -> Config:
-    """``parse_config`` of a file already read by ``tomllib`` (``data`` is not changed)."""
-    return _Reader(path, environ, need_secrets).config(data)
+def config_from_data(
+    data: dict[str, Any], path: Path, environ: Mapping[str, str], need_secrets: bool = True, text: str | None = None
+) -> Config:
+    """``parse_config`` of a file already read by ``tomllib`` (``data`` is not changed).
+
+    ``text``, the file's text, places each problem at its line; without it
+    problems are shown by key path alone."""
+    return _Reader(path, environ, need_secrets, text).config(data)
 
 
 class _Reader:
     """Walks the TOML data, converting values and collecting problems."""
 
-    def __init__(self, path: Path, env: Mapping[str, str], need_secrets: bool = True, lenient: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        env: Mapping[str, str],
+        need_secrets: bool = True,
+        text: str | None = None,
+        lenient: bool = False,
+    ) -> None:
         self.path = path
         self.env = env
         self.need_secrets = need_secrets
+        self.text = text
         self.lenient = lenient  # a Config of what is valid, whatever the problems (readable_config)
-        self.problems: list[str] = []
-        self.warnings: list[str] = []
+        # (key path, message): named and placed only when shown (``shown``),
+        # so a valid config never pays for the scan of its lines.
+        self.problems: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
         self.unreadable = 0  # secrets not readable here, among the problems
 
     def unavailable(self, key: str, message: str) -> Secret | None:
@@ -257,20 +277,39 @@ class _Reader:
             self.problem(key, message)
             self.unreadable += 1
             return None
-        self.warnings.append(f"{key}: {message} (needed by digest and run, not here)")
+        self.warnings.append((key, f"{message} (needed by digest and run, not here)"))
         return Secret("")
 
     # -- helpers -------------------------------------------------------------
 
     def problem(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
+        self.problems.append((key, message))
+
+    def shown(self, found: list[tuple[str, str]], data: dict[str, Any]) -> list[str]:
+        """``config.toml:42: feeds[37] ("NHK 国際").handel: unknown key``: the
+        file and line for an editor to jump to, then the key path as before
+        (what logs are grepped for), with the feed's or webhook's own name:
+        in a file of a hundred feeds, an index alone sends the operator
+        counting tables."""
+        places = Places(self.text) if self.text is not None and found else None
+        placed = [(places.line(key) if places is not None else None, key, message) for key, message in found]
+        # In the file's order, as the operator reads and fixes it; a problem
+        # with no line of its own keeps its place after them.
+        placed.sort(key=lambda p: p[0] if p[0] is not None else 1 << 62)
+        return [
+            f"{f'{self.path}:{line}: ' if line is not None else ''}{_named(key, data)}: {message}"
+            for line, key, message in placed
+        ]
 
     def table(self, data: Any, key: str, allowed: set[str]) -> dict[str, Any]:
         if not isinstance(data, dict):
-            self.problem(key, "must be a table")
+            self.problem(key, f"must be a table, not {_shown(data)}")
             return {}
         for unknown in sorted(set(data) - allowed):
-            self.problem(f"{key}.{unknown}" if key else unknown, "unknown key")
+            # A misspelling is the usual cause: name the key that was meant.
+            self.problem(
+                f"{key}.{unknown}" if key else unknown, f"unknown key{_did_you_mean(unknown, sorted(allowed))}"
+            )
         return data
 
     def get(self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T], default: T) -> T:
@@ -317,7 +356,7 @@ class _Reader:
         state = self.state(top.get("state", {}))
         metrics = self.metrics(top.get("metrics", {}))
         if self.problems and not self.lenient:
-            raise ConfigError(self.problems, str(self.path), self.unreadable)
+            raise ConfigError(self.shown(self.problems, data), str(self.path), self.unreadable)
         return Config(
             path=self.path,
             timezone=tz,
@@ -329,7 +368,7 @@ class _Reader:
             topics=topics,
             labels=labels,
             webhooks=webhooks,
-            warnings=tuple(self.warnings),
+            warnings=tuple(self.shown(self.warnings, data)),
             state=state,
             metrics=metrics,
         )
@@ -413,7 +452,7 @@ class _Reader:
 
     def feeds(self, data: Any) -> tuple[Feed, ...]:
         if not isinstance(data, list):
-            self.problem("feeds", "must be an array of tables ([[feeds]])")
+            self.problem("feeds", f"must be an array of tables ([[feeds]]), not {_shown(data)}")
             return ()
         out: list[Feed] = []
         names: dict[str, int] = {}
@@ -450,7 +489,7 @@ class _Reader:
 
     def topics(self, data: Any) -> tuple[Topic, ...]:
         if not isinstance(data, list):
-            self.problem("topics", "must be an array of tables ([[topics]])")
+            self.problem("topics", f"must be an array of tables ([[topics]]), not {_shown(data)}")
             return ()
         out: list[Topic] = []
         for i, raw in enumerate(data):
@@ -470,7 +509,7 @@ class _Reader:
 
     def labels(self, data: Any) -> tuple[LabelRule, ...]:
         if not isinstance(data, list):
-            self.problem("labels", "must be an array of tables ([[labels]])")
+            self.problem("labels", f"must be an array of tables ([[labels]]), not {_shown(data)}")
             return ()
         out: list[LabelRule] = []
         for i, raw in enumerate(data):
@@ -485,7 +524,7 @@ class _Reader:
         from bot.kinds import KINDS  # here: the kinds' modules use this one
 
         if not isinstance(data, list):
-            self.problem("webhooks", "must be an array of tables ([[webhooks]])")
+            self.problem("webhooks", f"must be an array of tables ([[webhooks]]), not {_shown(data)}")
             return ()
         out: list[Webhook] = []
         positions: list[int] = []
@@ -594,7 +633,7 @@ class _Reader:
         else:
             file_raw = t[file_key]
             if not isinstance(file_raw, str) or not file_raw:
-                self.problem(f"{p}.{file_key}", "must be a path")
+                self.problem(f"{p}.{file_key}", f"must be a path, not {_shown(file_raw)}")
                 return None
             unset = [m.group(1) for m in _ENV_REF.finditer(file_raw) if m.group(1) not in self.env]
             if unset:
@@ -613,31 +652,72 @@ class _Reader:
         return Secret(value)
 
 
+_ENTRY = re.compile(r"(feeds|webhooks)\[(\d+)\]")
+
+
+def _named(key: str, data: dict[str, Any]) -> str:
+    """``feeds[37].handel`` → ``feeds[37] ("NHK 国際").handel``: the entry's
+    own name when it has one (a webhook's is optional)."""
+    m = _ENTRY.match(key)
+    if m is None:
+        return key
+    tables = data.get(m.group(1))
+    i = int(m.group(2))
+    entry = tables[i] if isinstance(tables, list) and i < len(tables) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return key
+    name = name.strip()
+    if len(name) > 40:
+        name = name[:39] + "…"
+    # Quoted, with what a terminal would not show as itself escaped (a
+    # newline, U+2028 would break the problem's line).
+    quoted = "".join(
+        "\\" + c if c in '"\\' else c if c.isprintable() else c.encode("unicode_escape").decode() for c in name
+    )
+    return f'{m.group(0)} ("{quoted}"){key[m.end() :]}'
+
+
+def _shown(v: Any) -> str:
+    """A value as a problem echoes it, so the operator sees what was read:
+    strings quoted, TOML's true/false, long values cut."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+        return "an array of tables"
+    s = repr(v)
+    return s if len(s) <= 80 else s[:79] + "…"
+
+
 # -- converters: raise ValueError/TypeError with a message for the user --------
+# Each message shows the value it refuses (``_shown``): "must be an integer"
+# alone leaves the operator to find which of a hundred lines said what.
 
 
 def _nonempty_str(v: Any) -> str:
     if not isinstance(v, str):
-        raise TypeError("must be a string")
+        raise TypeError(f"must be a string, not {_shown(v)}")
     if not v.strip():
-        raise ValueError("must not be empty")
+        raise ValueError("must not be empty" if not v else f"must not be only spaces, not {_shown(v)}")
     if "\0" in v:
-        raise ValueError("must not contain a NUL character")
+        raise ValueError(f"{_shown(v)} must not contain a NUL character")
     return v.strip()
 
 
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
-        raise TypeError("must be true or false")
+        raise TypeError(f"must be true or false, not {_shown(v)}")
     return v
 
 
 def _int_between(lo: int, hi: int) -> Callable[[Any], int]:
     def convert(v: Any) -> int:
         if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError("must be an integer")
+            raise TypeError(f"must be an integer, not {_shown(v)}")
         if not lo <= v <= hi:
-            raise ValueError(f"must be between {lo} and {hi}")
+            raise ValueError(f"must be between {lo} and {hi}, not {v}")
         return v
 
     return convert
@@ -653,14 +733,14 @@ def _zone(v: Any) -> ZoneInfo:
 
 def _duration(v: Any) -> timedelta:
     if not isinstance(v, str):
-        raise TypeError('must be a duration string such as "15m"')
+        raise TypeError(f'must be a duration string such as "15m", not {_shown(v)}')
     return parse_duration(v)
 
 
 def _positive_duration(v: Any) -> timedelta:
     d = _duration(v)
     if d <= timedelta(0):
-        raise ValueError("must be longer than zero")
+        raise ValueError(f"must be longer than zero, not {_shown(v)}")
     return d
 
 
@@ -670,7 +750,7 @@ def _duration_between(low: int, high: int) -> Callable[[Any], timedelta]:
     def convert(v: Any) -> timedelta:
         d = _duration(v)
         if not timedelta(seconds=low) <= d <= timedelta(seconds=high):
-            raise ValueError(f"must be between {low}s and {high // 60}m")
+            raise ValueError(f"must be between {low}s and {high // 60}m, not {_shown(v)}")
         return d
 
     return convert
@@ -680,7 +760,7 @@ def _interval(v: Any) -> timedelta:
     """Intervals of seconds are for tests and local feeds; news sites deserve minutes."""
     d = _duration(v)
     if d < timedelta(seconds=1):
-        raise ValueError("must be at least 1s")
+        raise ValueError(f"must be at least 1s, not {_shown(v)}")
     return d
 
 
@@ -696,7 +776,10 @@ def _window(unlimited: str) -> Callable[[Any], timedelta | None]:
             return _duration(v)
         except (TypeError, ValueError):
             raise ValueError(
-                f'must be "{unlimited}"' + (', "none"' if unlimited != "none" else "") + ' or a duration such as "1d"'
+                f"{_shown(v)} is not "
+                + f'"{unlimited}"'
+                + (', "none"' if unlimited != "none" else "")
+                + ' or a duration such as "1d"'
             ) from None
 
     return convert
@@ -715,7 +798,7 @@ def _times(v: Any) -> tuple[time, ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not v:
-        raise TypeError('must be a list of times of day such as ["07:00"]')
+        raise TypeError(f'must be a list of times of day such as ["07:00"], not {_shown(v)}')
     out: list[time] = []
     bad: list[str] = []
     for item in v:
@@ -730,10 +813,11 @@ def _times(v: Any) -> tuple[time, ...]:
 
 
 def _str_list(v: Any) -> tuple[str, ...]:
+    given = v
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
-        raise TypeError("must be a list of non-empty strings")
+        raise TypeError(f"must be a list of non-empty strings, not {_shown(given)}")
     return tuple(x.strip() for x in v)
 
 
@@ -742,7 +826,7 @@ def _match(v: Any) -> tuple[tuple[str, ...], ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not v:
-        raise TypeError("must be a non-empty list of strings or lists of alternatives")
+        raise TypeError(f"must be a non-empty list of strings or lists of alternatives, not {_shown(v)}")
     out: list[tuple[str, ...]] = []
     for element in v:
         alternatives = [element] if isinstance(element, str) else element
@@ -751,7 +835,9 @@ def _match(v: Any) -> tuple[tuple[str, ...], ...]:
             or not alternatives
             or not all(isinstance(a, str) and a.strip() for a in alternatives)
         ):
-            raise TypeError("each element must be a non-empty string or a non-empty list of strings")
+            raise TypeError(
+                f"each element must be a non-empty string or a non-empty list of strings, not {_shown(element)}"
+            )
         out.append(tuple(a.strip() for a in alternatives))
     return tuple(out)
 
@@ -773,7 +859,7 @@ def _label(v: Any) -> str:
 def _handle(v: Any) -> str:
     s = _nonempty_str(v).removeprefix("@")
     if any(c.isspace() for c in s):
-        raise ValueError("must not contain spaces")
+        raise ValueError(f"{s!r} must not contain spaces")
     return s
 
 
@@ -782,7 +868,9 @@ def _user_agent(v: Any) -> str:
     try:
         s.format(version="0")
     except (KeyError, IndexError, ValueError):
-        raise ValueError("may contain only the placeholder {version}; write {{ and }} for literal braces") from None
+        raise ValueError(
+            f"{s!r} may contain only the placeholder {{version}}; write {{{{ and }}}} for literal braces"
+        ) from None
     return s
 
 
@@ -791,17 +879,19 @@ def _headline(v: Any) -> str:
     try:
         fields = {f for _, f, _spec, _conv in string.Formatter().parse(s) if f is not None}
     except ValueError as exc:
-        raise ValueError(f"is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
+        raise ValueError(f"{s!r} is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
     unknown = fields - HEADLINE_FIELDS
     if unknown:
         names = ", ".join("{" + u + "}" for u in sorted(unknown))
-        raise ValueError(f"unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}") from None
+        raise ValueError(
+            f"{s!r} has an unknown placeholder {names}; use {{title}}, {{link}}, {{feed}} or {{handle}}"
+        ) from None
     if "title" not in fields:
-        raise ValueError("must contain {title}")
+        raise ValueError(f"{s!r} must contain {{title}}")
     try:  # conversions and format specs ("{title!x}", "{title:d}") fail only when used
         s.format_map(dict.fromkeys(HEADLINE_FIELDS, "x"))
     except (ValueError, KeyError, IndexError, AttributeError) as exc:
-        raise ValueError(f"is not a valid template ({exc}); use plain {{title}}, {{link}} and so on") from None
+        raise ValueError(f"{s!r} is not a valid template ({exc}); use plain {{title}}, {{link}} and so on") from None
     return s
 
 
@@ -815,14 +905,22 @@ def _body(v: Any) -> str:
         soupsieve.compile(s)
     except Exception as exc:  # SelectorSyntaxError, NotImplementedError ("p::before"), ...
         first = str(exc).splitlines()[0]
-        raise ValueError(f"is neither auto, feed, none nor a valid CSS selector ({first})") from None
+        raise ValueError(f"{s!r} is neither auto, feed, none nor a valid CSS selector ({first})") from None
     return s
+
+
+def _did_you_mean(v: Any, choices: Collection[str]) -> str:
+    """``; did you mean "discord"?`` when ``v`` is a near miss of one of ``choices``."""
+    close = difflib.get_close_matches(v, list(choices), n=1) if isinstance(v, str) else []
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def convert(v: Any) -> str:
         if v not in choices:
-            raise ValueError(f"{v!r} is not one of {', '.join(repr(c) for c in choices)}")
+            raise ValueError(
+                f"{_shown(v)} is not one of {', '.join(repr(c) for c in choices)}{_did_you_mean(v, choices)}"
+            )
         return str(v)
 
     return convert
@@ -833,12 +931,18 @@ def _kind(v: Any) -> str:
     from bot.kinds import KINDS
 
     if s not in KINDS:
-        raise ValueError(f"{s!r} is not one of {', '.join(KINDS)}")
+        raise ValueError(f"{s!r} is not one of {', '.join(KINDS)}{_did_you_mean(s, KINDS)}")
     return s
 
 
 def _http_url(v: Any, echo: bool = True) -> str:
-    s = _nonempty_str(v)
+    try:
+        s = _nonempty_str(v)
+    except (TypeError, ValueError):
+        if echo:
+            raise
+        # _nonempty_str shows the value, and this one is a credential.
+        raise ValueError("must be a non-empty string without NUL characters") from None
     shown = f": {s!r}" if echo else ""
     try:
         parts = urlsplit(s)
@@ -959,7 +1063,7 @@ def feed_table_problems(table: Mapping[str, Any]) -> list[str]:
     problem keyed by the table's key (``body: ...``)."""
     reader = _Reader(Path("."), {}, need_secrets=False)
     reader.feeds([dict(table)])
-    return [p.removeprefix("feeds[0].") for p in reader.problems]
+    return [f"{key.removeprefix('feeds[0].')}: {message}" for key, message in reader.problems]
 
 
 def readable_config(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config, ConfigError | None]:
@@ -975,7 +1079,7 @@ def readable_config(path: Path, environ: Mapping[str, str] | None = None) -> tup
     try:
         return load_config(path, env, need_secrets=False), None
     except ConfigError as exc:
-        if not path.is_file() or any(p.startswith(("state.", "state_dir")) for p in exc.problems):
+        if not path.is_file() or any(re.search(r"(^|: )state(\.|_dir)", p) for p in exc.problems):
             raise  # where the state is cannot be known: nothing to read
         problem = exc
     text = path.read_text(encoding="utf-8", errors="replace")

@@ -44,6 +44,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Comment, Table
 
 from bot.config import Config, config_from_data
+from bot.configtext import toml_problem
 from bot.errors import ConfigError
 from bot.keys import canonical_url
 
@@ -134,7 +135,7 @@ class ConfigFile:
             try:
                 self._read = (text, tomllib.loads(text))
             except tomllib.TOMLDecodeError as exc:
-                raise self._problem(f"invalid TOML: {exc}") from None
+                raise ConfigError([toml_problem(self.path, text, exc)], str(self.path)) from None
         return self._read[1]
 
     def _feed_values(self) -> list[dict[str, Any]]:
@@ -365,7 +366,10 @@ class ConfigFile:
     def validate(self, environ: Mapping[str, str] | None = None) -> Config:
         """The edited text as ``check`` reads it; ConfigError if invalid."""
         env = os.environ if environ is None else environ
-        return config_from_data(self._data(), self.path, env, need_secrets=False)
+        # Lines only for the file as it is on disk: in an edited text they
+        # would point the operator at lines the file does not have yet.
+        text = None if self.changed else self.text
+        return config_from_data(self._data(), self.path, env, need_secrets=False, text=text)
 
 
 def _own_end(text: str, at: int, stop: int) -> int:

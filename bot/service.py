@@ -380,7 +380,10 @@ class Service:
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("config rejected (%s), keeping the running one: %s", why, problem)
-            summary = f"config error ({len(exc.problems)} problem(s): {exc.problems[0]}); running the previous config"
+            # One line: STATUS= ends at a newline, and an invalid TOML problem
+            # goes on with the line quoted and its cause (bot/configtext.py).
+            first = exc.problems[0].split("\n", 1)[0]
+            summary = f"config error ({len(exc.problems)} problem(s): {first}); running the previous config"
             self._config_error = summary  # STATUS= keeps saying so until an edit is accepted
             self.store.set_meta(CONFIG_ERROR_KEY, f"{self.clock().isoformat()}\n" + "\n".join(exc.problems))
             self.notifier.ready(summary)

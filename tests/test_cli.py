@@ -54,10 +54,10 @@ url = "${FEEDBOT_TEST_UNSET_HOOK}"
     lines = r.stderr.strip().split("\n")
     assert lines[0] == f"feedbot: invalid config {path}:"
     assert lines[1:] == [
-        "  timezone: 'Tokyo' is not an IANA time zone name such as \"Asia/Tokyo\"",
-        "  feeds[2].url: not an http(s) URL: 'gopher://example.org/c'",
-        "  feeds[2].poll_every: must be at least 1s",
-        "  webhooks[0].url: environment variable FEEDBOT_TEST_UNSET_HOOK is not set",
+        f"  {path}:2: timezone: 'Tokyo' is not an IANA time zone name such as \"Asia/Tokyo\"",
+        f"  {path}:11: feeds[2] (\"c\").url: not an http(s) URL: 'gopher://example.org/c'",
+        f"  {path}:12: feeds[2] (\"c\").poll_every: must be at least 1s, not '0s'",
+        f"  {path}:15: webhooks[0].url: environment variable FEEDBOT_TEST_UNSET_HOOK is not set",
         "  (a secret only the service can read, as systemd credentials are? `feedbot check --offline` checks the rest)",
     ]
 
@@ -220,8 +220,8 @@ def test_secrets_only_the_service_can_read_are_a_problem_for_check_but_offline(t
     assert "webhooks[1].token_file: cannot read " in r.stderr and "feedbot check --offline" in r.stderr
     r = run_cli("--config", str(path), "check", "--offline")
     assert r.returncode == 0, r.stderr
-    assert "warning: webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set" in r.stdout
-    assert "warning: webhooks[1].token_file: cannot read " in r.stdout
+    assert f"warning: {path}:6: webhooks[0].url_file: environment variable CREDENTIALS_DIRECTORY is not set" in r.stdout
+    assert f"warning: {path}:9: webhooks[1].token_file: cannot read " in r.stdout
     status = run_cli("--config", str(path), "status")  # reads no secret: only the (not yet made) state is missing
     assert status.returncode == 1 and "no state at" in status.stderr and "invalid config" not in status.stderr
     d = run_cli("--config", str(path), "digest")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -19,9 +20,12 @@ url = "https://example.org/a.xml"
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    """The problems found, without their ``config.toml:LINE: `` (lines are
+    tested in tests/test_cli.py, through ``check``)."""
+    path = write_toml(tmp_path, text)
     with pytest.raises(ConfigError) as info:
-        load_config(write_toml(tmp_path, text), env or {})
-    return info.value.problems
+        load_config(path, env or {})
+    return [re.sub(rf"^{re.escape(str(path))}:\d+: ", "", p) for p in info.value.problems]
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
@@ -137,14 +141,14 @@ token = "${NOPE}"
         "colour: unknown key",
         "schedule.poll_every: 'often' is not a duration",
         "schedule.digest_at: '25:00' is not a time of day",
-        "poll.first_poll: must be",
-        "digest.headline_max: must be an integer",
-        "feeds[1].name: 'A' is already the name of feeds[0]",
-        "feeds[1].url: not an http(s) URL: 'ftp://example.org/b.xml'",
-        "feeds[1].headline: unknown placeholder {titel}",
+        'poll.first_poll: \'yesterday\' is not "all", "none" or a duration',
+        "digest.headline_max: must be an integer, not 'long'",
+        "feeds[1] (\"A\").name: 'A' is already the name of feeds[0]",
+        "feeds[1] (\"A\").url: not an http(s) URL: 'ftp://example.org/b.xml'",
+        "feeds[1] (\"A\").headline: '{titel}' has an unknown placeholder {titel}",
         "feeds[2].name: missing (required)",
         "feeds[2].url: not an http(s) URL: 'not a url'",
-        "feeds[2].body: is neither auto, feed, none nor a valid CSS selector",
+        "feeds[2].body: 'div[[' is neither auto, feed, none nor a valid CSS selector",
         "topics[0].tag: 'has space' must not contain spaces",
         "topics[0].match: must be a non-empty list",
         "webhooks[0].kind: 'icq' is not one of discord, slack, json, text, telegram, line, email, misskey",
@@ -189,7 +193,9 @@ def test_bad_durations(text: str) -> None:
 
 def test_user_agent_placeholders_are_checked(tmp_path: Path) -> None:
     found = problems(tmp_path, MINIMAL + '[poll]\nuser_agent = "bot {foo}"\n')
-    assert found == ["poll.user_agent: may contain only the placeholder {version}; write {{ and }} for literal braces"]
+    assert found == [
+        "poll.user_agent: 'bot {foo}' may contain only the placeholder {version}; write {{ and }} for literal braces"
+    ]
     ok = load_config(write_toml(tmp_path, MINIMAL + '[poll]\nuser_agent = "bot/{version} {{x}}"\n'), {})
     assert ok.poll.user_agent == "bot/{version} {{x}}"
 
@@ -208,16 +214,16 @@ def test_feed_filters(tmp_path: Path) -> None:
     feed = load_config(write_toml(tmp_path, text), {}).feeds[0]
     assert feed.include == (("ロシア", "ウクライナ"),) and feed.exclude == ("天気",)
     assert problems(tmp_path, MINIMAL + "include = 3\n") == [
-        "feeds[0].include: must be a non-empty list of strings or lists of alternatives"
+        'feeds[0] ("A").include: must be a non-empty list of strings or lists of alternatives, not 3'
     ]
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ('headline = "{title!x} {link}"', "feeds[0].headline: is not a valid template"),
-        ('headline = "{title:d} {link}"', "feeds[0].headline: is not a valid template"),
-        ('body = "p::before"', "feeds[0].body: is neither auto, feed, none nor a valid CSS selector"),
+        ('headline = "{title!x} {link}"', "feeds[0] (\"A\").headline: '{title!x} {link}' is not a valid template"),
+        ('headline = "{title:d} {link}"', "feeds[0] (\"A\").headline: '{title:d} {link}' is not a valid template"),
+        ('body = "p::before"', "feeds[0] (\"A\").body: 'p::before' is neither auto, feed, none nor a valid CSS"),
     ],
 )
 def test_templates_and_selectors_that_fail_only_when_used(tmp_path: Path, extra: str, expected: str) -> None:
@@ -230,7 +236,7 @@ def test_ports_out_of_range(tmp_path: Path) -> None:
     text += '[[webhooks]]\nkind = "discord"\nurl = "${H}"\n'
     found = problems(tmp_path, text, {"H": "https://discord.example:99999/api/webhooks/1/secret"})
     assert found == [
-        "feeds[0].url: has an invalid port (0-65535): 'http://127.0.0.1:99999/f.xml'",
+        "feeds[0] (\"A\").url: has an invalid port (0-65535): 'http://127.0.0.1:99999/f.xml'",
         "webhooks[0].url: has an invalid port (0-65535)",
     ]
 

@@ -102,7 +102,9 @@ LITERALS = [
     "1.5",
     '"\\u0000"',
 ]
-PATH = re.compile(r"^([a-z_]+(\[\d+\])?)(\.[a-z_]+)?(\[\d+\])?: \S")
+# Where (config.toml:LINE:, when the line is known), then the key path, a
+# feed's or webhook's name after its index.
+PATH = re.compile(r'^(\S+:\d+: )?([a-z_]+(\[\d+\])?)( \(".*?"\))?(\.[a-z_]+)?(\[\d+\])?: \S')
 
 
 @st.composite
@@ -135,7 +137,7 @@ def read(tmp: Path, text: str) -> ConfigError | object:
 def check_problems(exc: ConfigError, path: Path) -> None:
     assert exc.problems
     for problem in exc.problems:
-        assert PATH.match(problem) or problem.startswith(f"{path}: invalid TOML"), problem
+        assert PATH.match(problem) or re.match(rf"{re.escape(str(path))}:\d+: invalid TOML", problem), problem
 
 
 @settings(

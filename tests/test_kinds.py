@@ -282,7 +282,7 @@ def test_check_validates_each_kinds_keys(tmp_path: Path) -> None:
         "webhooks[14].url: is http://: a discord webhook URL is itself the credential",
         "webhooks[15].url: is http://: a teams webhook URL",
         "webhooks[16].url: is http://: a googlechat webhook URL",
-        "webhooks[17].to: is not a LINE user, group or room id",
+        "webhooks[17].to: 'U4af4980629 a0b' is not a LINE user, group or room id",
     ):
         assert problem in r.stderr, (problem, r.stderr)
     for valid in ("webhooks[10]", "webhooks[18]", "webhooks[19]"):  # a loopback Slack, a LAN json endpoint

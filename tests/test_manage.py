@@ -201,7 +201,7 @@ def test_add_refuses_a_duplicate_url_or_name(site: Site, tmp_path: Path) -> None
         (["{base}/missing"], 1, "feedbot: cannot fetch {base}/missing: HTTP 404"),
         (["{base}/broken.xml"], 1, "feedbot: {base}/broken.xml is neither a web page nor a feed that parses"),
         (["ftp://example.org/feed"], 2, "feedbot add: the address: not an http(s) URL: 'ftp://example.org/feed'"),
-        (["{base}/feed", "--body", "p::before"], 2, "feedbot add: --body: is neither auto, feed, none nor a valid"),
+        (["{base}/feed", "--body", "p::before"], 2, "feedbot add: --body: 'p::before' is neither auto, feed, none"),
         (["{base}/feed", "--handle", "a b"], 2, "feedbot add: --handle: "),
         (["{base}/", "--pick", "3"], 2, "feedbot add: --pick 3: there are 2 feed(s) to pick from"),
     ],

@@ -181,11 +181,19 @@ def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | N
             listener.next("READY", lambda m: "4 feeds ok" in m["STATUS"] or "feeds ok" in m["STATUS"])
             listener.next("STATUS", lambda m: m["STATUS"].startswith("4 feeds ok"))  # J Sato polled
 
+            # ...a file that is not TOML is rejected in one STATUS line (the
+            # problem goes on over lines: its line quoted, its cause)...
+            path.write_text(full.replace('timezone = "Asia/Tokyo"', 'timezone = "Asia/Tokyo'), encoding="utf-8")
+            listener.next("RELOADING")
+            not_toml = listener.next("READY")
+            assert not_toml["STATUS"].startswith(f"config error (1 problem(s): {path}:")
+            assert "invalid TOML: Illegal character" in not_toml["STATUS"]
             # ...a broken edit is rejected whole and the old config runs on...
             path.write_text(full.replace('timezone = "Asia/Tokyo"', 'timezone = "Mars/Base"'), encoding="utf-8")
             listener.next("RELOADING")
             rejected = listener.next("READY")
-            assert rejected["STATUS"].startswith("config error (1 problem(s): timezone:")
+            assert rejected["STATUS"].startswith(f"config error (1 problem(s): {path}:")
+            assert ": timezone: 'Mars/Base'" in rejected["STATUS"]
             status = run_cli("--config", str(path), "status")  # answers from the state, and names the problem
             assert status.returncode == 0 and "is invalid (1 problem;" in status.stdout, status.stderr
             assert "the service rejected an edit at" in status.stdout
@@ -204,7 +212,9 @@ def test_under_systemd_notify_reload_and_watchdog(demo_config: Callable[[str | N
                 proc.kill()
             listener.sock.close()
     assert proc.returncode == 0, err
-    assert "config rejected (the file changed), keeping the running one: timezone:" in err
+    assert f"config rejected (the file changed), keeping the running one: {path}:" in err
+    assert ": timezone: 'Mars/Base' is not an IANA time zone name" in err
+    assert "invalid TOML: Illegal character" in err
     assert "config reloaded (the file changed): added J Sato" in err
     assert "config reloaded (SIGHUP)" in err
     assert 'feed="J Sato" status=ok new=1' in err

@@ -88,12 +88,13 @@ body = "feed"
 
 
 def test_retention_must_exceed_max_age(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[poll]\nmax_age = "7d"\nretention = "7d"\n')
     with pytest.raises(ConfigError) as info:
-        load_config(write_toml(tmp_path, '[poll]\nmax_age = "7d"\nretention = "7d"\n'), {})
-    assert info.value.problems == ["poll.retention: must be longer than poll.max_age (7d)"]
+        load_config(path, {})
+    assert info.value.problems == [f"{path}:3: poll.retention: must be longer than poll.max_age (7d)"]
     with pytest.raises(ConfigError) as info:
         load_config(write_toml(tmp_path, '[poll]\nmax_age = "none"\nretention = "30d"\n'), {})
-    assert info.value.problems[0].startswith('poll.retention: must be "none" when poll.max_age is "none"')
+    assert info.value.problems[0].startswith(f'{path}:3: poll.retention: must be "none" when poll.max_age is "none"')
     assert load_config(write_toml(tmp_path, '[poll]\nmax_age = "none"\n'), {}).poll.retention is None
     assert load_config(write_toml(tmp_path, '[poll]\nmax_age = "60d"\n'), {}).poll.retention == timedelta(days=240)
 

@@ -387,9 +387,9 @@ def choice(*values: str) -> Callable[[Any], str]:
 def an_int(lo: int, hi: int) -> Callable[[Any], int]:
     def convert(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError("must be an integer")
+            raise TypeError(f"must be an integer, not {v!r}")
         if not lo <= v <= hi:
-            raise ValueError(f"must be between {lo} and {hi}")
+            raise ValueError(f"must be between {lo} and {hi}, not {v}")
         return v
 
     return convert

@@ -37,7 +37,9 @@ def line_id(value: Any) -> str:
     """A user (U…), group (C…) or room (R…) id: the letter and 32 hex digits."""
     s = a_string(value)
     if not _ID.fullmatch(s):
-        raise ValueError("is not a LINE user, group or room id (U, C or R and 32 hex digits, from the webhook event)")
+        raise ValueError(
+            f"{s!r} is not a LINE user, group or room id (U, C or R and 32 hex digits, from the webhook event)"
+        )
     return s
 
 
