@@ -184,3 +184,51 @@ def test_verbose_logs_every_request_and_page(tmp_path: Path, feeds: DynamicFeeds
     assert "feed=a request=GET status=200" in loud.stderr and "conditional=no" in loud.stderr
     assert f"feed=a article={link} status=200 bytes=" in loud.stderr
     assert "DEBUG asyncio" not in loud.stderr  # feedbot's steps, not every library's
+
+
+def test_a_long_first_poll_shows_progress_in_the_log_and_polling_now_in_status(
+    tmp_path: Path, feeds: DynamicFeeds
+) -> None:
+    """A feed whose server answers only when the test lets it: the service
+    logs a progress line while it waits, and ``status`` shows the feed as
+    being polled (the heartbeat says so, every 10 s)."""
+    import signal
+
+    from tests.test_service import spawn_run
+
+    release = threading.Event()
+    slow_feed = DynamicFeeds()
+    slow_feed.feeds["slow"] = [FeedItem("s-1", "遅い記事", None, NOW)]
+
+    def slow(req: Request) -> Reply:
+        release.wait(90)
+        return slow_feed(req)
+
+    with Server(slow) as server:
+        slow_feed.base = server.base
+        path = _config(tmp_path, feeds, names=("a",))
+        path.write_text(
+            path.read_text(encoding="utf-8")
+            + f'[[feeds]]\nname = "遅いフィード"\nurl = "{server.base}/feed/slow"\nbody = "feed"\n',
+            encoding="utf-8",
+        )
+        proc = spawn_run(path)
+        assert proc.stderr is not None
+        try:
+            progress = ""
+            for line in proc.stderr:  # the log, as it comes (ends if the service does)
+                if "first polls:" in line:
+                    progress = line
+                    break
+            assert "first polls: 1/2 feeds done after " in progress and "polling now: 遅いフィード" in progress
+            seen = ""
+            for _ in range(60):  # each `status` is a process: about 0.5 s
+                seen = run_cli("--config", str(path), "status").stdout
+                if "polling now" in seen:
+                    break
+            assert "  遅いフィード: never polled — polling now (instance " in seen, seen
+        finally:
+            release.set()
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+    assert proc.returncode == 0
