@@ -420,7 +420,7 @@ class Service:
         failing = sum(1 for f in feeds if f.url in failing_urls)
         jobs = [j for j in self.scheduler.get_jobs() if j.id.startswith("digest:") and j.next_run_time]
         upcoming = min((j.next_run_time for j in jobs), default=None)
-        nxt = upcoming.astimezone(self.config.timezone).strftime("%m-%d %H:%M") if upcoming else "none"
+        nxt = upcoming.astimezone(self.config.timezone).strftime("%m-%d %H:%M %Z") if upcoming else "none"
         line = (
             f"{len(feeds) - failing} feeds ok, {failing} failing; "
             f"{self.store.pending_count()} items pending; next digest {nxt}"
