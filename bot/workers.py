@@ -25,13 +25,17 @@ starts (``PARSE_STACK``, and ``EXTRACT_STACK`` when the config fetches
 article pages: ``preload``), and every worker is forked from it with those
 modules loaded: a worker used to import them itself, ~0.3 s of CPU each,
 on every cycle that had something to parse (issue 27).  The limits are
-the worker's own, set after the fork, as before.
+the worker's own, set after the fork, as before.  The pool starts in a
+thread of its own (pebble forks its workers on the first task, and waits
+for the fork server's imports to do so): the event loop goes on with the
+other feeds meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import gc
 import os
 import resource
@@ -143,6 +147,7 @@ class Workers:
         self._active = 0
         self._idle: threading.Timer | None = None
         self._preload: list[str] = list(PARSE_STACK)
+        self._start: tuple[ProcessPool, concurrent.futures.Future[None]] | None = None
 
     def preload(self, modules: Sequence[str]) -> None:
         """Have the fork server import ``modules`` too, if it has not started
@@ -189,8 +194,36 @@ class Workers:
         finally:
             self._end()
 
+    def _started(self, pool: ProcessPool) -> concurrent.futures.Future[None]:
+        """The start of the shared pool, in a thread of its own, once per pool."""
+        with self._lock:
+            if self._start is not None and self._start[0] is pool:
+                return self._start[1]
+            started: concurrent.futures.Future[None] = concurrent.futures.Future()
+            started.set_running_or_notify_cancel()  # a cancelled waiter does not cancel it for the others
+            self._start = (pool, started)
+
+        def start() -> None:
+            try:
+                pool.schedule(int)  # pebble starts the pool (forks its workers) on its first task
+            except BaseException as exc:  # every waiter gets it; the next run tries again
+                with self._lock:
+                    if self._start is not None and self._start[1] is started:
+                        self._start = None
+                started.set_exception(exc)
+            else:
+                started.set_result(None)
+
+        threading.Thread(target=start, name="feedbot-workers-start", daemon=True).start()
+        return started
+
     async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], single: bool) -> T:
         pool = self._get_pool(single)
+        if not single:
+            # Off the event loop: the first start waits for the fork server's
+            # imports.  (A single-task pool starts with its task: a big page is
+            # rare, and the fork server runs by then.)
+            await asyncio.wrap_future(self._started(pool))
         from pebble import ProcessExpired  # imported by _get_pool
 
         future = pool.schedule(
@@ -241,6 +274,7 @@ class Workers:
         """Stop the workers (tasks still running are killed)."""
         with self._lock:
             pools, self._pool, self._single = (self._pool, self._single), None, None
+            self._start = None
         for pool in pools:
             if pool is not None:
                 pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated

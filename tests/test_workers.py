@@ -51,3 +51,25 @@ def test_the_extraction_stack_is_preloaded_when_asked_before_the_first_pool() ->
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "((True, True, True), (True, True, True), False)"
+
+
+def test_the_event_loop_goes_on_while_the_pool_starts() -> None:
+    """The first task's pool starts in a thread (the fork server's imports
+    and the forks take a while): other coroutines run meanwhile."""
+    import asyncio
+
+    from bot.workers import Workers
+
+    async def go() -> tuple[bool, int]:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            first = asyncio.ensure_future(workers.run(sum, [1, 2]))
+            await asyncio.sleep(0)  # the run asks for the pool and waits for its start
+            start = workers._start
+            assert start is not None
+            starting = not start[1].done()  # this coroutine runs while the start is still under way
+            return starting, await first
+        finally:
+            workers.close()
+
+    assert asyncio.run(go()) == (True, 3)
