@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             farm.terminate()
             os.chdir(here)
 
+    for name, kinds in results.items():  # every run, to judge the medians by
+        for kind, runs in kinds.items():
+            print(f"{name} {kind}: " + ", ".join(f"{r[0]:.2f}/{r[1]:.2f}" for r in runs), file=sys.stderr)
+
     def med(name: str, kind: str, i: int) -> float:
         return statistics.median(r[i] for r in results[name][kind])
 
