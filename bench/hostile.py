@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.proctree import rss_kb, tree
+from bench.proctree import pss_kb, rss_kb, tree
 from bench.report import splice
 from bot.loopback import Reply, Request, Server
 
@@ -80,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             text=True,
         )
         peak = [0]
+        peak_pss = [0]
         each: dict[int, int] = {}  # pid -> its own peak, to say where the memory is
 
         def sample() -> None:
             while proc.poll() is None:
                 sizes = {p: rss_kb(p) for p in tree(proc.pid)}
                 peak[0] = max(peak[0], sum(sizes.values()))
+                peak_pss[0] = max(peak_pss[0], sum(pss_kb(p) for p in sizes))
                 for p, kb in sizes.items():
                     each[p] = max(each.get(p, 0), kb)
                 time.sleep(0.05)
@@ -99,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     text = (
         f"`python -m bench.hostile`: one `feedbot poll` of a feed linking {len(pages)} hostile pages of 5 MB "
         f"({', '.join(PAGES)}): peak resident memory of feedbot and its worker processes **{peak[0] / 1024:.0f} MB** "
-        f"(target < 300 MB), {elapsed:.1f} s wall; {len(pages) - len(outcomes)} pages gave a body or none, "
+        f"(target < 300 MB; summed RSS: shared pages counted once per process; proportional set size, each shared"
+        f" page divided among its sharers: {peak_pss[0] / 1024:.0f} MB), {elapsed:.1f} s wall;"
+        f" {len(pages) - len(outcomes)} pages gave a body or none, "
         f"{len(outcomes)} fell back to the feed's text"
         + (f" ({'; '.join(sorted(set(outcomes)))[:300]})" if outcomes else "")
         + f"; exit code {proc.returncode}. Each process's own peak: main {each.get(proc.pid, 0) / 1024:.0f} MB, "

@@ -44,6 +44,19 @@ def rss_kb(pid: int) -> int:
     return int(line.split()[1])
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of one process, in KB (0 if it is gone): its
+    private pages, and its share of the pages it shares with others (a
+    worker forked from a fork server shares the modules that server
+    imported; summing RSS counts them once per process)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    line = next((x for x in rollup.splitlines() if x.startswith("Pss:")), "Pss: 0 kB")
+    return int(line.split()[1])
+
+
 def tree_rss_kb(pid: int) -> int:
     return sum(rss_kb(p) for p in tree(pid))
 

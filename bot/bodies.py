@@ -18,11 +18,8 @@ from collections.abc import Sequence
 from bot import metrics
 from bot.config import Feed, PollSettings
 from bot.errors import FetchError, WorkerError
-from bot.extract import extract_body, limit_body
 from bot.fetch import PageFetcher
-from bot.markup import bounded_bytes
 from bot.models import Entry
-from bot.pagedata import data_url, json_lines
 from bot.workers import Workers
 
 PRIVATE_HINT = " (poll.allow_private_addresses = true allows it)"
@@ -58,6 +55,8 @@ class Bodies:
         pages of this feed fetched at a time (so that another feed's pages
         are never queued behind this one's), and at most
         ``poll.max_pages_per_poll`` in all; the rest keep the feed's text."""
+        from bot.extract import limit_body  # here: a poll with nothing new extracts nothing
+
         budget = self.settings.max_pages_per_poll
         fetching = [e for e in entries if self._needs_page(feed, e)]
         over = fetching[budget:]
@@ -90,6 +89,8 @@ class Bodies:
         """The body stored with the item: fetched once, at poll time."""
         if entry.titleless:
             return entry.content  # a post's text is its body (cut in rendering only)
+        from bot.extract import limit_body
+
         return limit_body(await self._body(feed, entry), feed.max_paragraphs, feed.max_body_chars)
 
     async def _body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
@@ -109,6 +110,10 @@ class Bodies:
             said = str(exc) + (PRIVATE_HINT if str(exc).startswith("refused: ") else "")
             log.warning("feed=%s article=%s status=error error=%r fallback=feed-content", feed.name, entry.link, said)
             return entry.content
+        from bot.extract import extract_body
+        from bot.markup import bounded_bytes
+        from bot.pagedata import data_url
+
         try:
             # Scripts and styles cut out here: what the worker gets, and decodes, is the page's text.
             data, url, content_type = bounded_bytes(page.content), page.url, page.content_type
@@ -130,6 +135,8 @@ class Bodies:
         """The body from the JSON an article page loads, when the page as
         served did not carry it (NHK NEWS WEB: ``bot.pagedata``); fetched
         through the same guarded fetcher as the page."""
+        from bot.pagedata import json_lines
+
         try:
             document = await self.pages.fetch(json_url, feed.url, self.deadline)
             return list(await self.workers.run(json_lines, document.content))

@@ -287,9 +287,24 @@ def cmd_check(config: Config) -> int:
     return EXIT_OK
 
 
-async def cmd_poll(config: Config, only: str | None) -> int:
-    from tqdm import tqdm
+class _NoBar:
+    """tqdm's surface that ``cmd_poll`` uses, for output that is not a
+    terminal: the lines alone, and tqdm not imported."""
 
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def write(self, line: str, file: Any) -> None:
+        print(line, file=file)
+
+    def update(self) -> None:
+        return None
+
+
+async def cmd_poll(config: Config, only: str | None) -> int:
     from bot.fetch import make_client
     from bot.poll import Poller
     from bot.state import open_store
@@ -307,7 +322,12 @@ async def cmd_poll(config: Config, only: str | None) -> int:
     # A line per feed as each finishes (a first poll with article pages takes
     # minutes), under a progress bar on a terminal (stderr: stdout stays the
     # lines alone when piped).
-    with tqdm(total=len(feeds), unit="feed", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False) as bar:
+    bar: Any = _NoBar()
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(feeds), unit="feed", file=sys.stderr, leave=False)
+    with bar:
         try:
             async with make_client(config.poll) as client, Poller(config, store, client, _now) as poller:
                 poller.log_outcomes = False

@@ -521,11 +521,13 @@ class _Reader:
         return tuple(out)
 
     def webhooks(self, data: Any) -> tuple[Webhook, ...]:
-        from bot.kinds import KINDS  # here: the kinds' modules use this one
-
         if not isinstance(data, list):
             self.problem("webhooks", f"must be an array of tables ([[webhooks]]), not {_shown(data)}")
             return ()
+        if not data:
+            return ()  # and the kinds' modules are not imported (`feedbot poll` has no use for them)
+        from bot.kinds import KINDS  # here: the kinds' modules use this one
+
         out: list[Webhook] = []
         positions: list[int] = []
         for i, raw in enumerate(data):

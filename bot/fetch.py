@@ -37,7 +37,7 @@ from functools import lru_cache
 
 import httpx
 
-from bot import __version__, guard
+from bot import __version__, guard, tls
 from bot.config import PollSettings
 from bot.errors import FetchError
 from bot.guard import (
@@ -83,10 +83,10 @@ class Response:
         return self.headers.get("content-type")
 
 
-@lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~15 ms: once per process."""
-    return httpx.create_ssl_context()
+    """Loading the CA bundle costs ~50 ms: once per process, and only for a
+    run that makes an HTTPS request (``bot.tls``)."""
+    return tls.context()
 
 
 def make_client(
@@ -104,13 +104,14 @@ def make_client(
     return Client(
         trust_env=resolver is None,
         transport_options={
-            "ssl_context": _ssl_context(),
+            "ssl_context": tls.context,  # built on the first HTTPS request
             "max_connections": settings.concurrency * 2,
             "keepalive_expiry": 5.0,
             "resolver": resolver,
             "reuse_connections": reuse_connections,
         },
-        verify=_ssl_context(),
+        # No ``verify``: httpx hands it only to the transports it would make,
+        # and every transport here is an AiohttpTransport with the context above.
         timeout=httpx.Timeout(seconds, connect=min(seconds, 10.0)),
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,

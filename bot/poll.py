@@ -33,9 +33,7 @@ from bot.fetch import PageFetcher, Response, fetch_feed, validator
 from bot.keys import Key
 from bot.logs import logfmt
 from bot.models import Entry
-from bot.parse import parse_feed
 from bot.state import Elsewhere, FeedState, NewItem, Store
-from bot.topics import excluded, fold, matches
 from bot.workers import Workers
 from bot.workers import shared as shared_workers
 
@@ -70,6 +68,8 @@ def wanted(feed: Feed, entry: Entry) -> bool:
     """The feed's own filter, on the entry's title and the feed's text."""
     if not feed.include and not feed.exclude:
         return True
+    from bot.topics import excluded, fold, matches  # only a feed with a filter needs them
+
     text = fold("\n".join((entry.title, *entry.content)))
     return (not feed.include or matches(feed.include, text)) and not excluded(feed.exclude, text)
 
@@ -145,6 +145,10 @@ class Poller:
         # Parsing and extraction run in worker processes (bot/workers.py):
         # nothing a feed or page holds can stop this event loop.
         self.workers = workers or shared_workers()
+        if any(f.body not in ("feed", "none") for f in config.feeds):
+            from bot.workers import EXTRACT_STACK
+
+            self.workers.preload(EXTRACT_STACK)  # article pages are extracted: their stack too
         self.bodies = Bodies(config.poll, self.workers, pages)
         self.deadline = self.bodies.deadline
         # A claim outlives a feed's fetch and parse (its pages may take longer:
@@ -261,6 +265,9 @@ class Poller:
                 now = self.clock()
                 self.store.record_not_modified(feed.url, feed.name, now, self._asked_wait(feed, response, None, now))
                 return PollOutcome(feed.name, "not-modified")
+            # Imported here: a poll whose feeds all answer 304 parses nothing.
+            from bot.parse import parse_feed
+
             parsed = await self.workers.run(parse_feed, response.content, feed.url, response.headers)
         except FetchError as exc:
             return self._failed(feed, str(exc), exc.retry_after)

@@ -22,6 +22,10 @@ each request to an ``aiohttp`` session and streams the raw reply back.
   it failed every later poll of its feed before anything was sent).
 - httpx's client keeps no cookies (``_Cookies``): a fetch keeps its own
   for its redirects (``bot.fetch``), so no feed sees another's.
+- TLS: every request that makes a TLS connection (an https URL, or any URL
+  through an https proxy) carries the transport's context; the context may
+  be given as a function (``bot.tls.context``), called on the first such
+  request, so a run of plain-HTTP feeds loads no CA store.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import functools
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -129,7 +133,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
         *,
         max_connections: int,
         keepalive_expiry: float | None = 5.0,
@@ -137,11 +141,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         resolver: aiohttp.abc.AbstractResolver | None = None,
         reuse_connections: bool = True,
     ) -> None:
-        self.ssl_context = ssl_context
+        self._ssl_context = ssl_context
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
         # httpx has moved a proxy URL's credentials to ``auth``.
         self.proxy = str(proxy.url) if proxy is not None else None
+        self._proxy_tls = proxy is not None and proxy.url.scheme == "https"
         self.proxy_headers: dict[str, str] | None = None
         if proxy is not None and proxy.auth:
             userpass = base64.b64encode(f"{proxy.auth[0]}:{proxy.auth[1]}".encode()).decode("ascii")
@@ -150,9 +155,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self.reuse_connections = reuse_connections
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context of this transport's TLS connections (made now if it was given as a function)."""
+        if not isinstance(self._ssl_context, ssl.SSLContext):
+            self._ssl_context = self._ssl_context()
+        return self._ssl_context
+
+    def _tls(self, url: httpx.URL) -> ssl.SSLContext | bool:
+        """What a request to ``url`` passes as aiohttp's ``ssl``: the context
+        if the request makes a TLS connection (to the origin, or to an https
+        proxy), else aiohttp's default (no TLS is made, so none is loaded)."""
+        if url.scheme == "https" or self._proxy_tls:
+            return self.ssl_context
+        return True
+
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            ssl=self.ssl_context,
+            # Each TLS request brings the context (``_tls``): none is made
+            # here for a session that may never need one.
             limit=self.max_connections,
             keepalive_timeout=self.keepalive_expiry if self.reuse_connections else None,
             force_close=not self.reuse_connections,
@@ -196,6 +217,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 proxy=self.proxy,
                 proxy_headers=self.proxy_headers,
                 timeout=_timeout(timeouts.get("connect"), timeouts.get("read")),
+                ssl=self._tls(url),
             )
         reason = (response.reason or "").encode("latin-1", "replace")
         return httpx.Response(

@@ -20,28 +20,38 @@ So they run here, in a small pool of worker processes (pebble):
 
 Workers start from a fork server, not by forking the service itself
 (forking a process with threads, aiohttp's resolver and the scheduler's,
-is unsafe), and import what a task needs on first use.
+is unsafe).  The fork server imports the parsing stack once, when it
+starts (``PARSE_STACK``, and ``EXTRACT_STACK`` when the config fetches
+article pages: ``preload``), and every worker is forked from it with those
+modules loaded: a worker used to import them itself, ~0.3 s of CPU each,
+on every cycle that had something to parse (issue 27).  The limits are
+the worker's own, set after the fork, as before.  The pool starts in a
+thread of its own (pebble forks its workers on the first task, and waits
+for the fork server's imports to do so): the event loop goes on with the
+other feeds meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import ctypes
-import ctypes.util
+import concurrent.futures
 import gc
-import multiprocessing
 import os
 import resource
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, TimeoutError
-from typing import Any, TypeVar
-
-from pebble import ProcessExpired, ProcessPool
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.errors import WorkerError
+
+if TYPE_CHECKING:
+    from pebble import ProcessPool
+
+# pebble, multiprocessing and ctypes are imported when a pool is first
+# needed (a poll whose feeds all answer 304 parses nothing: issue 27).
 
 T = TypeVar("T")
 
@@ -51,6 +61,13 @@ WALL_SLACK = 10.0
 MEMORY_BYTES = 768 * 1024 * 1024  # address space of one worker (its imports take ~60 MB)
 TRIM_AFTER_BYTES = 256 * 1024  # a task on an input this big gives its heap back after
 IDLE_SECONDS = 60.0  # workers with nothing to do for this long are stopped (started again when needed)
+# What the fork server imports before it forks any worker: what a parse
+# task imports (bot.parse, and its fast path; feedparser only for the few
+# documents that path does not take), and, if asked, what extraction does.
+# ``__main__`` as multiprocessing has it by default (a script run as the
+# main module is imported there once, not in every worker).
+PARSE_STACK = ("__main__", "bot.parse", "fastfeedparser")
+EXTRACT_STACK = ("bot.extract", "trafilatura")
 
 
 def default_processes() -> int:
@@ -91,6 +108,9 @@ _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 def _libc() -> Any:
     """glibc, for its malloc tuning; None elsewhere (musl, macOS)."""
+    import ctypes
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
@@ -126,17 +146,32 @@ class Workers:
         self._lock = threading.Lock()
         self._active = 0
         self._idle: threading.Timer | None = None
+        self._preload: list[str] = list(PARSE_STACK)
+        self._start: tuple[ProcessPool, concurrent.futures.Future[None]] | None = None
+
+    def preload(self, modules: Sequence[str]) -> None:
+        """Have the fork server import ``modules`` too, if it has not started
+        yet (it is one per process, started with the first pool); a module
+        that cannot be imported there is imported by the task that needs it."""
+        with self._lock:
+            self._preload += [m for m in modules if m not in self._preload]
 
     def _get_pool(self, single: bool) -> ProcessPool:
+        import multiprocessing
+
+        from pebble import ProcessPool
+
         with self._lock:
             pool = self._single if single else self._pool
             if pool is None or not pool.active:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(self._preload)  # no effect once the fork server runs
                 pool = ProcessPool(
                     max_workers=1 if single else self.processes,
                     max_tasks=1 if single else 0,
                     initializer=_start_worker,
                     initargs=(self.memory_bytes,),
-                    context=multiprocessing.get_context("forkserver"),
+                    context=context,
                 )
                 if single:
                     self._single = pool
@@ -159,8 +194,39 @@ class Workers:
         finally:
             self._end()
 
+    def _started(self, pool: ProcessPool) -> concurrent.futures.Future[None]:
+        """The start of the shared pool, in a thread of its own, once per pool."""
+        with self._lock:
+            if self._start is not None and self._start[0] is pool:
+                return self._start[1]
+            started: concurrent.futures.Future[None] = concurrent.futures.Future()
+            started.set_running_or_notify_cancel()  # a cancelled waiter does not cancel it for the others
+            self._start = (pool, started)
+
+        def start() -> None:
+            try:
+                pool.schedule(int)  # pebble starts the pool (forks its workers) on its first task
+            except BaseException as exc:  # every waiter gets it; the next run tries again
+                with self._lock:
+                    if self._start is not None and self._start[1] is started:
+                        self._start = None
+                started.set_exception(exc)
+            else:
+                started.set_result(None)
+
+        threading.Thread(target=start, name="feedbot-workers-start", daemon=True).start()
+        return started
+
     async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], single: bool) -> T:
-        future = self._get_pool(single).schedule(
+        pool = self._get_pool(single)
+        if not single:
+            # Off the event loop: the first start waits for the fork server's
+            # imports.  (A single-task pool starts with its task: a big page is
+            # rare, and the fork server runs by then.)
+            await asyncio.wrap_future(self._started(pool))
+        from pebble import ProcessExpired  # imported by _get_pool
+
+        future = pool.schedule(
             _limited,
             args=(fn, self.cpu_seconds, args),
             timeout=self.cpu_seconds * WALL_FACTOR + WALL_SLACK,
@@ -208,6 +274,7 @@ class Workers:
         """Stop the workers (tasks still running are killed)."""
         with self._lock:
             pools, self._pool, self._single = (self._pool, self._single), None, None
+            self._start = None
         for pool in pools:
             if pool is not None:
                 pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated

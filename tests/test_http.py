@@ -10,9 +10,12 @@ and memory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import resource
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +35,7 @@ from bot.loopback import Reply, Request, Server, throwaway_certificate
 from bot.poll import Poller
 from bot.state import OutMessage, open_store
 from bot.transport import Client
-from tests.conftest import Clock, DynamicFeeds, FeedItem, run_cli, write_toml
+from tests.conftest import ROOT, Clock, DynamicFeeds, FeedItem, run_cli, write_toml
 
 SETTINGS = PollSettings(timeout=timedelta(seconds=1))
 DAY = timedelta(days=1)
@@ -361,6 +364,52 @@ def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) -> None:
 
         response = run(trusted())
     assert response.status == 200 and b"tls" in response.content  # type: ignore[attr-defined]
+
+
+def test_tls_context_is_built_on_the_first_https_request(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27: a run of plain-HTTP feeds loads no CA store; the first HTTPS
+    request builds the one context, which still verifies."""
+    from bot import tls
+
+    built: list[ssl.SSLContext] = []
+    real = tls.context.__wrapped__
+
+    def counted() -> ssl.SSLContext:
+        built.append(real())
+        return built[-1]
+
+    monkeypatch.setattr(tls, "context", functools.lru_cache(maxsize=1)(counted))
+    with Server(lambda req: rss("plain")) as server:
+        response = run(_get_feed(server.base + "/feed"))
+    assert response.status == 200 and not built  # type: ignore[attr-defined]
+    cert, key = certificate
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.load_cert_chain(cert, key)
+    with Server(lambda req: rss("tls")) as server:
+        server.httpd.socket = server_ssl.wrap_socket(server.httpd.socket, server_side=True)
+        with pytest.raises(FetchError, match="certificate"):
+            run(_get_feed(server.base.replace("http://", "https://") + "/feed"))
+    assert len(built) == 1 and built[0].verify_mode == ssl.CERT_REQUIRED and built[0].check_hostname
+
+
+def test_importing_the_http_stack_loads_no_ca_store() -> None:
+    """aiohttp's import-time default contexts load no CA store (bot/tls.py);
+    a connection that used one would trust nothing (fails closed)."""
+    code = (
+        "import ssl\n"
+        "loads = []\n"
+        "real = ssl.SSLContext.load_verify_locations\n"
+        "ssl.SSLContext.load_verify_locations = lambda self, *a, **k: (loads.append(a), real(self, *a, **k))[1]\n"
+        "import bot.cli, bot.fetch, bot.poll, aiohttp.connector as c\n"
+        "from bot.config import PollSettings\n"
+        "bot.fetch.make_client(PollSettings())\n"
+        "default = c._SSL_CONTEXT_VERIFIED\n"
+        "print(len(loads), default.cert_store_stats()['x509_ca'], default.verify_mode)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["0", "0", str(int(ssl.CERT_REQUIRED))]
 
 
 def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

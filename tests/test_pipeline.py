@@ -430,12 +430,12 @@ def _flaky_parse(data: bytes, url: str, headers: dict[str, str] | None = None) -
 def test_an_unexpected_failure_is_recorded_on_its_feed_and_the_others_go_on(
     tmp_path: Path, feeds: DynamicFeeds, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.poll
+    import bot.parse
 
     add(feeds, "good", 1, clock.now - timedelta(hours=1))
     add(feeds, "bad", 1, clock.now - timedelta(hours=1))
     # Module-level, so that the worker process can import it by name.
-    monkeypatch.setattr(bot.poll, "parse_feed", _flaky_parse)
+    monkeypatch.setattr(bot.parse, "parse_feed", _flaky_parse)  # bot.poll imports it when it parses
     config = make_config(tmp_path, feeds, ["good", "bad"], [])
     outcomes = {o.feed: o for o in poll(config, clock)}
     assert outcomes["good"].new == 1
