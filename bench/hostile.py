@@ -8,7 +8,9 @@ text node, a 5 MB script around a small article, a table of 100,000 cells,
 100,000 links, nested <span> in every paragraph, and attributes by the
 hundred thousand.  ``feedbot poll`` (bodies on) polls it once while this
 samples the resident memory of feedbot and every process it started (its
-extraction workers) every 50 ms.  Target (issue 13): the peak under 300 MB.
+extraction workers) every 50 ms.  Target (issue 13): the peak under 300 MB,
+of proportional set size (shared pages divided among their sharers; the
+summed RSS is reported beside it).
 """
 
 from __future__ import annotations
@@ -100,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = [line.split("error=", 1)[1] for line in err.splitlines() if "article=" in line and "error=" in line]
     text = (
         f"`python -m bench.hostile`: one `feedbot poll` of a feed linking {len(pages)} hostile pages of 5 MB "
-        f"({', '.join(PAGES)}): peak resident memory of feedbot and its worker processes **{peak[0] / 1024:.0f} MB** "
-        f"(target < 300 MB; summed RSS: shared pages counted once per process; proportional set size, each shared"
-        f" page divided among its sharers: {peak_pss[0] / 1024:.0f} MB), {elapsed:.1f} s wall;"
+        f"({', '.join(PAGES)}): peak memory of feedbot and its worker processes, proportional set size (each"
+        f" shared page divided among its sharers) **{peak_pss[0] / 1024:.0f} MB** (target < 300 MB); summed RSS"
+        f" (shared pages counted once per process) {peak[0] / 1024:.0f} MB; {elapsed:.1f} s wall;"
         f" {len(pages) - len(outcomes)} pages gave a body or none, "
         f"{len(outcomes)} fell back to the feed's text"
         + (f" ({'; '.join(sorted(set(outcomes)))[:300]})" if outcomes else "")
@@ -113,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write:
         splice(args.write, "hostile", text)
-    return 0 if peak[0] < 300 * 1024 else 1
+    # The target is on the proportional set size: since issue 27 the workers
+    # are forked from a fork server holding the parsing stack, and summed RSS
+    # counts those shared pages once per process (memory nobody uses twice).
+    return 0 if peak_pss[0] < 300 * 1024 else 1
 
 
 if __name__ == "__main__":
