@@ -47,7 +47,7 @@ from bot.pgserver import free_port
 SERVICE_FILES = 1_024  # systemd's default soft limit without LimitNOFILE
 
 
-def _limit_files() -> None:
+def limit_files() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (SERVICE_FILES, hard))
 
@@ -59,7 +59,7 @@ def _fds(pid: int) -> int:
         return 0
 
 
-def _scrape(port: int) -> int:
+def scrape(port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             r.read()
@@ -101,7 +101,7 @@ def _start_requests(held: list[socket.socket]) -> None:
             s.send(PARTIAL)
 
 
-def _connected(held: list[socket.socket]) -> int:
+def connected(held: list[socket.socket]) -> int:
     n = 0
     for s in held:
         try:
@@ -148,7 +148,7 @@ def _prometheus_side(count: int) -> str:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=_limit_files,
+        preexec_fn=limit_files,
     )
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdout.readline()
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
-            preexec_fn=_limit_files,
+            preexec_fn=limit_files,
         )
         peak = [0]
         stop = threading.Event()
@@ -223,17 +223,17 @@ def main(argv: list[str] | None = None) -> int:
 
         sampler = threading.Thread(target=sample, daemon=True)
         try:
-            _until(lambda: _scrape(port) == 200, 60)
+            _until(lambda: scrape(port) == 200, 60)
             sampler.start()
             quiet = [delivery(n) for n in range(3)]
             quiet_fds = peak[0]
             held = _hold(port, args.connections)
-            _until(lambda: _connected(held) >= args.connections, 60)
+            _until(lambda: connected(held) >= args.connections, 60)
             _start_requests(held)
-            during = [_scrape(port) for _ in range(3)]
+            during = [scrape(port) for _ in range(3)]
             loaded = [delivery(n) for n in range(3, 6)]
-            accepted = _connected(held)  # those over the cap were answered 503 and closed
-            after_ok = _until(lambda: _scrape(port) == 200, 60)
+            accepted = connected(held)  # those over the cap were answered 503 and closed
+            after_ok = _until(lambda: scrape(port) == 200, 60)
             for s in held:
                 s.close()
         finally:

@@ -73,8 +73,9 @@ def _logfmt(record: logging.LogRecord) -> logging.LogRecord:
         after_key = record.msg[: m.start()].endswith("=") and record.msg[m.start() - 2 : m.start() - 1].isalnum()
         if m.group("conv") == "s" and after_key:
             text = str(args[n])
-            if logfmt(text) != text:
-                args[n], changed = logfmt(text), True
+            field = logfmt(text)
+            if field != text:
+                args[n], changed = field, True
         n += 1
     if not changed:
         return record

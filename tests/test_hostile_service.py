@@ -22,10 +22,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from bench.idle_metrics import PARTIAL, connected, limit_files, scrape
 from bot.loopback import Receiver, Reply, Request, Server
 from tests.conftest import DynamicFeeds, FeedItem, write_toml
 from tests.test_service import NotifyListener, spawn_run
@@ -103,40 +103,6 @@ body = "none"
 # -- issue 24: the metrics endpoint cannot take the service down ------------------------------------
 
 IDLE_CONNECTIONS = 2_000
-SERVICE_FILES = 1_024  # systemd's default soft limit of open files, without LimitNOFILE
-
-
-def _limit_files() -> None:
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (SERVICE_FILES, hard))
-
-
-def _scrape(port: int) -> int:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            r.read()
-            return int(r.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
-def _connected(sockets: list[Any]) -> int:
-    """How many of ``sockets`` have connected (a peer name: the handshake is done)."""
-    count = 0
-    for s in sockets:
-        try:
-            s.getpeername()
-        except OSError:
-            continue
-        count += 1
-    return count
 
 
 def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -195,23 +161,23 @@ url = "{hook.base}/hook"
             stderr=subprocess.PIPE,
             text=True,
             env=clean,
-            preexec_fn=_limit_files,
+            preexec_fn=limit_files,
         )
         held: list[socket.socket] = []
         try:
-            _wait(lambda: _scrape(port) == 200, 60, "the metrics endpoint")
+            _wait(lambda: scrape(port) == 200, 60, "the metrics endpoint")
             _wait(lambda: any("最初の記事" in r.body.decode() for r in rec.accepted), 60, "the first digest")
             # Each sends the start of a request and never ends it (a slowloris);
             # one that sent nothing might sit in the kernel's backlog unaccepted.
             for _ in range(IDLE_CONNECTIONS):
                 s = socket.create_connection(("127.0.0.1", port), timeout=10)
                 with contextlib.suppress(OSError):  # answered 503 and closed already: over the cap
-                    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                    s.sendall(PARTIAL)
                 held.append(s)
             feeds.feeds["f"].append(FeedItem("g1", "接続の嵐の中の記事", None, datetime.now(UTC)))
             _wait(lambda: any("接続の嵐の中の記事" in r.body.decode() for r in rec.accepted), 60, "a digest")
-            assert 0 < _connected(held) <= 64 + 8  # the cap held: the others were answered 503 and closed
-            _wait(lambda: _scrape(port) == 200, 60, "a scrape after the idle connections timed out")
+            assert 0 < connected(held) <= 64 + 8  # the cap held: the others were answered 503 and closed
+            _wait(lambda: scrape(port) == 200, 60, "a scrape after the idle connections timed out")
         finally:
             for s in held:
                 s.close()
@@ -242,7 +208,7 @@ def test_the_metrics_endpoint_closes_silent_connections_and_turns_away_those_ove
         closed = [silent.recv(1024), half.recv(1024)]  # b"": closed by the server within its read time
         for s in (silent, half, over):
             s.close()
-        return turned_away, closed[0], closed[1], _scrape(port)
+        return turned_away, closed[0], closed[1], scrape(port)
 
     async def go() -> tuple[bytes, bytes, bytes, int]:
         endpoint = await metrics.serve(("127.0.0.1", port), limit=2, read_seconds=0.5)
@@ -251,7 +217,7 @@ def test_the_metrics_endpoint_closes_silent_connections_and_turns_away_those_ove
         finally:
             await endpoint.close()
 
-    turned_away, silent, half, scrape = asyncio.run(go())
+    turned_away, silent, half, scraped = asyncio.run(go())
     assert turned_away.startswith(b"HTTP/1.1 503 ")
     assert silent == b"" and half == b""
-    assert scrape == 200
+    assert scraped == 200

@@ -187,18 +187,24 @@ def hostile(test: Any) -> Any:
     for line in HOSTILE:
         urls = [u for u in re.findall(r"https?://\S+", line)]
         alone = [u.rstrip(")」") for u in urls if f" {u} " in f" {line} "]
-        test = example((line, [u.rstrip(")」") for u in urls], alone))(test)
+        test = example(case=(line, [u.rstrip(")」") for u in urls], alone))(test)
     return test
 
 
+# The kinds whose platform parses markup, with the parser asked (Teams:
+# its TextBlock's CommonMark).
+MARKUP_KINDS = [("misskey", "misskey"), ("discord", "discord"), ("teams", "commonmark")]
+
+
+@pytest.mark.parametrize(("kind", "parser"), MARKUP_KINDS, ids=[k for k, _ in MARKUP_KINDS])
 @PROPERTY
 @hostile
-@given(lines())
-def test_misskey_shows_the_line_with_its_links_and_no_mfm(
-    oracles: Oracles, case: tuple[str, list[str], list[str]]
+@given(case=lines())
+def test_markup_platforms_show_the_line_with_its_links_and_no_markup(
+    oracles: Oracles, kind: str, parser: str, case: tuple[str, list[str], list[str]]
 ) -> None:
     line, _urls, alone = case
-    out = oracles.ask("misskey", KINDS["misskey"].escape(line, ()))
+    out = oracles.ask(parser, KINDS[kind].escape(line, ()))
     assert out["marks"] == [], (line, out)
     assert seen(str(out["visible"])) == line
     assert all(u in out["links"] for u in alone), (line, out["links"])
@@ -206,33 +212,7 @@ def test_misskey_shows_the_line_with_its_links_and_no_mfm(
 
 @PROPERTY
 @hostile
-@given(lines())
-def test_discord_shows_the_line_with_its_links_and_no_markdown(
-    oracles: Oracles, case: tuple[str, list[str], list[str]]
-) -> None:
-    line, _urls, alone = case
-    out = oracles.ask("discord", KINDS["discord"].escape(line, ()))
-    assert out["marks"] == [], (line, out)
-    assert seen(str(out["visible"])) == line
-    assert all(u in out["links"] for u in alone), (line, out["links"])
-
-
-@PROPERTY
-@hostile
-@given(lines())
-def test_teams_shows_the_line_with_its_links_and_no_markdown(
-    oracles: Oracles, case: tuple[str, list[str], list[str]]
-) -> None:
-    line, _urls, alone = case
-    out = oracles.ask("commonmark", KINDS["teams"].escape(line, ()))
-    assert out["marks"] == [], (line, out)
-    assert seen(str(out["visible"])) == line
-    assert all(u in out["links"] for u in alone), (line, out["links"])
-
-
-@PROPERTY
-@hostile
-@given(lines())
+@given(case=lines())
 def test_slack_shows_the_line_with_its_links_and_no_mention_or_emoji(
     oracles: Oracles, case: tuple[str, list[str], list[str]]
 ) -> None:
@@ -246,7 +226,7 @@ def test_slack_shows_the_line_with_its_links_and_no_mention_or_emoji(
 
 @PROPERTY
 @hostile
-@given(lines())
+@given(case=lines())
 def test_mastodon_counts_no_fewer_than_mastodon_and_keeps_links(
     oracles: Oracles, case: tuple[str, list[str], list[str]]
 ) -> None:
@@ -260,7 +240,7 @@ def test_mastodon_counts_no_fewer_than_mastodon_and_keeps_links(
 
 @PROPERTY
 @hostile
-@given(lines())
+@given(case=lines())
 def test_google_chat_card_text_shows_the_line_with_its_links(case: tuple[str, list[str], list[str]]) -> None:
     line, _urls, alone = case
     reader = _Paragraph()
@@ -271,7 +251,7 @@ def test_google_chat_card_text_shows_the_line_with_its_links(case: tuple[str, li
 
 @PROPERTY
 @hostile
-@given(lines())
+@given(case=lines())
 def test_plain_text_platforms_keep_links_intact_and_handles_silent(case: tuple[str, list[str], list[str]]) -> None:
     line, urls, _alone = case
     for kind in ("telegram", "matrix", "mastodon"):
