@@ -191,7 +191,9 @@ class Digester:
         dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)
         if dropped:
             log.warning("dropped %d undelivered message(s) of webhooks no longer configured", dropped)
-        items, held = cap_per_feed(self.store.unbound_items(), self.config.digest.max_items_per_feed)
+        items, held = cap_per_feed(
+            await self.store.in_thread(Store.unbound_items), self.config.digest.max_items_per_feed
+        )
         for feed, count in held.items():
             log.warning(
                 "feed=%s has more items than digest.max_items_per_feed (%d): %d wait for the next digest",
@@ -216,15 +218,15 @@ class Digester:
                 # stdout is the channel: write it (and the archive copy)
                 # before the items are bound, so a failed write loses nothing.
                 self._archive(now, rendered)
-            self.store.create_digest(
-                rendered.digest.date,
-                now,
-                [i.id for i in items],
-                rendered.text,
-                lambda _: built,
-                slot=(slot, self.owner) if slot else None,
-                digest_id=digest_id,
-                lease=lease,
+            served = (slot, self.owner) if slot else None
+            ids = [i.id for i in items]
+            when, text = rendered.digest.date, rendered.text
+            # In a thread, on a connection of its own: tens of megabytes on a
+            # busy day, which the event loop would wait for.
+            await self.store.in_thread(
+                lambda s: s.create_digest(
+                    when, now, ids, text, lambda _: built, slot=served, digest_id=digest_id, lease=lease
+                )
             )
             metrics.digests.inc()
             log.info(

@@ -219,22 +219,36 @@ class Workers:
 
     async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], single: bool) -> T:
         pool = self._get_pool(single)
-        if not single:
-            # Off the event loop: the first start waits for the fork server's
-            # imports.  (A single-task pool starts with its task: a big page is
-            # rare, and the fork server runs by then.)
-            await asyncio.wrap_future(self._started(pool))
         from pebble import ProcessExpired  # imported by _get_pool
 
-        future = pool.schedule(
-            _limited,
-            args=(fn, self.cpu_seconds, args),
-            timeout=self.cpu_seconds * WALL_FACTOR + WALL_SLACK,
-        )
+        def schedule() -> concurrent.futures.Future[T]:
+            return pool.schedule(
+                _limited,
+                args=(fn, self.cpu_seconds, args),
+                timeout=self.cpu_seconds * WALL_FACTOR + WALL_SLACK,
+            )
+
+        if single:
+            # A single-task pool starts with its task (forks its worker, and
+            # waits for the fork server's imports when it is the first task
+            # of the process: a digest composed before any feed was parsed
+            # blocked the loop ~0.5 s, past the watchdog test's margin).
+            # So the scheduling too is done in a thread.
+            scheduling = asyncio.get_running_loop().run_in_executor(None, schedule)
+            try:
+                future = await asyncio.shield(scheduling)
+            except asyncio.CancelledError:
+                scheduling.add_done_callback(_cancel_scheduled)
+                raise
+        else:
+            # Off the event loop: the first start waits for the fork server's
+            # imports; once started, scheduling only queues the task.
+            await asyncio.wrap_future(self._started(pool))
+            future = schedule()
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            future.cancel()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated; it kills a running task's worker
+            future.cancel()  # pebble kills a running task's worker
             raise
         except TimeoutError:
             raise WorkerError(f"stopped: took longer than {self.cpu_seconds * WALL_FACTOR + WALL_SLACK:g}s") from None
@@ -279,6 +293,12 @@ class Workers:
             if pool is not None:
                 pool.stop()  # type: ignore[no-untyped-call]  # pebble leaves it unannotated
                 pool.join(timeout=10)
+
+
+def _cancel_scheduled(scheduling: asyncio.Future[concurrent.futures.Future[Any]]) -> None:
+    """A task scheduled after its caller was cancelled is cancelled too."""
+    if not scheduling.cancelled() and scheduling.exception() is None:
+        scheduling.result().cancel()
 
 
 def _expired(exitcode: int | None, cpu_seconds: float, memory_bytes: int) -> str:

@@ -252,6 +252,23 @@ class PostgresStore(Store):
             self.pool.putconn(self.conn)
         self.pool.close()
 
+    @contextmanager
+    def _sibling(self) -> Iterator[Store]:
+        # The pool's other connection (psycopg's connections may be used from
+        # any thread); given back, not closed, at the end.
+        try:
+            other = PostgresStore(self.pool, self.where, self._url)
+        except psycopg_pool_timeout() as exc:
+            raise StateError(f"state database {self.where} cannot be reached: {self._said(exc)}") from None
+        try:
+            yield other
+        finally:
+            if other._alive is not None:
+                with contextlib.suppress(Exception):
+                    other._alive.close()
+            with contextlib.suppress(Exception):
+                self.pool.putconn(other.conn)
+
     def _columns(self, table: str) -> set[str]:
         rows = self.conn.execute(
             "SELECT column_name FROM information_schema.columns"

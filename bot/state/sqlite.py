@@ -118,11 +118,12 @@ CREATE TABLE IF NOT EXISTS instances (  -- running services, by heartbeat (schem
 
 
 class SQLiteStore(Store):
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, checkpointer: _Checkpointer | None = None) -> None:
         self.conn = conn
         self.path = path
         self.where = str(path)
-        self._checkpointer = _Checkpointer(path)
+        self._owns_checkpointer = checkpointer is None
+        self._checkpointer = checkpointer or _Checkpointer(path)
 
     @classmethod
     def open(cls, state_dir: Path, busy_timeout: float = 30.0) -> SQLiteStore:
@@ -153,8 +154,27 @@ class SQLiteStore(Store):
         return store
 
     def close(self) -> None:
-        self._checkpointer.close()
+        if self._owns_checkpointer:
+            self._checkpointer.close()
         self.conn.close()
+
+    @contextmanager
+    def _sibling(self) -> Iterator[Store]:
+        # The schema is there (``open`` made it); a connection's own settings
+        # are not, so they are set again.  Its commits wake the same
+        # checkpointer.
+        try:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state database {self.path} cannot be used: {exc}") from exc
+        other = SQLiteStore(conn, self.path, self._checkpointer)
+        try:
+            yield other
+        finally:
+            other.close()
 
     def _columns(self, table: str) -> set[str]:
         return {str(r[1]) for r in self.conn.execute(f"PRAGMA table_info({table})")}
