@@ -24,7 +24,7 @@ from bot import __version__
 from bot.errors import ConfigError, FeedbotError, UsageError
 
 if TYPE_CHECKING:
-    from bot.config import Config
+    from bot.config import Config, DigestSpec
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -49,13 +49,17 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="with --dry-run: how each group's label was chosen (to stderr)"
     )
     digest.add_argument("--date", metavar="YYYY-MM-DD", type=_date, help="digest date (the YYMMDD label)")
+    digest.add_argument(
+        "--name", metavar="NAME", help="only the [[digests]] table of this name (default: every digest)"
+    )
     check = sub.add_parser("check", help="validate the config; exit 2 listing every problem")
     check.add_argument(
         "--offline",
         action="store_true",
         help="check the config away from its secrets: one that cannot be read here is a warning, not a problem",
     )
-    sub.add_parser("pending", help="the items waiting for the next digest, by feed (title, link, first seen)")
+    pending = sub.add_parser("pending", help="the items waiting for the next digest, by feed (title, link, first seen)")
+    pending.add_argument("--name", metavar="NAME", help="only those of the [[digests]] table of this name")
     sub.add_parser("status", help="per feed: last poll, result, items, errors; pending deliveries")
     outbox = sub.add_parser(
         "outbox",
@@ -203,7 +207,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "poll":
         return asyncio.run(cmd_poll(config, args.feed))
     if command == "digest":
-        return asyncio.run(cmd_digest(config, args.dry_run, args.date, args.explain))
+        return asyncio.run(cmd_digest(config, args.dry_run, args.date, args.explain, args.name))
     if command == "state":
         return cmd_state_copy(config, args.to)
     raise AssertionError(command)  # argparse only lets the commands above through
@@ -246,7 +250,7 @@ def _read_state(args: argparse.Namespace) -> int:
     if args.command == "pending":
         from bot.manage import cmd_pending
 
-        return cmd_pending(config)
+        return cmd_pending(config, chosen_digests(config, args.name) if config.digests else None)
     return cmd_outbox(config, args.action, args.refs, args.all)
 
 
@@ -280,6 +284,13 @@ def cmd_check(config: Config) -> int:
     )
     for w in config.webhooks:
         print(f"  webhook {w.name}: {w.kind} {w.url.redacted() if w.url.reveal() else '(URL not readable here)'}")
+    for spec in config.digests:
+        at = ", ".join(t.isoformat("minutes") for t in spec.schedule.digest_at)
+        every = f" and every {spec.schedule.digest_every}" if spec.schedule.digest_every else ""
+        where = ", ".join(w.name for w in spec.webhooks) or "stdout and the archive (no webhook)"
+        print(f"  digest {spec.name}: at {at or '-'}{every}; to {where}; {len(spec.feeds)} feed(s): ", end="")
+        print(", ".join(spec.feeds) or "none", end="")
+        print(f"; {len(spec.topics)} topic(s)")
     for warning in config.warnings:
         print(f"  warning: {warning}")
     if not config.webhooks:
@@ -357,37 +368,68 @@ def _explain(choices: list[Any], config: Config) -> None:
             print(f"  {candidate.explain()}", file=sys.stderr)
 
 
-async def cmd_digest(config: Config, dry_run: bool, day: date | None, explain: bool = False) -> int:
+def chosen_digests(config: Config, name: str | None) -> tuple[DigestSpec, ...]:
+    """``--name NAME``'s digest, or every digest the config makes."""
+    if name is None:
+        return config.streams()
+    spec = config.digest_named(name)
+    if spec is None or not name:
+        names = [d.name for d in config.digests]
+        if not names:
+            raise UsageError(f"--name {name!r}: the config has no [[digests]] tables (one digest, without a name)")
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        raise UsageError(f"--name {name!r}: no such digest{hint}; the digests: {', '.join(names)}")
+    return (spec,)
+
+
+async def cmd_digest(
+    config: Config, dry_run: bool, day: date | None, explain: bool = False, name: str | None = None
+) -> int:
+    """Build (or with ``dry_run`` show) each chosen digest now, in config order."""
     from bot.deliver import Deliverer
     from bot.digest import Digester
     from bot.fetch import make_client
     from bot.state import open_store
-
-    store = open_store(config)
-    try:
-        async with make_client(config.poll) as client:
-            digester = Digester(config, store, Deliverer.configured(config, client, store, _now), _now, sys.stdout)
-            if dry_run:
-                rendered, choices = await digester.preview(day)
-                if rendered is None:
-                    print("feedbot: no pending items", file=sys.stderr)
-                else:
-                    print(rendered.text)
-                if explain:
-                    _explain(choices, config)
-                return EXIT_OK
-            result = await digester.run(day)
-    finally:
-        store.close()
-    if result.digest_id is None:
-        print("no new items: no digest built", file=sys.stderr)
     from bot.text import shown
 
-    for r in result.reports:
-        state = "ok" if r.error is None else f"failed: {shown(r.error, 300)}"  # a server's words: no control codes
-        aside = f", {r.set_aside} refused for good and set aside (feedbot outbox)" if r.set_aside else ""
-        print(f"webhook {r.webhook}: sent {r.sent} message(s), {r.pending} pending{aside} — {state}", file=sys.stderr)
-    return EXIT_OK if result.ok else EXIT_FAILURE
+    specs = chosen_digests(config, name)
+    store = open_store(config)
+    ok = True
+    try:
+        async with make_client(config.poll) as client:
+            deliverer = Deliverer.configured(config, client, store, _now)
+            for spec in specs:
+                digester = Digester(config, store, deliverer, _now, sys.stdout, stream=spec.name)
+                label = f"digest {spec.name}: " if spec.name else ""
+                if dry_run:
+                    rendered, choices = await digester.preview(day)
+                    if rendered is None:
+                        print(f"feedbot: {label}no pending items", file=sys.stderr)
+                    else:
+                        if len(specs) > 1:
+                            print(f"# digest {spec.name}", file=sys.stderr)
+                        print(rendered.text)
+                    if explain:
+                        _explain(choices, digester.config)
+                    continue
+                result = await digester.run(day)
+                if result.digest_id is None:
+                    print(f"{label}no new items: no digest built", file=sys.stderr)
+                for r in result.reports:
+                    # A server's words: no control codes.
+                    state = "ok" if r.error is None else f"failed: {shown(r.error, 300)}"
+                    aside = f", {r.set_aside} refused for good and set aside (feedbot outbox)" if r.set_aside else ""
+                    print(
+                        f"{label}webhook {r.webhook}: sent {r.sent} message(s), {r.pending} pending{aside} — {state}",
+                        file=sys.stderr,
+                    )
+                ok = ok and result.ok
+    finally:
+        store.close()
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def cmd_state_copy(config: Config, to: str) -> int:
@@ -449,23 +491,24 @@ def _next_digest(config: Config, last: datetime | None, now: datetime) -> dateti
     return min(candidates, default=None)
 
 
-def _digests(last: Any, config: Config) -> None:
+def _digests(last: Any, config: Config, indent: str = "") -> None:
     """The last digest (when, how many items, how far each webhook took
     it) and when the next is due."""
     names = {w.ident: w.name for w in config.webhooks}
     following = _next_digest(config, last.built_at if last else None, _now())
     if last is None:
-        print("digests: none built yet")
+        print(f"{indent}digests: none built yet")
     else:
         where = "; ".join(
             f"{names.get(w, w.removeprefix('name:'))} {ok}/{n} accepted" + (f", {aside} set aside" if aside else "")
             for w, (n, ok, aside) in sorted(last.webhooks.items())
         )
         print(
-            f"digests: last #{last.digest_id} of {last.day}, built {_when(last.built_at, config)}, "
+            f"{indent}digests: last #{last.digest_id} of {last.day}, built {_when(last.built_at, config)}, "
             f"{last.items} item(s); " + (where or "no webhook: written to stdout and the archive")
         )
-    print(f"  next digest: {_when(following, config) if following else 'none scheduled (schedule.digest_at = [])'}")
+    none = "none scheduled (digest_at = [])"
+    print(f"{indent}  next digest: {_when(following, config) if following else none}")
 
 
 def _when(value: datetime | None, config: Config) -> str:
@@ -535,7 +578,19 @@ def cmd_status(config: Config) -> int:
                 line += f" (warning: {shown(s.last_error)})"
             print(line + ("" if feed.enabled else " (disabled)") + now_polled)
         print(f"pending items: {store.pending_count()}")
-        _digests(store.last_digest(), config)
+        if config.digests:
+            waiting = store.streams_pending()
+            for spec in config.digests:
+                view = config.for_digest(spec)
+                print(
+                    f"digest {spec.name}: {len(spec.feeds)} feed(s), {waiting.get(spec.name, 0)} item(s) waiting,"
+                    f" {store.pending_count(spec.name)} not yet delivered everywhere"
+                )
+                _digests(store.last_digest(spec.name), view, indent="  ")
+            for gone in sorted(set(waiting) - {d.name for d in config.digests}):
+                print(f"digest {gone or '(without a name)'} (no longer configured): {waiting[gone]} item(s) kept")
+        else:
+            _digests(store.last_digest(), config)
         names = {
             w.ident: f"{w.name} ({w.kind} {w.url.redacted() if w.url.reveal() else 'URL not readable here'})"
             for w in config.webhooks

@@ -21,7 +21,7 @@ import re
 import string
 import tomllib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -146,6 +146,19 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class DigestSpec:
+    """One digest the installation makes: its feeds, topics, schedule, destinations."""
+
+    name: str = ""
+    feeds: tuple[str, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    topics: tuple[Topic, ...] = ()
+    labels: tuple[LabelRule, ...] = ()
+    schedule: Schedule = field(default_factory=Schedule)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     timezone: ZoneInfo
@@ -160,6 +173,41 @@ class Config:
     warnings: tuple[str, ...] = ()
     state: StateSettings = field(default_factory=StateSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    digests: tuple[DigestSpec, ...] = ()
+
+    def streams(self) -> tuple[DigestSpec, ...]:
+        if self.digests:
+            return self.digests
+        return (
+            DigestSpec(
+                "",
+                tuple(f.name for f in self.feeds),
+                self.webhooks,
+                self.topics,
+                self.labels,
+                self.schedule,
+                self.digest,
+            ),
+        )
+
+    def for_digest(self, spec: DigestSpec) -> Config:
+        names = set(spec.feeds)
+        return replace(
+            self,
+            feeds=tuple(f for f in self.feeds if f.name in names),
+            webhooks=spec.webhooks,
+            topics=spec.topics,
+            labels=spec.labels,
+            digest=spec.digest,
+            schedule=replace(self.schedule, digest_at=spec.schedule.digest_at, digest_every=spec.schedule.digest_every),
+            digests=(),
+        )
+
+    def digest_named(self, name: str) -> DigestSpec | None:
+        return next((d for d in self.streams() if d.name == name), None)
+
+    def streams_of(self, feed_name: str) -> tuple[str, ...]:
+        return tuple(d.name for d in self.streams() if feed_name in d.feeds)
 
     def feed_interval(self, feed: Feed) -> timedelta:
         return feed.poll_every or self.schedule.poll_every

@@ -33,6 +33,13 @@ from bot.workers import shared as shared_workers
 log = logging.getLogger("feedbot.digest")
 
 LAST_DIGEST_KEY = "last_digest_at"
+
+
+def last_digest_key(stream: str) -> str:
+    """The meta key of a digest's last run ("" keeps the key it always had)."""
+    return f"{LAST_DIGEST_KEY}:{stream}" if stream else LAST_DIGEST_KEY
+
+
 LAST_PRUNE_KEY = "last_prune_at"
 PRUNE_EVERY = timedelta(days=1)
 
@@ -75,8 +82,13 @@ class Digester:
         out: TextIO,
         workers: Workers | None = None,
         owner: str | None = None,
+        stream: str = "",
     ) -> None:
-        self.config = config
+        # ``stream``: which digest this builds (a ``[[digests]]`` name; "" the
+        # one digest of a config without them).  ``config`` is the whole
+        # installation's; ``self.config``, what this digest sees of it.
+        self.stream = stream
+        self.reconfigure(config)
         self.store = store
         self.deliverer = deliverer
         self.clock = clock
@@ -86,12 +98,20 @@ class Digester:
         # slots it serves and on the messages it sends.
         self.owner = owner or instance_id()
 
+    def reconfigure(self, config: Config) -> None:
+        """The config after a reload (the digest is still in it)."""
+        spec = config.digest_named(self.stream)
+        if spec is None:
+            raise FeedbotError(f"no digest named {self.stream!r} in {config.path}")
+        self.installation = config
+        self.config = config.for_digest(spec)
+
     def today(self) -> date:
         return self.clock().astimezone(self.config.timezone).date()
 
     async def preview(self, day: date | None = None) -> tuple[Rendered | None, list[Choice]]:
         """The digest that would be built now, and how its labels were chosen."""
-        items, _ = cap_per_feed(self.store.unbound_items(), self.config.digest.max_items_per_feed)
+        items, _ = cap_per_feed(self.store.unbound_items(self.stream), self.config.digest.max_items_per_feed)
         if not items:
             return None, []
         composed = await self.compose(items, day or self.today())
@@ -188,11 +208,12 @@ class Digester:
     async def _run(self, day: date | None, slot: str | None, lease: Lease) -> DigestResult:
         now = self.clock()
         webhooks = self.config.webhooks
-        dropped = self.store.drop_webhooks_except(w.ident for w in webhooks)
+        # The installation's webhooks: another digest's are not this one's to drop.
+        dropped = self.store.drop_webhooks_except(w.ident for w in self.installation.webhooks)
         if dropped:
             log.warning("dropped %d undelivered message(s) of webhooks no longer configured", dropped)
         items, held = cap_per_feed(
-            await self.store.in_thread(Store.unbound_items), self.config.digest.max_items_per_feed
+            await self.store.in_thread(lambda s: s.unbound_items(self.stream)), self.config.digest.max_items_per_feed
         )
         for feed, count in held.items():
             log.warning(
@@ -225,18 +246,31 @@ class Digester:
             # busy day, which the event loop would wait for.
             await self.store.in_thread(
                 lambda s: s.create_digest(
-                    when, now, ids, text, lambda _: built, slot=served, digest_id=digest_id, lease=lease
+                    when,
+                    now,
+                    ids,
+                    text,
+                    lambda _: built,
+                    slot=served,
+                    digest_id=digest_id,
+                    lease=lease,
+                    stream=self.stream,
                 )
             )
-            metrics.digests.inc()
+            metrics.digests.labels(self.stream).inc()
             log.info(
-                "digest=%d date=%s items=%d webhooks=%d", digest_id, rendered.digest.date, len(items), len(webhooks)
+                "digest=%d%s date=%s items=%d webhooks=%d",
+                digest_id,
+                f" name={self.stream}" if self.stream else "",
+                rendered.digest.date,
+                len(items),
+                len(webhooks),
             )
             if composed.phrases:
                 self.store.record_label_phrases(rendered.digest.date, composed.phrases)
         elif slot is not None:
             self.store.serve_slot(slot, self.owner, now, None)  # nothing to send: served all the same
-        self.store.set_meta(LAST_DIGEST_KEY, now.isoformat())
+        self.store.set_meta(last_digest_key(self.stream), now.isoformat())
         reports = await self.deliverer.deliver_all(webhooks, lease) if webhooks else []
         self._prune(now)
         return DigestResult(digest_id, len(items), tuple(reports))
@@ -282,7 +316,7 @@ class Digester:
         """No webhook: stdout is the channel, and a copy stays in state_dir."""
         folder = self.config.state_dir / "digests"
         stamp = now.astimezone(self.config.timezone).strftime("%H%M%S")
-        path = folder / f"{rendered.digest.date}-{stamp}.txt"
+        path = folder / f"{self.stream + '-' if self.stream else ''}{rendered.digest.date}-{stamp}.txt"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             temp = path.with_suffix(".tmp")

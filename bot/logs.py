@@ -103,9 +103,7 @@ def setup(level: int) -> None:
     else:
         # ISO 8601 with the offset: host time, labelled (status and list
         # show the config's zone, named).
-        handler.setFormatter(
-            _SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-        )
+        handler.setFormatter(_SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # feedbot's own DEBUG (-v: every request, page and delivery) is not

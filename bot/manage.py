@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.config import Config, Feed, feed_table_problems
+from bot.config import Config, DigestSpec, Feed, feed_table_problems
 from bot.configfile import ConfigFile, NewFeed, locked, same_feed_url, write
 from bot.errors import UsageError
 from bot.models import Entry, Item
@@ -350,6 +350,8 @@ def cmd_list(config: Config, clock: Clock, out: TextIO = sys.stdout) -> int:
             state = f"ok, polled {_when(s.last_poll_at, config)}, {s.items_taken} item(s) taken"
             if s.last_ok_at and now - s.last_ok_at > config.feed_interval(feed) * 4:
                 state += " (late)"
+        if config.digests:  # which digests take it
+            state = f"[{', '.join(config.streams_of(feed.name)) or 'no digest'}] {state}"
         url = without_credentials(feed.url)
         if columns is not None:
             room = columns - name_width - 4  # the two gaps
@@ -529,18 +531,29 @@ def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout
     return EXIT_OK
 
 
-def cmd_pending(config: Config, out: TextIO = sys.stdout) -> int:
+def cmd_pending(config: Config, digests: Sequence[DigestSpec] | None = None, out: TextIO = sys.stdout) -> int:
     """The items waiting for the next digest, by feed: what ``digest``
-    would take now (``Store.unbound_items``, read only), in config order."""
-    from bot.digest import cap_per_feed
+    would take now (``Store.unbound_items``, read only), in config order;
+    with ``[[digests]]`` tables, under each of ``digests`` in turn."""
     from bot.state import open_store
 
     store = open_store(config)
     try:
-        items = store.unbound_items()
-        in_digests = store.pending_count() - len(items)  # built, not yet accepted by every webhook
+        if digests is None:
+            _pending(config, store.unbound_items(), store.pending_count(), out)
+            return EXIT_OK
+        for n, spec in enumerate(digests):
+            print(f"{'' if n == 0 else chr(10)}== digest {spec.name} ==", file=out)
+            _pending(config.for_digest(spec), store.unbound_items(spec.name), store.pending_count(spec.name), out)
     finally:
         store.close()
+    return EXIT_OK
+
+
+def _pending(config: Config, items: list[Item], pending: int, out: TextIO) -> None:
+    from bot.digest import cap_per_feed
+
+    in_digests = pending - len(items)  # built, not yet accepted by every webhook
     cap = config.digest.max_items_per_feed
     kept = {item.id for item in cap_per_feed(items, cap)[0]}
     by_feed: dict[str, list[Item]] = {}
@@ -571,4 +584,3 @@ def cmd_pending(config: Config, out: TextIO = sys.stdout) -> int:
                 print(f"      {shown(item.link, 400)}", file=out)
     if in_digests > 0:
         print(f"\nand {in_digests} item(s) in digests built, not yet delivered everywhere (feedbot status)", file=out)
-    return EXIT_OK

@@ -43,7 +43,12 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 polls = Counter("feedbot_polls", "Feed polls, by result", ["result"], registry=REGISTRY)
 items_taken = Counter("feedbot_items_taken", "Entries taken for a digest", registry=REGISTRY)
 page_fetches = Counter("feedbot_page_fetches", "Article pages fetched, by result", ["result"], registry=REGISTRY)
-digests = Counter("feedbot_digests_built", "Digests built", registry=REGISTRY)
+digests = Counter(
+    "feedbot_digests_built",
+    'Digests built, by digest (its [[digests]] name; "" without them)',
+    ["digest"],
+    registry=REGISTRY,
+)
 deliveries = Counter(
     "feedbot_deliveries", "Messages POSTed to webhooks, by webhook and result", ["webhook", "result"], registry=REGISTRY
 )
@@ -77,6 +82,12 @@ outbox_set_aside = Gauge(
     registry=REGISTRY,
 )
 items_pending = Gauge("feedbot_items_pending", "Items not yet accepted by every webhook", registry=REGISTRY)
+items_waiting = Gauge(
+    "feedbot_digest_items_waiting",
+    "Items taken and not yet in a digest, by the digest they wait for (a removed digest's too)",
+    ["digest"],
+    registry=REGISTRY,
+)
 feeds_failing = Gauge("feedbot_feeds_failing", "Configured feeds whose last poll failed", registry=REGISTRY)
 failing_for = Gauge(
     "feedbot_feed_failing_seconds", "How long each failing feed has been failing", ["feed"], registry=REGISTRY
@@ -181,6 +192,7 @@ def refresh(
     alive: int,
     resent_total: int,
     set_aside: int = 0,
+    waiting: Mapping[str, int] | None = None,
 ) -> None:
     """The gauges (called from the event loop, on the heartbeat): messages
     pending, the oldest one's age in seconds, items pending, each failing
@@ -190,6 +202,10 @@ def refresh(
     outbox_set_aside.set(set_aside)
     outbox_oldest.set(oldest_age)
     items_pending.set(items)
+    if waiting is not None:
+        items_waiting.clear()
+        for name, count in waiting.items():
+            items_waiting.labels(name).set(count)
     feeds_failing.set(len(failing))
     failing_for.clear()
     for name, seconds in failing.items():

@@ -49,6 +49,7 @@ class Item:
     published: datetime | None
     first_seen: datetime
     body: tuple[str, ...]
+    stream: str = ""  # the digest ([[digests]] name) it waits for; "" without [[digests]]
 
     @property
     def when(self) -> datetime:

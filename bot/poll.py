@@ -278,7 +278,18 @@ class Poller:
         choice = choose(
             parsed.entries, seen, state.first_ok_at is None, now, self.config.poll, lambda e: wanted(feed, e)
         )
-        bodies = await self.bodies.for_entries(feed, choice.take)
+        streams = self.config.streams_of(feed.name)
+        if not streams:  # a feed no digest takes (a warning at load): its entries are only recorded
+            choice = Choice((), choice.skip + choice.take)
+        late_streams = self._new_streams(feed, streams, state.first_ok_at is None)
+        late: tuple[Entry, ...] = ()
+        if late_streams:
+            # A digest new to this feed: its first poll of it, whatever the
+            # other digests have taken from it already.
+            late = choose(parsed.entries, set(), True, now, self.config.poll, lambda e: wanted(feed, e)).take
+        fresh = [e for e in late if not any(e is t for t in choice.take)]
+        bodies = await self.bodies.for_entries(feed, [*choice.take, *fresh])
+        body_of = {id(e): b for e, b in zip([*choice.take, *fresh], bodies, strict=True)}
         taken = self.store.record_poll(
             feed.url,
             feed.name,
@@ -287,13 +298,24 @@ class Poller:
             # character in it would fail every later poll (issue 24).
             etag=validator(feed.url, "ETag", response.headers.get("etag")),
             last_modified=validator(feed.url, "Last-Modified", response.headers.get("last-modified")),
-            take=[NewItem(e, b) for e, b in zip(choice.take, bodies, strict=True)],
+            take=[NewItem(e, body_of[id(e)]) for e in choice.take],
             skip=choice.skip,
+            streams=[s for s in streams if s not in late_streams],
+            late=[NewItem(e, body_of[id(e)]) for e in late],
+            late_streams=late_streams,
             present=parsed.entries,
             warning=parsed.warning,
             next_poll_at=self._asked_wait(feed, response, parsed.ttl, now),
         )
         return PollOutcome(feed.name, "ok", taken)
+
+    def _new_streams(self, feed: Feed, streams: Sequence[str], first_poll: bool) -> list[str]:
+        """The digests taking this feed that have not started on it (added
+        to the config since its first poll): their first poll of it."""
+        if first_poll or not streams:
+            return []
+        started = self.store.started_streams(feed.url)
+        return [s for s in streams if s not in started]
 
     def _asked_wait(self, feed: Feed, response: Response, ttl: int | None, now: datetime) -> datetime | None:
         """Not before this, if the server asked for longer than our interval."""

@@ -35,7 +35,7 @@ from typing import Any
 from bot import __version__, metrics
 from bot.config import Config, Feed, load_config
 from bot.deliver import Deliverer
-from bot.digest import LAST_DIGEST_KEY, Digester
+from bot.digest import Digester, last_digest_key
 from bot.errors import ConfigError, FeedbotError
 from bot.fetch import make_client
 from bot.notify import Notifier
@@ -89,7 +89,7 @@ def first_due(now: datetime, last_poll: datetime | None, interval: timedelta) ->
 class Service:
     """The running service: one store, one HTTP client, one scheduler.
 
-    Jobs look up ``self.poller`` and ``self.digester`` when they run, so a
+    Jobs look up ``self.poller`` and ``self.digesters`` when they run, so a
     reload can replace them (and the config they hold) between steps.
     """
 
@@ -189,23 +189,32 @@ class Service:
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
-    async def _digest(self, kind: str = "at") -> None:
+    async def _digest(self, kind: str = "at", name: str = "") -> None:
         """A scheduled digest: ``kind`` "at" (a digest_at time, or the
-        catch-up of a missed one) or "every" (digest_every)."""
-        result = await self.digester.run(slot_now=lambda: self._slot(kind, self.clock()))
+        catch-up of a missed one) or "every" (digest_every); ``name``, which
+        digest (one of ``[[digests]]``; "" without them)."""
+        digester = self.digesters.get(name)
+        if digester is None:  # removed by a reload since the job was due
+            return
+        result = await digester.run(slot_now=lambda: self._slot(digester, kind, self.clock()))
         for r in result.reports:
             if r.error:
                 log.warning("digest delivery to %s incomplete: %s", r.webhook, r.error)
         self.report()
 
-    def _slot(self, kind: str, now: datetime) -> str | None:
+    @staticmethod
+    def _slot(digester: Digester, kind: str, now: datetime) -> str | None:
         """The name of the scheduled time a digest serves: the same on every
-        instance, so that one digest goes out per slot."""
-        if kind == "every" and self.config.schedule.digest_every is not None:
-            every = int(self.config.schedule.digest_every.total_seconds())
-            return f"every {every}s: {int(now.timestamp()) // every * every}"
-        slot = latest_slot(now, self.config.schedule.digest_at, self.config.timezone)
-        return slot.isoformat() if slot else None
+        instance, so that one digest goes out per slot (prefixed with the
+        digest's name where the config has ``[[digests]]``)."""
+        schedule = digester.config.schedule
+        if kind == "every" and schedule.digest_every is not None:
+            every = int(schedule.digest_every.total_seconds())
+            slot: str | None = f"every {every}s: {int(now.timestamp()) // every * every}"
+        else:
+            at = latest_slot(now, schedule.digest_at, digester.config.timezone)
+            slot = at.isoformat() if at else None
+        return f"{digester.stream}@{slot}" if slot and digester.stream else slot
 
     async def _heartbeat(self) -> None:
         """Tell the other instances (and `feedbot status`) this one runs."""
@@ -230,6 +239,7 @@ class Service:
             if url in names
         }
         backlog = self.store.backlog()
+        waiting = {spec.name: 0 for spec in self.config.streams()} | self.store.streams_pending()
         metrics.refresh(
             pending=sum(b.pending for b in backlog),
             set_aside=sum(b.set_aside for b in backlog),
@@ -238,10 +248,12 @@ class Service:
             failing=failing,
             alive=alive,
             resent_total=self.store.resent_count(),
+            waiting=waiting,
         )
 
     async def _redeliver(self) -> None:
-        await self.digester.redeliver()
+        for digester in list(self.digesters.values()):
+            await digester.redeliver()  # a webhook two digests share: the second finds its queue done
 
     async def _check_config(self) -> None:
         if _stamp(self.config.path) != self.config_stamp:
@@ -250,15 +262,17 @@ class Service:
     async def _startup(self, due: list[Feed]) -> None:
         # The first round, then a digest missed while we were down.
         await self._first_round(due)
-        last = self.store.get_meta(LAST_DIGEST_KEY) or self.store.get_meta(FIRST_START_KEY)
-        last_run = datetime.fromisoformat(last) if last else None
-        if not self.stop.is_set() and missed_digest(
-            self.clock(), self.config.schedule.digest_at, self.config.timezone, last_run
-        ):
-            log.info("catching up a digest missed while the service was down")
-            await self._digest()
+        first = self.store.get_meta(FIRST_START_KEY)
+        for name, digester in list(self.digesters.items()):
+            last = self.store.get_meta(last_digest_key(name)) or (first if not name else None)
+            last_run = datetime.fromisoformat(last) if last else None
+            if not self.stop.is_set() and missed_digest(
+                self.clock(), digester.config.schedule.digest_at, self.config.timezone, last_run
+            ):
+                log.info("catching up a digest%s missed while the service was down", f" ({name})" if name else "")
+                await self._digest(name=name)
         if not self.stop.is_set() and self.config.webhooks:
-            await self.digester.redeliver()  # what a crash or an outage left undelivered
+            await self._redeliver()  # what a crash or an outage left undelivered
         self.report()
 
     async def _first_round(self, due: list[Feed]) -> None:
@@ -288,14 +302,27 @@ class Service:
     def _make_pipeline(self, config: Config) -> None:
         self.client = make_client(config.poll)
         self.poller = Poller(config, self.store, self.client, self.clock, owner=self.instance_id)
-        self.digester = Digester(
-            config,
-            self.store,
-            Deliverer.configured(config, self.client, self.store, self.clock),
-            self.clock,
-            _stdout(),
-            owner=self.instance_id,
-        )
+        self._make_digesters(config, Deliverer.configured(config, self.client, self.store, self.clock))
+
+    def _make_digesters(self, config: Config, deliverer: Deliverer) -> None:
+        """One per digest the config makes (a removed one's pending items stay
+        in the state, untouched, until it comes back)."""
+        self.deliverer = deliverer
+        self.digesters = {
+            spec.name: Digester(
+                config, self.store, deliverer, self.clock, _stdout(), owner=self.instance_id, stream=spec.name
+            )
+            for spec in config.streams()
+        }
+        self._mark_new_digests(config)
+
+    def _mark_new_digests(self, config: Config) -> None:
+        """A ``[[digests]]`` digest seen for the first time: its schedule
+        starts now (no catch-up of slots from before it existed)."""
+        now = self.clock().isoformat()
+        for spec in config.streams():
+            if spec.name and self.store.get_meta(last_digest_key(spec.name)) is None:
+                self.store.set_meta(last_digest_key(spec.name), now)
 
     def _schedule(self, now: datetime) -> list[Feed]:
         """(Re)create every job from ``self.config``; returns the feeds due now."""
@@ -309,24 +336,31 @@ class Service:
         # Another instance's feed is tried a tick after it is due (``_mine``).
         self.tick = timedelta(seconds=min([POLL_TICK_SECONDS, *intervals]))
         self._every(self._tick, self.tick.total_seconds(), "poll:tick")
-        for t in config.schedule.digest_at:
-            self.scheduler.add_job(
-                self._tracked(self._digest),
-                CronTrigger(hour=t.hour, minute=t.minute, timezone=config.timezone),
-                id=f"digest:{t.isoformat('minutes')}",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=3600,
-            )
-        every = config.schedule.digest_every
-        if every is not None:
-            # At the slot boundaries themselves: whichever instances are
-            # alive, the digest of a slot goes out at its start.
-            self._every(self._digest, every.total_seconds(), "digest:every", args=("every",), aligned=True)
+        everies = []
+        for spec in config.streams():
+            name = f"{spec.name}@" if spec.name else ""
+            for t in spec.schedule.digest_at:
+                self.scheduler.add_job(
+                    self._tracked(self._digest),
+                    CronTrigger(hour=t.hour, minute=t.minute, timezone=config.timezone),
+                    args=("at", spec.name),
+                    id=f"digest:{name}{t.isoformat('minutes')}",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=3600,
+                )
+            every = spec.schedule.digest_every
+            if every is not None:
+                # At the slot boundaries themselves: whichever instances are
+                # alive, the digest of a slot goes out at its start.
+                self._every(
+                    self._digest, every.total_seconds(), f"digest:{name}every", args=("every", spec.name), aligned=True
+                )
+                everies.append(every.total_seconds())
         if config.webhooks:
             # Queues in backoff (an outage, a rate limit) are retried
             # between digests, each when its wait is over.
-            tick = min(DELIVERY_TICK_SECONDS, every.total_seconds() if every else DELIVERY_TICK_SECONDS)
+            tick = min([DELIVERY_TICK_SECONDS, *everies])
             self._every(self._redeliver, tick, "deliver")
         self._every(self._check_config, CONFIG_CHECK_SECONDS, "config")
         self._every(self._heartbeat, HEARTBEAT_SECONDS, "heartbeat")
@@ -398,7 +432,7 @@ class Service:
             self._make_pipeline(new)  # new clients: timeouts, concurrency, User-Agent
         else:
             self.poller.config = new
-            self.digester.config = new
+            self._make_digesters(new, self.deliverer)
         # New feeds, and any whose new interval is up; removed feeds are no longer scheduled.
         for feed in self._schedule(self.clock()):
             self._spawn(self._tracked(self._poll)(feed))

@@ -31,6 +31,7 @@ from bot.pgserver import PgServer
 from bot.state import DB_NAME, NewItem, SQLiteStore, Store, open_store
 from bot.state.postgres import PostgresStore
 from bot.state.records import instance_id
+from bot.state.sql import SCHEMA_VERSION
 from tests.conftest import Clock, write_toml
 
 NOW = datetime(2025, 1, 21, tzinfo=UTC)
@@ -161,7 +162,7 @@ def test_a_state_of_schema_3_moves_its_message_bodies_and_keeps_its_queue(tmp_pa
     try:
         (msg,) = store.undelivered("w")
         assert (msg.body, msg.in_flight_by, store.resent_count()) == (b"m", None, 2)
-        assert "body" not in store._columns("outbox") and store.get_meta("schema_version") == "4"
+        assert "body" not in store._columns("outbox") and store.get_meta("schema_version") == str(SCHEMA_VERSION)
     finally:
         store.close()
 
@@ -262,7 +263,7 @@ def test_a_postgresql_state_of_schema_3_is_migrated_by_the_first_instance(pg: Pg
     try:
         (msg,) = store.undelivered("w")
         assert msg.body == b"m" and "body" not in store._columns("outbox")
-        assert store.get_meta("schema_version") == "4"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
     finally:
         store.close()
 

@@ -72,7 +72,7 @@ from bot.state.records import (
 T = TypeVar("T")
 log = logging.getLogger("feedbot.state")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SET_ASIDE = 2  # outbox.dropped of a message refused for good, kept out of the queue
 LABEL_MEMORY = timedelta(days=60)  # label phrases are kept this long (the background reads 14 days)
 INSTANCE_ALIVE = timedelta(seconds=60)  # an instance not heard from for this long is gone
@@ -82,6 +82,14 @@ RENEW_SECONDS = 5.0  # how often a holder renews it
 LOCK_WAIT = 0.5  # seconds between tries while another instance holds a lease
 
 # Tables in the order a copy fills them (references first).
+# Schema 5: the feeds polled before are started for the one digest there
+# was ("" : a config without [[digests]] tables), so that it does not take
+# their first_poll window again; a [[digests]] table's digest is new to them.
+STREAMS_OF_OLD_FEEDS = (
+    "INSERT INTO feed_streams SELECT url, '', first_ok_at FROM feeds WHERE first_ok_at IS NOT NULL"
+    " ON CONFLICT DO NOTHING"
+)
+
 TABLES = (
     "meta",
     "feeds",
@@ -93,6 +101,7 @@ TABLES = (
     "outbox_ids",
     "label_phrases",
     "digest_slots",
+    "feed_streams",
 )
 
 
@@ -189,6 +198,23 @@ class Store(ABC):
                 self._x("ALTER TABLE outbox DROP COLUMN body")
         if "in_flight_by" not in columns:
             self._x("ALTER TABLE outbox ADD COLUMN in_flight_by TEXT")
+        self._add_streams()
+
+    def _add_streams(self) -> None:
+        """From schema 4: the digest (``[[digests]]`` name) each item waits
+        for and each digest was built for; "" is the one digest of a config
+        without ``[[digests]]`` tables, which every older row belongs to."""
+        for table in ("items", "digests"):
+            if "stream" not in self._columns(table):
+                self._x(f"ALTER TABLE {table} ADD COLUMN stream TEXT NOT NULL DEFAULT ''")
+        self._x(STREAMS_OF_OLD_FEEDS)
+
+    def started_streams(self, feed_url: str) -> set[str]:
+        """The digests that have taken entries of this feed (since its or
+        their first poll): one not among them is new to the feed, and its
+        first poll of it is a first poll (``poll.first_poll``)."""
+        rows = self._x("SELECT stream FROM feed_streams WHERE feed_url=?", (feed_url,))
+        return {str(r[0]) for r in rows}
 
     @abstractmethod
     def _keep_table(self) -> None:
@@ -468,8 +494,20 @@ class Store(ABC):
         present: Sequence[Entry] = (),
         warning: str | None = None,
         next_poll_at: datetime | None = None,
+        streams: Sequence[str] = ("",),
+        late: Sequence[NewItem] = (),
+        late_streams: Sequence[str] = (),
     ) -> int:
         """Store one successful poll atomically; returns how many items it took.
+
+        ``streams``: the digests that take this feed; each new entry becomes
+        one item per digest (pending for each, delivered by each), while its
+        keys are recorded once: the dedupe is the installation's.  No
+        stream: the entries are recorded as seen and no item is made (a feed
+        no digest takes).  ``late``: for ``late_streams``, digests new to
+        this feed, what their first poll of it takes (known entries among
+        them), made only by the one transaction that records them as
+        started (another instance may be doing the same).
 
         ``skip``: entries recorded as seen without being taken.  An item
         known meanwhile (another feed, or another instance, took the same
@@ -484,6 +522,7 @@ class Store(ABC):
             known = self.seen(url, [n.entry for n in take])  # one lookup, inside the transaction
             rows: list[tuple[Key, int, int]] = []
             items: list[tuple[object, ...]] = []
+            taken = 0
             for new in take:
                 e = new.entry
                 before = bool(known.intersection(e.keys)) or (e.alias is not None and e.alias in known)
@@ -492,10 +531,21 @@ class Store(ABC):
                 if not before:
                     published = _opt(e.published)
                     body = json.dumps(list(new.body), ensure_ascii=False)
-                    items.append((url, name, e.title, e.link, published, stamp, body))
+                    items.extend((url, name, e.title, e.link, published, stamp, body, s) for s in streams)
+                    taken += 1
+            for stream in streams:
+                self._x("INSERT INTO feed_streams VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (url, stream, stamp))
+            for stream in late_streams:
+                if self._x(
+                    "INSERT INTO feed_streams VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (url, stream, stamp)
+                ).rowcount:
+                    for new in late:
+                        e = new.entry
+                        body = json.dumps(list(new.body), ensure_ascii=False)
+                        items.append((url, name, e.title, e.link, _opt(e.published), stamp, body, stream))
             self._many(
-                "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO items(feed_url, feed_name, title, link, published, first_seen, body, stream)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 items,
             )
             for entry in skip:
@@ -515,20 +565,20 @@ class Store(ABC):
                     stamp,
                     "ok" if warning is None else "ok-with-warning",
                     warning,
-                    len(items),
-                    len(items),
+                    taken,
+                    taken,
                     _opt(next_poll_at),
                     keys,
                     url,
                 ),
             )
-        return len(items)
+        return taken
 
     # -- items and digests -------------------------------------------------
 
     def _items(self, where: str, args: Sequence[object] = ()) -> list[Item]:
         rows = self._x(
-            "SELECT id, feed_name, feed_url, title, link, published, first_seen, body FROM items WHERE "
+            "SELECT id, feed_name, feed_url, title, link, published, first_seen, body, stream FROM items WHERE "
             + where
             + " ORDER BY id",
             args,
@@ -543,21 +593,34 @@ class Store(ABC):
                 published=dt(r[5]),
                 first_seen=dt(r[6]) or datetime.fromtimestamp(0, UTC),
                 body=tuple(json.loads(r[7])),
+                stream=r[8],
             )
             for r in rows
         ]
 
-    def unbound_items(self) -> list[Item]:
-        """Items taken but not yet part of any digest."""
-        return self._items("digest_id IS NULL")
+    def unbound_items(self, stream: str | None = None) -> list[Item]:
+        """Items taken but not yet part of any digest: those waiting for the
+        digest ``stream``, or for any (None)."""
+        if stream is None:
+            return self._items("digest_id IS NULL")
+        return self._items("digest_id IS NULL AND stream=?", (stream,))
 
-    def pending_count(self) -> int:
-        """Items not yet accepted by every webhook of their digest."""
+    def pending_count(self, stream: str | None = None) -> int:
+        """Items not yet accepted by every webhook of their digest (of the
+        digest ``stream``, or of any)."""
+        only = "" if stream is None else " AND stream=?"
         row = self._x(
-            "SELECT COUNT(*) FROM items WHERE digest_id IS NULL OR digest_id IN"
-            " (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)"
+            "SELECT COUNT(*) FROM items WHERE (digest_id IS NULL OR digest_id IN"
+            f" (SELECT digest_id FROM outbox WHERE delivered_at IS NULL AND dropped=0)){only}",
+            () if stream is None else (stream,),
         ).fetchone()
         return int(row[0])
+
+    def streams_pending(self) -> dict[str, int]:
+        """Digest name → its items not yet in a digest (every name with any,
+        configured or not: a digest removed from the config keeps them)."""
+        rows = self._x("SELECT stream, COUNT(*) FROM items WHERE digest_id IS NULL GROUP BY stream").fetchall()
+        return {str(s): int(n) for s, n in rows}
 
     def create_digest(
         self,
@@ -569,6 +632,7 @@ class Store(ABC):
         slot: tuple[str, str] | None = None,
         digest_id: int | None = None,
         lease: Lease | None = None,
+        stream: str = "",
     ) -> int:
         """Bind items to a new digest and record its messages, atomically.
 
@@ -583,13 +647,14 @@ class Store(ABC):
                 raise LeaseLost(f"this instance lost the {lease.name} lease before its digest was recorded")
             if digest_id is None:
                 row = self._x(
-                    "INSERT INTO digests(date, created_at, text) VALUES (?, ?, ?) RETURNING id", (date, ts(now), text)
+                    "INSERT INTO digests(date, created_at, text, stream) VALUES (?, ?, ?, ?) RETURNING id",
+                    (date, ts(now), text, stream),
                 ).fetchone()
                 digest_id = int(row[0])
             else:
                 self._x(
-                    "INSERT INTO digests(id, date, created_at, text) VALUES (?, ?, ?, ?)",
-                    (digest_id, date, ts(now), text),
+                    "INSERT INTO digests(id, date, created_at, text, stream) VALUES (?, ?, ?, ?, ?)",
+                    (digest_id, date, ts(now), text, stream),
                 )
             bound = 0
             for start in range(0, len(item_ids), 500):
@@ -814,9 +879,11 @@ class Store(ABC):
         rows = self._x("SELECT key, value FROM meta WHERE key LIKE ?", ("polling:%",)).fetchall()
         return {url: str(key).removeprefix("polling:") for key, value in rows for url in str(value).split("\n") if url}
 
-    def last_digest(self) -> DigestSummary | None:
-        """The last digest built, its items and how far each webhook took it."""
-        row = self._x("SELECT id, date, created_at FROM digests ORDER BY id DESC LIMIT 1").fetchone()
+    def last_digest(self, stream: str | None = None) -> DigestSummary | None:
+        """The last digest built (of ``stream``, or of any), its items and
+        how far each webhook took it."""
+        only, args = ("", ()) if stream is None else (" WHERE stream=?", (stream,))
+        row = self._x(f"SELECT id, date, created_at FROM digests{only} ORDER BY id DESC LIMIT 1", args).fetchone()
         if row is None:
             return None
         digest_id = int(row[0])
@@ -958,8 +1025,8 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
     "meta": ("key", "value"),
     "feeds": (*(c.strip() for c in FEED_COLUMNS.split(",")), "current_keys"),
     "seen": ("key", "first_seen", "feed_id"),
-    "digests": ("id", "date", "created_at", "text"),
-    "items": ("id", "feed_url", "feed_name", "title", "link", "published", "first_seen", "body", "digest_id"),
+    "digests": ("id", "date", "created_at", "text", "stream"),
+    "items": ("id", "feed_url", "feed_name", "title", "link", "published", "first_seen", "body", "digest_id", "stream"),
     "outbox": tuple(
         "digest_id webhook seq content_type delivered_at dropped attempts last_error last_attempt_at"
         " next_attempt_at in_flight_at resent in_flight_by".split()
@@ -967,6 +1034,7 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
     "outbox_bodies": ("digest_id", "webhook", "seq", "body"),
     "outbox_ids": ("digest_id", "webhook", "seq", "remote_id"),
     "label_phrases": ("day", "phrase"),
+    "feed_streams": ("feed_url", "stream", "since"),
     "digest_slots": ("slot", "instance", "at", "digest_id"),
 }
 

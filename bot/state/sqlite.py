@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS digests (
     id INTEGER PRIMARY KEY,
     date TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    stream TEXT NOT NULL DEFAULT ''   -- the [[digests]] name it was built for (schema 5)
 );
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY,
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS items (
     published INTEGER,
     first_seen INTEGER NOT NULL,
     body TEXT NOT NULL,
-    digest_id INTEGER REFERENCES digests(id)
+    digest_id INTEGER REFERENCES digests(id),
+    stream TEXT NOT NULL DEFAULT ''   -- the [[digests]] name it waits for (schema 5)
 );
 CREATE INDEX IF NOT EXISTS items_digest ON items(digest_id);
 CREATE TABLE IF NOT EXISTS label_phrases (  -- the phrases of each digest day (bot/labels.py's background)
@@ -110,6 +112,9 @@ CREATE TABLE IF NOT EXISTS outbox_ids (  -- the platform's id of each accepted m
 CREATE TABLE IF NOT EXISTS digest_slots (  -- scheduled digest times served (schema 2)
     slot TEXT PRIMARY KEY, instance TEXT NOT NULL, at INTEGER NOT NULL, digest_id INTEGER
 );
+CREATE TABLE IF NOT EXISTS feed_streams (  -- which digests have started taking which feed (schema 5)
+    feed_url TEXT NOT NULL, stream TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (feed_url, stream)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS instances (  -- running services, by heartbeat (schema 2)
     id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, version TEXT NOT NULL,
     config_hash TEXT NOT NULL, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL
