@@ -23,11 +23,18 @@ from bot.pgserver import PgServer
 from tests.conftest import DynamicFeeds, FeedItem, run_cli, write_toml
 
 
+def poll(path: Path) -> None:
+    r = run_cli("--config", str(path), "poll")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def main(out: Path) -> None:
     now = datetime.now(UTC) - timedelta(hours=1)
     feeds = DynamicFeeds()
     feeds.feeds["a"] = [FeedItem(f"a{n}", f"ロシア記事{n}", f"/a/{n}", now - timedelta(minutes=n)) for n in range(3)]
-    feeds.feeds["b"] = [FeedItem(f"b{n}", f"ウクライナ記事{n}", f"/b/{n}", now - timedelta(minutes=n)) for n in range(2)]
+    feeds.feeds["b"] = [
+        FeedItem(f"b{n}", f"ウクライナ記事{n}", f"/b/{n}", now - timedelta(minutes=n)) for n in range(2)
+    ]
     rec = Receiver()
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -39,16 +46,16 @@ def main(out: Path) -> None:
             f'[[webhooks]]\nkind = "json"\nname = "desk"\nurl = "{hook.base}/hook"\n'
         )
         path = write_toml(work, text)
-        r = run_cli("--config", str(path), "poll"); assert r.returncode == 0, r.stdout + r.stderr
+        poll(path)
         assert run_cli("--config", str(path), "digest").returncode == 0
         text = text.replace("[poll]", f'[[feeds]]\nname = "B"\nurl = "{feed_server.base}/feed/b"\n[poll]')
         path.write_text(text, encoding="utf-8")
-        r = run_cli("--config", str(path), "poll"); assert r.returncode == 0, r.stdout + r.stderr
+        poll(path)
         rec.fail(5, 500)
         assert run_cli("--config", str(path), "digest").returncode == 1
         feeds.feeds["a"].append(FeedItem("a9", "ロシア新記事", "/a/9", now))
         feeds.feeds["b"].append(FeedItem("b9", "ウクライナ新記事", "/b/9", now))
-        r = run_cli("--config", str(path), "poll"); assert r.returncode == 0, r.stdout + r.stderr
+        poll(path)
         state = work / "state" / "feedbot.sqlite3"
         conn = sqlite3.connect(state)
         (out / "state.sql").write_text("\n".join(conn.iterdump()) + "\n", encoding="utf-8")
@@ -60,7 +67,9 @@ def main(out: Path) -> None:
             assert r.returncode == 0, r.stderr
             dump = subprocess.run(
                 [str(pg.bin / "pg_dump"), "--no-owner", "--no-privileges", "--inserts", url],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             # psql's own meta-commands (\restrict) are not SQL: left out.
             dump = "".join(line for line in dump.splitlines(keepends=True) if not line.startswith("\\"))
