@@ -27,6 +27,7 @@ This package re-exports the public names; its modules import one another,
 never this package.
 """
 
+from bot.config.digests import DigestSpec
 from bot.config.feeds import (
     BODY_MODES,
     DEFAULT_HEADLINE,
@@ -59,6 +60,7 @@ __all__ = [
     "LIBPQ_READS_OTHERWISE",
     "Config",
     "DigestSettings",
+    "DigestSpec",
     "Feed",
     "LabelRule",
     "MetricsSettings",

@@ -43,6 +43,7 @@ class Feed:
     exclude: tuple[str, ...] = ()  # entries containing any of these are never taken
     max_paragraphs: int | None = None  # body lines kept at most
     max_body_chars: int | None = None  # body characters kept at most
+    tags: tuple[str, ...] = ()  # what [[digests]] tables select it by (tags = ["ukraine"])
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def read_feeds(r: Reader, data: Any) -> tuple[Feed, ...]:
             exclude=r.get(t, "exclude", f"{p}.exclude", _str_list, ()),
             max_paragraphs=r.get(t, "max_paragraphs", f"{p}.max_paragraphs", _int_between(1, 1000), None),
             max_body_chars=r.get(t, "max_body_chars", f"{p}.max_body_chars", _int_between(20, 100_000), None),
+            tags=r.get(t, "tags", f"{p}.tags", _str_list, ()),
         )
         if name is not None:
             if name in names:

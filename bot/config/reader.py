@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.config.digests import read_digests
 from bot.config.feeds import read_feeds, read_labels, read_topics
 from bot.config.reading import Reader
 from bot.config.record import Config
@@ -74,7 +75,7 @@ def read_config(r: Reader, data: dict[str, Any]) -> Config:
     top = r.table(
         data,
         "",
-        set("timezone state_dir state metrics schedule poll digest feeds topics labels webhooks".split()),
+        set("timezone state_dir state metrics schedule poll digest feeds topics labels webhooks digests".split()),
     )
     tz = r.get(top, "timezone", "timezone", _zone, ZoneInfo("UTC"))
     state_raw = r.get(top, "state_dir", "state_dir", _nonempty_str, "state")
@@ -92,6 +93,17 @@ def read_config(r: Reader, data: dict[str, Any]) -> Config:
     webhooks = read_webhooks(r, top.get("webhooks", []))
     state = read_state(r, top.get("state", {}))
     metrics = read_metrics(r, top.get("metrics", {}))
+    digests = read_digests(
+        r,
+        top.get("digests", []),
+        feeds=feeds,
+        webhooks=webhooks,
+        topics=topics,
+        labels=labels,
+        schedule=schedule,
+        digest=digest,
+        raw_webhooks=top.get("webhooks", []) if isinstance(top.get("webhooks"), list) else (),
+    )
     if r.problems and not r.lenient:
         raise ConfigError(r.shown(r.problems, data), str(r.path), r.unreadable)
     return Config(
@@ -108,6 +120,7 @@ def read_config(r: Reader, data: dict[str, Any]) -> Config:
         warnings=tuple(r.shown(r.warnings, data)),
         state=state,
         metrics=metrics,
+        digests=digests,
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.config.digests import DigestSpec
 from bot.config.feeds import Feed, LabelRule, Topic
 from bot.config.schedule import DigestSettings, PollSettings, Schedule
 from bot.config.state import MetricsSettings, StateSettings, database_shown, password_forms
@@ -28,6 +29,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     state: StateSettings = field(default_factory=StateSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    digests: tuple[DigestSpec, ...] = ()  # what the [[digests]] tables say, in order (streams(): with the implicit one)
 
     def feed_interval(self, feed: Feed) -> timedelta:
         return feed.poll_every or self.schedule.poll_every
@@ -59,3 +61,43 @@ class Config:
     @property
     def enabled_feeds(self) -> tuple[Feed, ...]:
         return tuple(f for f in self.feeds if f.enabled)
+
+    def streams(self) -> tuple[DigestSpec, ...]:
+        """The digests this installation makes: the [[digests]] tables, or, with none, one implicit digest
+        named "" taking every feed, every webhook, every topic and label rule, with the global [schedule]/[digest]."""
+        if self.digests:
+            return self.digests
+        return (
+            DigestSpec(
+                name="",
+                feeds=tuple(f.name for f in self.feeds),
+                webhooks=self.webhooks,
+                topics=self.topics,
+                labels=self.labels,
+                schedule=self.schedule,
+                digest=self.digest,
+            ),
+        )
+
+    def for_digest(self, spec: DigestSpec) -> Config:
+        """This config as one digest sees it: only its feeds (in config order), webhooks, topics and label
+        rules, its [digest] settings and its digest times (the global poll_every), and no [[digests]]."""
+        taken = set(spec.feeds)
+        return replace(
+            self,
+            feeds=tuple(f for f in self.feeds if f.name in taken),
+            webhooks=spec.webhooks,
+            topics=spec.topics,
+            labels=spec.labels,
+            digest=spec.digest,
+            schedule=replace(self.schedule, digest_at=spec.schedule.digest_at, digest_every=spec.schedule.digest_every),
+            digests=(),
+        )
+
+    def digest_named(self, name: str) -> DigestSpec | None:
+        """The digest of that name among ``streams()`` ("" for the implicit one), or None."""
+        return next((s for s in self.streams() if s.name == name), None)
+
+    def streams_of(self, feed_name: str) -> tuple[str, ...]:
+        """The names of the digests that take this feed (("",) for every feed when there is no [[digests]] table)."""
+        return tuple(s.name for s in self.streams() if feed_name in s.feeds)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import time, timedelta
 from typing import Any
 
@@ -70,10 +71,7 @@ def read_schedule(r: Reader, data: Any) -> Schedule:
     t = r.table(data, "schedule", _keys(Schedule))
     d = Schedule()
     poll_every = r.get(t, "poll_every", "schedule.poll_every", _interval, d.poll_every)
-    digest_every = r.get(t, "digest_every", "schedule.digest_every", _interval, None)
-    # digest_every alone replaces the default 07:00; "digest_at = []" is allowed with it.
-    default_at = () if digest_every is not None else d.digest_at
-    digest_at = r.get(t, "digest_at", "schedule.digest_at", _times_or_none(digest_every is not None), default_at)
+    digest_at, digest_every = digest_times(r, t, "schedule", d)
     return Schedule(poll_every=poll_every, digest_at=digest_at, digest_every=digest_every)
 
 
@@ -113,23 +111,42 @@ def _retention(r: Reader, t: dict[str, Any], max_age: timedelta | None) -> timed
     return value
 
 
+# The checker of each [digest] key; a [[digests]] table may override those
+# of PER_DIGEST (bot/config/digests.py), with the same checkers.
+DIGEST_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "default_topic": _tag,
+    "lead": _str_list,
+    "headline_max": _int_between(10, 1000),
+    "max_items_per_feed": _int_between(1, 10_000),
+    "labels": _one_of("auto", "date"),
+    "health": _one_of("message", "off"),
+    "health_after": _positive_duration,
+    "delivery_timeout": _duration_between(5, 3600),
+}
+PER_DIGEST = ("default_topic", "lead", "labels", "max_items_per_feed", "health", "headline_max")
+
+
 def read_digest(r: Reader, data: Any) -> DigestSettings:
     t = r.table(data, "digest", _keys(DigestSettings))
-    d = DigestSettings()
-    return DigestSettings(
-        default_topic=r.get(t, "default_topic", "digest.default_topic", _tag, d.default_topic),
-        lead=r.get(t, "lead", "digest.lead", _str_list, d.lead),
-        headline_max=r.get(t, "headline_max", "digest.headline_max", _int_between(10, 1000), d.headline_max),
-        max_items_per_feed=r.get(
-            t, "max_items_per_feed", "digest.max_items_per_feed", _int_between(1, 10_000), d.max_items_per_feed
-        ),
-        labels=r.get(t, "labels", "digest.labels", _one_of("auto", "date"), d.labels),
-        health=r.get(t, "health", "digest.health", _one_of("message", "off"), d.health),
-        health_after=r.get(t, "health_after", "digest.health_after", _positive_duration, d.health_after),
-        delivery_timeout=r.get(
-            t, "delivery_timeout", "digest.delivery_timeout", _duration_between(5, 3600), d.delivery_timeout
-        ),
-    )
+    return digest_settings(r, t, "digest", DigestSettings(), DIGEST_CHECKS)
+
+
+def digest_settings(
+    r: Reader, t: dict[str, Any], p: str, base: DigestSettings, checks: Mapping[str, Callable[[Any], Any]]
+) -> DigestSettings:
+    """``base`` with the keys of ``checks`` that table ``t`` (at key path ``p``) sets."""
+    changes = {key: r.get(t, key, f"{p}.{key}", check, getattr(base, key)) for key, check in checks.items()}
+    return replace(base, **changes)
+
+
+def digest_times(r: Reader, t: dict[str, Any], p: str, d: Schedule) -> tuple[tuple[time, ...], timedelta | None]:
+    """``digest_at`` and ``digest_every`` of table ``t`` (at key path ``p``):
+    ``digest_every`` alone replaces the time of day ``d`` has; ``digest_at =
+    []`` is allowed with it."""
+    digest_every = r.get(t, "digest_every", f"{p}.digest_every", _interval, None)
+    default_at = () if digest_every is not None else d.digest_at
+    digest_at = r.get(t, "digest_at", f"{p}.digest_at", _times_or_none(digest_every is not None), default_at)
+    return digest_at, digest_every
 
 
 def _user_agent(v: Any) -> str:
