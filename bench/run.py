@@ -278,12 +278,12 @@ STAGES = {
     # Checked in order, against "file:function" of each profile entry.
     "parse": ("parse.py", "fastfeedparser", "feedparser", "keys.py", "extract.py", "text.py", "sgmllib", "lxml"),
     "HTTP": ("httpx", "aiohttp", "yarl", "multidict", "fetch.py", "transport.py", "ssl", "socket", "selector_events"),
-    "SQLite": ("state.py", "sqlite3"),
+    "SQLite": ("bot/state/", "sqlite3"),
     "rendering": ("render.py", "topics.py", "kinds/"),
     "start-up (imports, config)": (
         "<module>",
         "importlib",
-        "config.py",
+        "bot/config/",
         "marshal",
         "compile",
         "dataclasses",

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
 
-from bot.config import DEFAULT_HEADLINE, Config, Feed
+from bot.config.feeds import DEFAULT_HEADLINE, Feed
+from bot.config.record import Config
 from bot.models import Block, Digest, Item, Rendered
 from bot.spans import spans
 from bot.text import collapse, safe_cut, truncate

@@ -44,7 +44,7 @@ from bot.kinds.email import PORTS
 from bot.text import shown
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 log = logging.getLogger("feedbot.deliver")

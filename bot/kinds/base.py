@@ -36,7 +36,7 @@ from bot.render import split, utf16_len
 from bot.spans import escape_line
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.secrets import Secret
     from bot.state.records import OutMessage
 

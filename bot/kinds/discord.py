@@ -12,7 +12,7 @@ from bot.spans import escape_line
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 # Discord's markdown escape (simple-markdown's): a backslash before any

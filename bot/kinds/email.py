@@ -29,7 +29,7 @@ from bot.kinds.base import Kind, Message, Option, a_string, an_int, choice, heal
 from bot.models import Rendered
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.secrets import Secret
 
 RFC822 = "message/rfc822"

@@ -26,7 +26,7 @@ from bot.render import utf16_len
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 

@@ -11,7 +11,7 @@ from bot.kinds.signed import Signed
 from bot.models import Item, Rendered
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
 
 JSON_SCHEMA = "feedbot.digest/1"
 

@@ -23,7 +23,7 @@ from bot.models import Rendered
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 TEXTS_PER_REQUEST = 5

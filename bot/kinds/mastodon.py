@@ -36,7 +36,7 @@ from bot.kinds.base import (
 from bot.spans import URL
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 DEFAULT_LIMIT = 500

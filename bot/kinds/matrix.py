@@ -33,7 +33,7 @@ from bot.kinds.base import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 

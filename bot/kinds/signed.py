@@ -12,7 +12,7 @@ from bot.kinds.base import HttpRequest, Kind
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
     from bot.state.records import OutMessage
 
 SIGNATURE_HEADER = "X-Feedbot-Signature"

@@ -8,7 +8,7 @@ from bot.errors import Refused
 from bot.kinds.base import Kind, Message, Reply, break_shortcodes, json_message
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
 
 
 # Slack's incoming-webhook errors that name the destination, not the message.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from bot.kinds.base import Kind, Message, json_message
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
 
 _PUNCT = re.compile(r"[!-/:-@\[-`{-~]")  # every ASCII punctuation mark
 

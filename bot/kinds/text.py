@@ -11,7 +11,7 @@ from bot.kinds.signed import Signed
 from bot.models import Rendered
 
 if TYPE_CHECKING:
-    from bot.config import Webhook
+    from bot.config.webhooks import Webhook
 
 HEALTH_LIMIT = 4000  # a plain-text receiver gets a report of this size at most
 PLAIN = "text/plain; charset=utf-8"
