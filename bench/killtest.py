@@ -18,6 +18,12 @@ until everything is delivered and stopped with SIGTERM.  Then:
   kill (the outbox's ``resent`` count, per destination), and no item is in
   two messages.
 
+With ``--digests 2`` the config has two ``[[digests]]`` tables sharing a
+feed (feed0 and feed1; feed1 and feed2), both sent to the Discord-style
+receiver (one queue for two digests) and each to one of the other
+destinations: an item of the shared feed must reach the receiver once per
+digest, and every slot is served by one digest.
+
 With ``--instances N`` (N > 1), N instances share one PostgreSQL server
 that the test starts (bot/pgserver.py): each kill hits a random instance,
 which is started again; at the end one instance is killed for good and the
@@ -62,8 +68,10 @@ class Farm:
         self.items: dict[int, list[tuple[str, datetime]]] = {n: [] for n in range(FEEDS)}
         self.lock = threading.Lock()
         self.growing = True
+        self.polled = threading.Event()  # the first request: the kills begin after it
 
     def __call__(self, req: Request) -> Reply:
+        self.polled.set()
         n = int(req.path.rsplit("/", 1)[-1].removesuffix(".xml"))
         with self.lock:
             if self.growing:
@@ -119,6 +127,22 @@ class Flaky:
             return Reply(500, {"Content-Type": "application/json"}, b'{"ok":false,"error_code":500}')
         time.sleep(delay)
         return self.inner(req)
+
+
+# --digests 2: each digest's feeds and destinations (the others' names, as
+# webhook_toml and Mailbox name them, where those run).
+DIGESTS = {
+    "first": (("feed0", "feed1"), ("receiver", "telegram")),
+    "second": (("feed1", "feed2"), ("receiver", "mail")),
+}
+
+
+def digests_toml(names: set[str]) -> str:
+    text = ""
+    for name, (feeds, hooks) in DIGESTS.items():
+        text += f'[[digests]]\nname = "{name}"\nfeeds = {list(feeds)!r}\n'.replace("'", '"')
+        text += f"webhooks = {[h for h in hooks if h in names]!r}\n".replace("'", '"')
+    return text
 
 
 def write_config(folder: Path, feeds: str, hook: str, state_url: str | None = None, extra: str = "") -> Path:
@@ -202,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-life", type=float, default=2.5, help="longest run before a kill, seconds")
     parser.add_argument("--instances", type=int, default=1, help="instances sharing one PostgreSQL (default 1: SQLite)")
     parser.add_argument("--kinds", default="discord", help="destinations: discord, plus telegram and email")
+    parser.add_argument("--digests", type=int, choices=(1, 2), default=1, help="[[digests]] tables (2: see above)")
     args = parser.parse_args(argv)
     kinds = set(args.kinds.split(","))
     rng = random.Random(args.seed)
@@ -225,11 +250,21 @@ def main(argv: list[str] | None = None) -> int:
             mailbox.refuse = lambda: "451 4.3.0 Try again later" if refusals.random() < 0.1 else None
             extra = webhook_toml("telegram", ts.base) if "telegram" in kinds else ""
             extra += mailbox.toml() if "email" in kinds else ""
+            hooks = (
+                {"receiver"}
+                | ({"telegram"} if "telegram" in kinds else set())
+                | ({"mail"} if "email" in kinds else set())
+            )
+            extra += digests_toml(hooks) if args.digests == 2 else ""
             url = pg.new_database() if pg else None
             config = write_config(folder, fs.base, hs.base, url, extra)
             state = State(folder / "state" / "feedbot.sqlite3", url)
             log = folder / "feedbot.log"
             procs = [start(config, log) for _ in range(args.instances)]
+            # On a loaded machine a start can outlast --max-life: kills that
+            # all land before the first poll would prove nothing.
+            if not farm.polled.wait(120):
+                raise SystemExit("killtest: no feed was polled within 120 s of the start")
             for _ in range(args.kills):
                 time.sleep(rng.uniform(0.2, args.max_life))  # a random moment: polling, digesting, or sending
                 victim = rng.randrange(len(procs))
@@ -256,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             for proc in procs:
                 codes.append(proc.wait(timeout=60))
             code = max(codes)
-            taken = {str(r[0]) for r in state.rows("SELECT title FROM items")}
+            taken_in = [(str(r[0]), str(r[1])) for r in state.rows("SELECT title, stream FROM items")]
+            taken = {title for title, _ in taken_in}
+            built = state.one("SELECT COUNT(*) FROM digests")
+            slots = state.one("SELECT COUNT(*) FROM digest_slots WHERE digest_id IS NOT NULL")
             resent = {
                 str(w): int(str(n))
                 for w, n in state.rows("SELECT webhook, COALESCE(SUM(resent), 0) FROM outbox GROUP BY webhook")
@@ -284,9 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     where = f"{args.instances} instances on PostgreSQL" if args.instances > 1 else "one instance on SQLite"
     print(f"kills: {args.kills} (seed {args.seed}), {where}; destinations: {', '.join(sorted(kinds))}")
     print(f"items published by the feeds: {len(published)}; taken: {len(taken)}; not taken: {len(lost_feed)}")
-    ok = not lost_feed and code == 0 and on_time
+    # Each digest built served one slot (digest_every), its own: a slot
+    # served twice would be two digests for one slot row.
+    print(f"digests built: {built}; slots served with a digest: {slots}")
+    ok = not lost_feed and code == 0 and on_time and built == slots
     for webhook, messages in received.items():
-        ok &= judge(webhook.removeprefix("name:"), messages, taken, resent.get(webhook, 0))
+        name = webhook.removeprefix("name:")
+        # How many times each item must arrive here: once per digest that
+        # takes it and is sent here (one digest without --digests).
+        expected = Counter(title for title, stream in taken_in if args.digests == 1 or name in DIGESTS[stream][1])
+        ok &= judge(name, messages, expected, resent.get(webhook, 0))
     if after is not None:
         print(f"one instance killed for good: the next digest came {after} s later (digest_every 1 s)")
     print(f"tracebacks in the log: {log_text.count('Traceback')}; last run exit code: {code}")
@@ -294,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def judge(name: str, messages: list[tuple[str, str]], taken: set[str], resent: int) -> bool:
-    """One destination: every item taken in its messages exactly once, a
-    message twice only if it was reported in flight at a kill."""
+def judge(name: str, messages: list[tuple[str, str]], expected: Counter[str], resent: int) -> bool:
+    """One destination: every item taken in its messages exactly as many
+    times as digests sent here take it, a message twice only if it was
+    reported in flight at a kill."""
     by_key = Counter(key for key, _ in messages)
     duplicate_messages = sum(count - 1 for count in by_key.values())
     first_copy = {key: content for key, content in reversed(messages)}
@@ -306,14 +352,16 @@ def judge(name: str, messages: list[tuple[str, str]], taken: set[str], resent: i
         for line in content.split("\n")
         if line.startswith("kill-") and " http://127.0.0.1/" in line
     )
-    lost = {t for t in taken if counts[t] == 0}
-    twice = {t for t in taken if counts[t] > 1}
+    lost = {t for t, n in expected.items() if counts[t] < n}
+    twice = {t for t, n in expected.items() if counts[t] > n}
+    stray = {t for t in counts if t not in expected}  # an item of a digest not sent here
     print(
-        f"{name}: items delivered exactly once: {len(taken) - len(lost) - len(twice)}; lost: {len(lost)}; "
-        f"in two messages: {len(twice)}; messages accepted: {len(messages)}; delivered twice: {duplicate_messages}; "
-        f"reported in flight at a kill: {resent}"
+        f"{name}: items delivered as often as expected: {len(expected) - len(lost) - len(twice)}"
+        f" (of which in two digests: {sum(1 for n in expected.values() if n > 1)}); lost: {len(lost)}; "
+        f"in one message too many: {len(twice)}; not meant for it: {len(stray)}; messages accepted: {len(messages)};"
+        f" delivered twice: {duplicate_messages}; reported in flight at a kill: {resent}"
     )
-    return not lost and not twice and duplicate_messages <= resent
+    return not lost and not twice and not stray and duplicate_messages <= resent
 
 
 if __name__ == "__main__":
