@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 from bot.config import load_config
 from bot.loopback import Receiver, Server
+from bot.pgserver import free_port
 from bot.state import open_store
 from tests.conftest import DynamicFeeds, FeedItem, run_cli, write_toml
+from tests.test_instances import _scrape_until
 from tests.test_service import NotifyListener, spawn_run
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -191,8 +193,13 @@ def test_the_service_keeps_each_digests_schedule_and_picks_up_a_new_digest_live(
     with Server(recs["tg-ukraine"]) as a, Server(recs["mideast-desk"]) as b, Server(recs["mail-en"]) as c:
         hooks = {"tg-ukraine": a.base, "mideast-desk": b.base, "mail-en": c.base}
         two = TWO.replace('digest_at = ["07:00", "19:00"]', f"digest_at = {_slot_times(now, timedelta(hours=2))}")
+        port = free_port()
+        # A broken feed (of no digest) too: the metrics helper waits for its failure.
+        two = (
+            f'[metrics]\nlisten = "127.0.0.1:{port}"\n[[feeds]]\nname = "broken"\nurl = "{feeds.base}/gone.xml"\n' + two
+        )
         path = write_toml(tmp_path, _config(feeds, hooks, two, schedule=_slot_times(now, timedelta(hours=1))))
-        _cli(path, "poll")
+        _cli(path, "poll", code=1)  # the broken feed
         store = open_store(load_config(path))
         store.set_meta("last_digest_at:ukraine", (now - timedelta(hours=3)).isoformat())  # before its slot: missed
         store.set_meta("last_digest_at:mideast", (now - timedelta(minutes=90)).isoformat())  # after its slot
@@ -202,6 +209,13 @@ def test_the_service_keeps_each_digests_schedule_and_picks_up_a_new_digest_live(
         try:
             listener.next("READY")
             assert recs["tg-ukraine"].wait_for(1), "the missed ukraine digest was not caught up"
+            built = ("feedbot_digests_built_total", (("digest", "ukraine"),))
+            waiting = "feedbot_digest_items_waiting"
+            # The gauges follow at the next heartbeat (every 10 s).
+            samples = _scrape_until(
+                port, lambda s: s.get(built, 0) >= 1 and s.get((waiting, (("digest", "ukraine"),))) == 0
+            )
+            assert samples[(waiting, (("digest", "mideast"),))] == 2  # ロイター's two wait for 19:00
             listener.next("STATUS")
             third = two + '\n[[digests]]\nname = "en"\nfeeds = ["NHK"]\nwebhooks = ["mail-en"]\n'
             path.write_text(
