@@ -201,9 +201,11 @@ class Digester:
             return DigestResult(None, 0, ())
 
     async def redeliver(self) -> list[DeliveryReport]:
-        """Retry the queues whose backoff is over (the service's delivery tick)."""
+        """Retry the queues whose backoff is over (the service's delivery
+        tick): every webhook's, whichever digest its messages are of (a
+        webhook no digest sends to any more still has its queue sent)."""
         async with self.store.exclusive("digest", self.owner) as lease:
-            return await self.deliverer.deliver_all(self.config.webhooks, lease, force=False)
+            return await self.deliverer.deliver_all(self.installation.webhooks, lease, force=False)
 
     async def _run(self, day: date | None, slot: str | None, lease: Lease) -> DigestResult:
         now = self.clock()
