@@ -251,17 +251,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=60, help="poll_every, seconds")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--write", type=Path, help="write the figures into this Markdown file's table")
+    parser.add_argument(
+        "--setups", default="1s,1p,2p,3p", help="which set-ups: 1s (SQLite), 1p 2p 3p (instances on PostgreSQL)"
+    )
     args = parser.parse_args(argv)
     farm, base = start_farm(args.feeds, args.items, 1)
     pg = PgServer(durable=True).start()
     results: list[Setup] = []
     try:
-        plan = [
-            Setup("1 instance, SQLite", "sqlite", 1),
-            Setup("1 instance, PostgreSQL", "postgres", 1),
-            Setup("2 instances, PostgreSQL", "postgres", 2),
-            Setup("3 instances, PostgreSQL", "postgres", 3),
-        ]
+        every = {
+            "1s": Setup("1 instance, SQLite", "sqlite", 1),
+            "1p": Setup("1 instance, PostgreSQL", "postgres", 1),
+            "2p": Setup("2 instances, PostgreSQL", "postgres", 2),
+            "3p": Setup("3 instances, PostgreSQL", "postgres", 3),
+        }
+        plan = [every[key] for key in args.setups.split(",")]
         for setup in plan:
             print(f"{setup.label} …", flush=True)
             results.append(

@@ -251,6 +251,9 @@ class Service:
             waiting=waiting,
         )
 
+    async def _flush_polls(self) -> None:
+        self.store.flush_polls()
+
     async def _redeliver(self) -> None:
         # Any digester: each sends every configured webhook's queue.
         await next(iter(self.digesters.values())).redeliver()
@@ -336,6 +339,8 @@ class Service:
         # Another instance's feed is tried a tick after it is due (``_mine``).
         self.tick = timedelta(seconds=min([POLL_TICK_SECONDS, *intervals]))
         self._every(self._tick, self.tick.total_seconds(), "poll:tick")
+        # The 304s of the last tick's polls, in one statement (PostgreSQL).
+        self._every(self._flush_polls, self.tick.total_seconds(), "poll:flush")
         everies = []
         for spec in config.streams():
             name = f"{spec.name}@" if spec.name else ""

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import metrics
 from bot.config import load_config
 from bot.deliver import Deliverer
 from bot.digest import Digester
@@ -65,14 +66,45 @@ def test_a_feed_is_polled_by_one_instance_at_a_time(two: tuple[PostgresStore, Po
     assert isinstance(a.claim_feed(url, "f", "A", NOW, gap, lease), FeedState)  # a new feed: A takes it
     other = b.claim_feed(url, "f", "B", NOW, gap, lease)  # A polls it now: B may try when A's lease ends
     assert isinstance(other, Elsewhere) and other.lease_until is not None and other.last_poll_at is None
-    a.record_not_modified(url, "f", NOW)  # A's poll ends: its lease goes with the record
+    a.record_not_modified(url, "f", NOW)  # A's poll ends: its lease goes with the record...
+    assert isinstance(b.claim_feed(url, "f", "B", NOW + timedelta(minutes=1), gap, lease), Elsewhere)
+    a.flush_polls()  # ...once written (the service's next tick writes the tick's 304s)
     # A polled it just now: B is told when A polled, to follow A's schedule
     assert b.claim_feed(url, "f", "B", NOW + timedelta(minutes=1), gap, lease) == Elsewhere(NOW, None)
     assert isinstance(a.claim_feed(url, "f", "A", NOW + timedelta(minutes=1), gap, lease), FeedState)  # its own
     a.record_not_modified(url, "f", NOW + timedelta(minutes=1))
+    a.flush_polls()
     later = b.claim_feed(url, "f", "B", NOW + timedelta(minutes=9), gap, lease)
     assert isinstance(later, FeedState) and later.last_poll_at == NOW + timedelta(minutes=1)
     assert a.lease_takeovers() == b.lease_takeovers() == 0
+
+
+def _statements() -> float:
+    return metrics.REGISTRY.get_sample_value("feedbot_db_statements_total") or 0.0
+
+
+def test_304_records_are_written_together_and_a_later_record_wins(two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, _b = two
+    gap, lease = timedelta(minutes=7), timedelta(seconds=60)
+    urls = [f"https://example.jp/{n}.xml" for n in range(3)]
+    for url in urls[:2]:
+        assert isinstance(a.claim_feed(url, "f", "A", NOW, gap, lease), FeedState)
+    before = a._x("SELECT COUNT(*) FROM feeds").fetchone()[0]
+    for url in urls:  # the third: a 304 before the feed is in the table (written alone)
+        a.record_not_modified(url, "f", NOW, NOW + timedelta(hours=1))
+    # The second's next poll fails before the flush: its failure stands, not the older 304.
+    a.record_failure(urls[1], "f", NOW + timedelta(seconds=1), "error", "HTTP 500")
+    statements = _statements()
+    a.flush_polls()
+    assert _statements() - statements == 5  # one UPDATE for the known two; the unknown one alone (4)
+    states = a.all_feed_states()
+    assert [states[u].last_status for u in urls] == ["not-modified", "error", "not-modified"]
+    assert states[urls[0]].next_poll_at == NOW + timedelta(hours=1)
+    assert a._x("SELECT COUNT(*) FROM feeds WHERE lease_owner IS NOT NULL").fetchone()[0] == 0  # leases gone
+    assert a._x("SELECT COUNT(*) FROM feeds").fetchone()[0] == before + 1
+    statements = _statements()
+    a.flush_polls()  # nothing left: no statement
+    assert _statements() == statements
 
 
 def test_a_dead_instances_feed_is_taken_over_when_its_claim_runs_out(

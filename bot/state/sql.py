@@ -425,7 +425,15 @@ class Store(ABC):
             "INSERT INTO feeds(url, name) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET name=excluded.name", (url, name)
         )
 
+    def flush_polls(self) -> None:  # noqa: B027 - a hook: SQLite writes each record at once
+        """Write the poll records held back for one statement (PostgreSQL's
+        304s); the service calls it at every poll tick, and ``close`` does."""
+
+    def _superseded(self, url: str) -> None:  # noqa: B027 - a hook: SQLite holds nothing back
+        """A later record of this feed is written now: one held back is dropped."""
+
     def record_failure(self, url: str, name: str, now: datetime, status: str, error: str) -> None:
+        self._superseded(url)
         with self.transaction():
             self._ensure_feed(url, name)
             self._x(
@@ -515,6 +523,7 @@ class Store(ABC):
         transaction, under the lock that makes item-taking serial.
         """
         stamp = ts(now)
+        self._superseded(url)
         with self.transaction():
             self._take_lock()
             self._ensure_feed(url, name)
