@@ -107,6 +107,25 @@ def test_304_records_are_written_together_and_a_later_record_wins(two: tuple[Pos
     assert _statements() == statements
 
 
+def test_feeds_are_claimed_together_as_one_by_one(two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    gap, lease = timedelta(minutes=7), timedelta(seconds=60)
+    urls = [f"https://example.jp/many/{n}.xml" for n in range(40)]
+    for url in urls[:30]:  # known to the state; the last ten are new
+        a.claim_feed(url, "f", "A", NOW, gap, lease)
+        a.record_not_modified(url, "f", NOW - timedelta(minutes=10))
+    a.flush_polls()
+    assert isinstance(b.claim_feed(urls[0], "f", "B", NOW, gap, lease), FeedState)  # B polls the first now
+    statements = _statements()
+    claims = a.claim_feeds([(u, "f", gap) for u in urls], "A", NOW, lease)
+    assert _statements() - statements == 1 + 10 * 2  # the 30 known at once; each new one by its insert
+    assert isinstance(claims[urls[0]], Elsewhere) and claims[urls[0]].lease_until is not None
+    assert all(isinstance(claims[u], FeedState) for u in urls[1:])
+    # The same answers as one by one: B finds them all leased to A now.
+    again = b.claim_feeds([(u, "f", gap) for u in urls[1:]], "B", NOW, lease)
+    assert all(isinstance(c, Elsewhere) and c.lease_until is not None for c in again.values())
+
+
 def test_a_dead_instances_feed_is_taken_over_when_its_claim_runs_out(
     two: tuple[PostgresStore, PostgresStore], pg: PgServer, db: str
 ) -> None:

@@ -201,6 +201,21 @@ CLAIM = (
     " FROM feeds f LEFT JOIN u ON true WHERE f.url = ?"
 )
 
+# CLAIM for many feeds in one statement (``claim_feeds``): the same CTE over
+# arrays of urls and of the times each may last have been polled; each row
+# begins with the feed's url.
+CLAIM_MANY = (
+    "WITH v AS (SELECT * FROM unnest(%s::text[], %s::bigint[]) AS v(url, since)),"
+    " c AS (SELECT f.url, f.lease_owner AS prev FROM feeds f JOIN v ON v.url = f.url"
+    f" WHERE (f.lease_until IS NULL OR f.lease_until < {NOW} OR f.lease_owner = %s)"
+    " AND (f.last_poll_at IS NULL OR f.last_poll_at <= v.since OR f.polled_by = %s) FOR UPDATE OF f SKIP LOCKED),"
+    f" u AS (UPDATE feeds f SET lease_owner = %s, lease_until = {NOW} + %s FROM c WHERE f.url = c.url"
+    f" RETURNING c.prev, {', '.join('f.' + c for c in _FEED_COLUMNS)})"
+    " SELECT f.url, u.url IS NOT NULL, u.prev, f.last_poll_at, f.lease_until,"
+    f" {', '.join('u.' + c for c in _FEED_COLUMNS)}"
+    " FROM feeds f JOIN v ON v.url = f.url LEFT JOIN u ON u.url = f.url"
+)
+
 
 @lru_cache(maxsize=512)
 def _pg(sql: str) -> str:
@@ -429,13 +444,7 @@ class PostgresStore(Store):
             (url, owner, ts(now - min_gap), owner, owner, seconds, url),
         ).fetchone()
         if row is not None:
-            if not row[0]:
-                return Elsewhere(dt(row[2]), dt(row[3]))
-            if row[1] is not None and row[1] != owner:
-                self.takeovers += 1
-                metrics.lease_takeovers.inc()
-                log.warning("feed=%s taken over from instance %s, whose lease ran out", name, row[1])
-            return feed_state(row[4:])
+            return self._claimed(row, name, owner)
         new = self._x(
             f"INSERT INTO feeds(url, name, lease_owner, lease_until) VALUES (?, ?, ?, {NOW} + ?)"
             " ON CONFLICT (url) DO NOTHING RETURNING url",
@@ -468,6 +477,32 @@ class PostgresStore(Store):
 
     def _superseded(self, url: str) -> None:
         self._not_modified.pop(url, None)
+
+    def _claimed(self, row: Sequence[Any], name: str, owner: str) -> FeedState | Elsewhere:
+        """A row of CLAIM: the feed's state, or when to try it again."""
+        if not row[0]:
+            return Elsewhere(dt(row[2]), dt(row[3]))
+        if row[1] is not None and row[1] != owner:
+            self.takeovers += 1
+            metrics.lease_takeovers.inc()
+            log.warning("feed=%s taken over from instance %s, whose lease ran out", name, row[1])
+        return feed_state(row[4:])
+
+    def claim_feeds(
+        self, feeds: Sequence[tuple[str, str, timedelta]], owner: str, now: datetime, lease: timedelta
+    ) -> dict[str, FeedState | Elsewhere]:
+        if len(feeds) < 2:
+            return super().claim_feeds(feeds, owner, now, lease)
+        seconds = max(int(lease.total_seconds()), 1)
+        urls = [url for url, _name, _gap in feeds]
+        since = [ts(now - gap) for _url, _name, gap in feeds]
+        rows = self._x(CLAIM_MANY, (urls, since, owner, owner, owner, seconds)).fetchall()
+        names = {url: name for url, name, _gap in feeds}
+        found = {str(row[0]): self._claimed(row[1:], names[str(row[0])], owner) for row in rows}
+        for url, name, gap in feeds:  # not in the table yet: claimed one by one (the insert)
+            if url not in found:
+                found[url] = self.claim_feed(url, name, owner, now, gap, lease)
+        return found
 
     def release_feed(self, url: str, owner: str) -> None:
         self._x("UPDATE feeds SET lease_owner=NULL, lease_until=NULL WHERE url=? AND lease_owner=?", (url, owner))

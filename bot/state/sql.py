@@ -233,6 +233,12 @@ class Store(ABC):
         the state."""
         return self.feed_state(url)
 
+    def claim_feeds(
+        self, feeds: Sequence[tuple[str, str, timedelta]], owner: str, now: datetime, lease: timedelta
+    ) -> dict[str, FeedState | Elsewhere]:
+        """``claim_feed`` for several feeds (url, name, min_gap) at once."""
+        return {url: self.claim_feed(url, name, owner, now, gap, lease) for url, name, gap in feeds}
+
     def release_feed(self, url: str, owner: str) -> None:  # noqa: B027 - a hook: SQLite needs nothing
         """A claimed feed not polled after all (backing off)."""
 
