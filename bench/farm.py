@@ -140,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--origins", type=int, default=1, help="listen on this many ports (origins to a client); all printed"
+    )
     args = parser.parse_args(argv)
     farm = Farm(args.feeds, args.items, args.seed)
     httpd = serve(farm, args.port)
-    print(httpd.server_address[1], flush=True)
+    extra = [serve(farm, 0) for _ in range(args.origins - 1)]
+    for server in extra:
+        threading.Thread(target=server.serve_forever, args=(0.2,), daemon=True).start()
+    print(" ".join(str(h.server_address[1]) for h in [httpd, *extra]), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         httpd.serve_forever(0.2)
     return 0

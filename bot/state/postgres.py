@@ -174,9 +174,6 @@ CONNECT_OPTIONS: dict[str, Any] = {
     " -c statement_timeout=20000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=30000",
 }
 RECONNECT_WAIT = 2.0  # seconds a statement waits for a fresh connection
-# 304 records held back and written as one statement (``flush_polls``): at
-# this many, or at the service's next poll tick (5 s), whichever first.
-NOT_MODIFIED_BATCH = 500
 # The records of a batch, in one UPDATE from arrays (one round trip, one
 # plan) instead of one UPDATE per feed: a 304 round's statements halved.
 FLUSH_NOT_MODIFIED = (
@@ -240,8 +237,6 @@ class PostgresStore(Store):
         self._url = url
         self._alive: psycopg.Connection[Any] | None = None  # holds the ``announce`` locks
         self._announced: set[str] = set()
-        # url -> (name, polled at, next poll): 304s not yet written (``flush_polls``).
-        self._not_modified: dict[str, tuple[str, datetime, datetime | None]] = {}
 
     @classmethod
     def open(cls, url: str, pool_size: int = 2) -> PostgresStore:
@@ -453,30 +448,11 @@ class PostgresStore(Store):
         # Not inserted: another instance added it a moment ago and polls it now.
         return FeedState(url=url, name=name) if new is not None else Elsewhere(None, now + lease)
 
-    def record_not_modified(self, url: str, name: str, now: datetime, next_poll_at: datetime | None = None) -> None:
-        """Held back, written with the others of the tick (``flush_polls``):
-        the commonest poll of all, one statement for hundreds.  Until then the
-        feed stays leased to this instance (another leaves it alone); a crash
-        meanwhile loses only the record, and the feed is polled again."""
-        self._not_modified[url] = (name, now, next_poll_at)
-        if len(self._not_modified) >= NOT_MODIFIED_BATCH:
-            self.flush_polls()
-
-    def flush_polls(self) -> None:
-        batch, self._not_modified = self._not_modified, {}
-        if not batch:
-            return
+    def _write_not_modified(self, batch: dict[str, tuple[str, datetime, datetime | None]]) -> set[str]:
         urls = list(batch)
         rows = [batch[u] for u in urls]
         args = (urls, [r[0] for r in rows], [ts(r[1]) for r in rows], [_opt(r[2]) for r in rows])
-        written = {str(r[0]) for r in self._x(FLUSH_NOT_MODIFIED, args).fetchall()}
-        for url in urls:
-            if url not in written:  # a 304 before any 200: a feed not yet in the table
-                name, now, next_poll_at = batch[url]
-                super().record_not_modified(url, name, now, next_poll_at)
-
-    def _superseded(self, url: str) -> None:
-        self._not_modified.pop(url, None)
+        return {str(r[0]) for r in self._x(FLUSH_NOT_MODIFIED, args).fetchall()}
 
     def _claimed(self, row: Sequence[Any], name: str, owner: str) -> FeedState | Elsewhere:
         """A row of CLAIM: the feed's state, or when to try it again."""

@@ -90,6 +90,14 @@ STREAMS_OF_OLD_FEEDS = (
     " ON CONFLICT DO NOTHING"
 )
 
+# 304 records held back and written together (``Store.flush_polls``): at
+# this many, or at the service's next poll tick (5 s), whichever first.
+NOT_MODIFIED_BATCH = 500
+NOT_MODIFIED = (
+    "UPDATE feeds SET name=?, last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
+    " last_new=0, error_count=0, failing_since=NULL, warned_at=NULL, next_poll_at=?"
+)
+
 TABLES = (
     "meta",
     "feeds",
@@ -413,17 +421,21 @@ class Store(ABC):
     # -- feeds -----------------------------------------------------------
 
     def feed_state(self, url: str) -> FeedState:
+        self.flush_polls()
         row = self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE url=?", (url,)).fetchone()
         return FeedState(url=url) if row is None else feed_state(row)
 
     def failing_urls(self) -> set[str]:
         """Feeds whose last poll failed: one query, for the status line."""
+        self.flush_polls()
         return {r[0] for r in self._x("SELECT url FROM feeds WHERE error_count > 0")}
 
     def failing_states(self) -> dict[str, FeedState]:
+        self.flush_polls()
         return {row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE error_count > 0")}
 
     def all_feed_states(self) -> dict[str, FeedState]:
+        self.flush_polls()
         return {row[0]: feed_state(row) for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds")}
 
     def _ensure_feed(self, url: str, name: str) -> None:
@@ -431,12 +443,41 @@ class Store(ABC):
             "INSERT INTO feeds(url, name) VALUES (?, ?) ON CONFLICT(url) DO UPDATE SET name=excluded.name", (url, name)
         )
 
-    def flush_polls(self) -> None:  # noqa: B027 - a hook: SQLite writes each record at once
-        """Write the poll records held back for one statement (PostgreSQL's
-        304s); the service calls it at every poll tick, and ``close`` does."""
+    def _held(self) -> dict[str, tuple[str, datetime, datetime | None]]:
+        """url -> (name, polled at, next poll): 304s not yet written."""
+        held: dict[str, tuple[str, datetime, datetime | None]] = self.__dict__.setdefault("_held_304s", {})
+        return held
 
-    def _superseded(self, url: str) -> None:  # noqa: B027 - a hook: SQLite holds nothing back
+    def flush_polls(self) -> None:
+        """Write the 304 records held back (``record_not_modified``) in one
+        go; the service calls it at every poll tick, ``close`` and every
+        read of feed states do (this store reads what it wrote)."""
+        batch = self._held()
+        if not batch:
+            return
+        self.__dict__["_held_304s"] = {}
+        written = self._write_not_modified(batch)
+        for url, (name, now, next_poll_at) in batch.items():
+            if url not in written:  # a 304 before any 200: a feed not yet in the table
+                self._record_not_modified_now(url, name, now, next_poll_at)
+
+    def _write_not_modified(self, batch: dict[str, tuple[str, datetime, datetime | None]]) -> set[str]:
+        """Write a batch of 304 records; return the urls written (the feeds
+        in the table).  One transaction of one statement per feed here
+        (SQLite: one commit instead of one each); PostgreSQL: one statement."""
+        rows = [(name, ts(now), ts(now), _opt(nxt), url) for url, (name, now, nxt) in batch.items()]
+        with self.transaction():
+            self._many(NOT_MODIFIED + self._unlease + " WHERE url=?", rows)
+            urls, known = list(batch), set[str]()
+            for start in range(0, len(urls), 500):
+                chunk = urls[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                known.update(str(r[0]) for r in self._x(f"SELECT url FROM feeds WHERE url IN ({marks})", chunk))
+            return known
+
+    def _superseded(self, url: str) -> None:
         """A later record of this feed is written now: one held back is dropped."""
+        self._held().pop(url, None)
 
     def record_failure(self, url: str, name: str, now: datetime, status: str, error: str) -> None:
         self._superseded(url)
@@ -457,13 +498,21 @@ class Store(ABC):
         self._x("UPDATE feeds SET warned_at=? WHERE url=?", (ts(when), url))
 
     def record_not_modified(self, url: str, name: str, now: datetime, next_poll_at: datetime | None = None) -> None:
-        """One statement (the commonest poll of all: keep it cheap)."""
+        """Held back and written with the others of the tick (``flush_polls``):
+        the commonest poll of all, one statement (PostgreSQL) or one commit
+        (SQLite) for hundreds.  Until then the feed stays leased to this
+        instance; a crash meanwhile loses only the record, and the feed is
+        polled again (a 304 again)."""
+        held = self._held()
+        held[url] = (name, now, next_poll_at)
+        if len(held) >= NOT_MODIFIED_BATCH:
+            self.flush_polls()
+
+    def _record_not_modified_now(
+        self, url: str, name: str, now: datetime, next_poll_at: datetime | None = None
+    ) -> None:
         values = (name, ts(now), ts(now), _opt(next_poll_at), url)
-        update = (
-            "UPDATE feeds SET name=?, last_poll_at=?, last_ok_at=?, last_status='not-modified', last_error=NULL,"
-            f" last_new=0, error_count=0, failing_since=NULL, warned_at=NULL, next_poll_at=?{self._unlease}"
-            " WHERE url=?"
-        )
+        update = NOT_MODIFIED + self._unlease + " WHERE url=?"
         if self._x(update, values).rowcount == 0:  # a 304 before any 200: a feed not yet known
             with self.transaction():
                 self._ensure_feed(url, name)

@@ -159,6 +159,8 @@ class SQLiteStore(Store):
         return store
 
     def close(self) -> None:
+        with contextlib.suppress(StateError, sqlite3.Error):
+            self.flush_polls()
         if self._owns_checkpointer:
             self._checkpointer.close()
         self.conn.close()
