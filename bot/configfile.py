@@ -98,6 +98,8 @@ _ENABLED = re.compile(r"^[ \t]*enabled[ \t]*=[ \t]*(?:true|false)(?P<comment>[ \
 def _toml_value(value: Any) -> str:
     if isinstance(value, str) and _PLAIN.fullmatch(value):
         return f'"{value}"'
+    if isinstance(value, list) and value and all(isinstance(v, str) and _PLAIN.fullmatch(v) for v in value):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"  # as tomlkit writes it (an import's tags)
     return str(tomlkit.item(value).as_string())
 
 
