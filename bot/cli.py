@@ -83,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--handle", help='account shown as "(@handle)" after the name')
     add.add_argument("--body", metavar="auto|feed|none|SELECTOR", help="what becomes each item's body (default: auto)")
     add.add_argument("--pick", type=int, metavar="N", help="the N-th of several feeds found (as listed)")
+    add.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="a tag for the feed (tags = [...]), which [[digests]] tables select by; repeatable",
+    )
+    add.add_argument(
+        "--digest",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the [[digests]] table of this name takes the feed (its name added to its feeds); repeatable",
+    )
     add.add_argument("--dry-run", action="store_true", help="show what would be added; change nothing")
     add.add_argument(
         "--allow-private",
@@ -261,7 +275,15 @@ def _manage(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     if args.command == "add":
         request = manage.AddRequest(
-            args.url.strip(), args.name, args.handle, args.body, args.pick, args.dry_run, args.allow_private
+            args.url.strip(),
+            args.name,
+            args.handle,
+            args.body,
+            args.pick,
+            args.dry_run,
+            args.allow_private,
+            tuple(args.tag),
+            tuple(args.digest),
         )
         return asyncio.run(manage.cmd_add(path, request, _now))
     if args.command == "remove":

@@ -1,8 +1,9 @@
 """Editing config.toml the way a careful person would by hand.
 
 ``feedbot add``, ``remove`` and ``opml import`` change ``[[feeds]]`` tables
-and nothing else.  tomlkit parses the file (keeping every comment and blank
-line), renders new tables (its escaping, not ours) and says where each
+and nothing else, but for ``add --digest``, which appends the new feed's
+name to a ``[[digests]]`` table's ``feeds`` (``add_to_digest``).  tomlkit
+parses the file (keeping every comment and blank line), renders new tables (its escaping, not ours) and says where each
 table's text is; the edit itself is a splice of the original text, so every
 byte outside the edited tables stays as it was.  A table's own text is its
 header line through its last key, plus comment lines that follow that key
@@ -41,7 +42,7 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Comment, Table
+from tomlkit.items import AoT, Array, Comment, Table
 
 from bot.config import Config, config_from_data
 from bot.configtext import toml_problem
@@ -59,6 +60,7 @@ class NewFeed:
     body: str | None = None  # None: the default ("auto")
     enabled: bool = True
     comments: tuple[str, ...] = ()  # lines written under the table header
+    tags: tuple[str, ...] = ()  # what [[digests]] tables select it by; an import's folders
 
     def values(self) -> dict[str, Any]:
         """The table as ``tomllib`` reads it back."""
@@ -67,6 +69,8 @@ class NewFeed:
             found["handle"] = self.handle
         if self.body is not None:
             found["body"] = self.body
+        if self.tags:
+            found["tags"] = list(self.tags)
         if not self.enabled:
             found["enabled"] = False
         return found
@@ -84,6 +88,8 @@ class NewFeed:
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')  # a string tomlkit writes as it is, between quotes
 # A [[feeds]] header line, and any table header line (where a table's text ends).
 _FEEDS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*feeds[ \t]*\]\][ \t]*(?:#[^\n]*)?$", re.M)
+_DIGESTS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*digests[ \t]*\]\][ \t]*(?:#[^\n]*)?$", re.M)
+_GLOB = re.compile(r"[*?[]")
 _ANY_HEADER = re.compile(r"^[ \t]*\[", re.M)
 # A feed's own ``enabled = true|false`` line, and the comment after it.
 _ENABLED = re.compile(r"^[ \t]*enabled[ \t]*=[ \t]*(?:true|false)(?P<comment>[ \t]*#[^\n]*)?[ \t]*\r?\n?$")
@@ -92,7 +98,15 @@ _ENABLED = re.compile(r"^[ \t]*enabled[ \t]*=[ \t]*(?:true|false)(?P<comment>[ \
 def _toml_value(value: Any) -> str:
     if isinstance(value, str) and _PLAIN.fullmatch(value):
         return f'"{value}"'
+    if isinstance(value, list) and value and all(isinstance(v, str) and _PLAIN.fullmatch(v) for v in value):
+        return "[" + ", ".join(f'"{v}"' for v in value) + "]"  # as tomlkit writes it (an import's tags)
     return str(tomlkit.item(value).as_string())
+
+
+def literal_pattern(name: str) -> str:
+    """A ``[[digests]]`` ``feeds`` pattern that matches ``name`` alone
+    (fnmatch's ``*``, ``?`` and ``[`` each written as a class: "a*" → "a[*]")."""
+    return _GLOB.sub(lambda m: f"[{m.group()}]", name)
 
 
 def same_feed_url(url: str) -> str:
@@ -148,9 +162,12 @@ class ConfigFile:
         """Each ``[[feeds]]`` table's own text, found by its header line;
         None if the header lines are not one per table.  Trusted only
         once the edit made with them reads back as meant (``_checked``)."""
+        return self._spans(_FEEDS_HEADER, len(self._feed_values()))
+
+    def _spans(self, header: re.Pattern[str], count: int) -> list[tuple[int, int]] | None:
         text = self.text
-        starts = [m.start() for m in _FEEDS_HEADER.finditer(text)]
-        if len(starts) != len(self._feed_values()):
+        starts = [m.start() for m in header.finditer(text)]
+        if len(starts) != count:
             return None
         spans = []
         for start in starts:
@@ -358,6 +375,59 @@ class ConfigFile:
             table["enabled"] = False
         return tomlkit.dumps(doc)
 
+    def digest_tables(self) -> list[dict[str, Any]]:
+        """The ``[[digests]]`` tables as ``tomllib`` reads them."""
+        digests = self._data().get("digests", [])
+        if not isinstance(digests, list) or not all(isinstance(t, dict) for t in digests):
+            raise self._problem("digests is not written as [[digests]] tables; edit it by hand")
+        return digests
+
+    def add_to_digest(self, digest: str, feed: str) -> list[str] | None:
+        """Make the ``[[digests]]`` table named ``digest`` take the feed named
+        ``feed``: its name (``literal_pattern``) appended to the table's
+        ``feeds`` array, or, for a table that selects by ``tags`` only, a
+        ``feeds = ["<name>"]`` line written after its last key line (its
+        tags kept).  None for a table with neither key: it takes every feed
+        already, and is left as it is.  Returns the table's new ``feeds``.
+
+        Only the table's own text changes: it is edited alone through
+        tomlkit and spliced back, and kept only if ``tomllib`` reads the
+        file as the original with that one change; else the edit is made
+        through tomlkit's reading of the whole file."""
+        data = self._data()
+        tables = self.digest_tables()
+        index = next((i for i, t in enumerate(tables) if t.get("name") == digest), None)
+        if index is None:
+            raise KeyError(digest)
+        table = tables[index]
+        if "feeds" not in table and "tags" not in table:
+            return None
+        before = table.get("feeds", [])
+        patterns = [*([before] if isinstance(before, str) else before), literal_pattern(feed)]
+        expected = {**data, "digests": [*tables[:index], {**table, "feeds": patterns}, *tables[index + 1 :]]}
+        spans = self._spans(_DIGESTS_HEADER, len(tables))
+        if spans is not None:
+            start, end = spans[index]
+            own = _with_pattern(self.text[start:end], literal_pattern(feed))
+            if own is not None:
+                edited = self.text[:start] + own + self.text[end:]
+                if _reads_as(edited, expected):
+                    self.text = edited
+                    return patterns
+        try:
+            doc = tomlkit.parse(self.text)
+        except (TOMLKitError, ValueError) as exc:
+            raise self._problem(f"invalid TOML: {exc}") from None
+        found = doc.get("digests")
+        if not isinstance(found, AoT):
+            raise self._problem("digests is not written as [[digests]] tables; edit it by hand")
+        _set_pattern(found[index], literal_pattern(feed))
+        edited = tomlkit.dumps(doc)
+        if not _reads_as(edited, expected):
+            raise self._problem(f"the [[digests]] table {digest!r} cannot be edited safely; edit it by hand")
+        self.text = edited
+        return patterns
+
     def _cut(self, start: int, end: int) -> str:
         if self.text[:start].endswith("\n\n"):
             start -= 1
@@ -370,6 +440,50 @@ class ConfigFile:
         # would point the operator at lines the file does not have yet.
         text = None if self.changed else self.text
         return config_from_data(self._data(), self.path, env, need_secrets=False, text=text)
+
+
+def _reads_as(text: str, expected: dict[str, Any]) -> bool:
+    try:
+        return tomllib.loads(text) == expected
+    except tomllib.TOMLDecodeError:
+        return False
+
+
+def _set_pattern(table: Any, pattern: str) -> None:
+    """``pattern`` appended to a tomlkit table's ``feeds`` (made if missing)."""
+    found = table.get("feeds")
+    if isinstance(found, Array):
+        found.append(pattern)
+    elif found is None:
+        table["feeds"] = [pattern]
+    else:
+        table["feeds"] = [str(found), pattern]
+
+
+def _with_pattern(own: str, pattern: str) -> str | None:
+    """A ``[[digests]]`` table's own text with ``pattern`` added to its
+    ``feeds``: an array appended to by tomlkit (its layout and comments
+    kept), or a new ``feeds`` line after the last key line (not after the
+    table's commented-out options, as tomlkit would put it); None if the
+    text does not read alone."""
+    try:
+        doc = tomlkit.parse(own)
+        table = doc["digests"][0]
+    except (TOMLKitError, ValueError, KeyError, IndexError):
+        return None
+    if "feeds" in table:
+        _set_pattern(table, pattern)
+        return tomlkit.dumps(doc)
+    lines = own.splitlines(keepends=True)
+    keys = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    last = keys[-1]  # the header, at least
+    if not lines[last].endswith("\n"):
+        lines[last] += "\n"
+    lines.insert(last + 1, f"feeds = {_toml_value([pattern])}\n")
+    edited = "".join(lines)
+    if not own.endswith("\n") and edited.endswith("\n"):
+        edited = edited[:-1]
+    return edited
 
 
 def _own_end(text: str, at: int, stop: int) -> int:

@@ -47,6 +47,8 @@ class AddRequest:
     pick: int | None = None
     dry_run: bool = False
     allow_private: bool = False  # addresses found in the page or a redirect may be non-public
+    tags: tuple[str, ...] = ()  # --tag: written as the feed's tags
+    digests: tuple[str, ...] = ()  # --digest: [[digests]] tables to take the feed
 
 
 def _duplicate(feeds: Sequence[Feed], url: str, name: str | None) -> str | None:
@@ -59,14 +61,63 @@ def _duplicate(feeds: Sequence[Feed], url: str, name: str | None) -> str | None:
     return None
 
 
-def _check_options(name: str | None, url: str, handle: str | None, body: str | None) -> None:
+def _check_options(name: str | None, url: str, handle: str | None, body: str | None, tags: Sequence[str] = ()) -> None:
     """Bad options are refused before anything is fetched, in ``check``'s words."""
-    table = {"name": name, "url": url, "handle": handle, "body": body}
+    table = {"name": name, "url": url, "handle": handle, "body": body, "tags": list(tags) or None}
     problems = feed_table_problems({k: v for k, v in table.items() if v is not None} | {"name": name or "-"})
     if problems:
         raise UsageError(
-            "; ".join(p.replace("url:", "the address:", 1) if p.startswith("url:") else f"--{p}" for p in problems)
+            "; ".join(
+                p.replace("url:", "the address:", 1)
+                if p.startswith("url:")
+                else f"--{p.replace('tags', 'tag', 1) if p.startswith('tags') else p}"
+                for p in problems
+            )
         )
+
+
+def _check_digests(config: Config, wanted: Sequence[str]) -> None:
+    """Each ``--digest`` must name a ``[[digests]]`` table (checked before anything is fetched)."""
+    import difflib
+
+    names = [d.name for d in config.digests]
+    for name in wanted:
+        if name in names:
+            continue
+        if not names:
+            raise UsageError(
+                f"--digest {name!r}: the config has no [[digests]] tables (its one digest takes every feed)"
+            )
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        raise UsageError(f"--digest {name!r}: no such digest{hint}; the digests: {', '.join(names)}")
+
+
+def _into_digests(file: ConfigFile, name: str, digests: Sequence[str]) -> list[str]:
+    """Make each of ``digests`` take the feed ``name`` (already added to
+    ``file``): its name added to the table's ``feeds``, unless the table
+    takes it already.  One line per digest, saying what was done."""
+    if not digests:
+        return []
+    config = file.validate()
+    tables = {str(t.get("name")): t for t in file.digest_tables()}
+    notes = []
+    for digest in dict.fromkeys(digests):
+        table = tables[digest]
+        if "feeds" not in table and "tags" not in table:
+            notes.append(f"[[digests]] {digest!r} takes every feed already (no feeds or tags key): not changed")
+        elif digest in config.streams_of(name):
+            notes.append(f"[[digests]] {digest!r} takes it already (by its feeds or tags): not changed")
+        else:
+            patterns = file.add_to_digest(digest, name) or []
+            notes.append(f"[[digests]] {digest!r}: feeds = {_toml_list(patterns)}")
+    return notes
+
+
+def _toml_list(values: Sequence[str]) -> str:
+    import tomlkit
+
+    return str(tomlkit.item(list(values)).as_string())
 
 
 def _choose(
@@ -176,7 +227,8 @@ async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = s
     from bot.workers import shared
 
     config = ConfigFile.read(path).validate()  # an invalid file is fixed first, by hand
-    _check_options(request.name, request.url, request.handle, request.body)
+    _check_options(request.name, request.url, request.handle, request.body, request.tags)
+    _check_digests(config, request.digests)
     early = _duplicate(config.feeds, request.url, request.name)
     if early:
         raise UsageError(early)
@@ -207,22 +259,33 @@ async def cmd_add(path: Path, request: AddRequest, clock: Clock, out: TextIO = s
     comment = f"added by feedbot add on {now.astimezone(config.timezone):%Y-%m-%d}"
     if same_feed_url(chosen.url) != same_feed_url(request.url):
         comment += f", found at {without_credentials(request.url)}"
-    new = NewFeed(name=name, url=chosen.url, handle=request.handle, body=request.body, comments=(comment,))
+    tags = tuple(dict.fromkeys(t.strip() for t in request.tags))
+    new = NewFeed(name=name, url=chosen.url, handle=request.handle, body=request.body, comments=(comment,), tags=tags)
     trial = ConfigFile.read(path)
     trial.add_feeds([new])
+    notes = _into_digests(trial, name, request.digests)
     preview_config = trial.validate()
     feed = preview_config.feeds[-1]
     await _preview(preview_config, feed, chosen, now, out)
     print("", file=out)
+    if preview_config.digests:
+        taking = ", ".join(repr(d) for d in preview_config.streams_of(name)) or "none (no [[digests]] table selects it)"
+        print(f"digests that will take it: {taking}", file=out)
     if request.dry_run:
         print(f"dry run: {path} not changed; this table would be added:\n\n{new.text()}", file=out)
+        if notes:
+            print("and in the [[digests]] tables:", file=out)
+            _listed(notes, out, None)
         return EXIT_OK
     with locked(path) as file:
         again = _duplicate(file.validate().feeds, chosen.url, name)  # edited meanwhile?
         if again:
             raise UsageError(again)
         file.add_feeds([new])
+        notes = _into_digests(file, name, request.digests)
         backup = _save(file, False, "", out)
+    for note in notes:
+        print(note, file=out)
     print(f"added feed {name!r} to {path} (previous version: {backup}); {RELOAD_NOTE}", file=out)
     return EXIT_OK
 
@@ -470,8 +533,8 @@ def cmd_opml_import(
         folders = [f"{shown(f, 60)} ({n})" for f, n in plan.folders.most_common() if f != "(no folder)"]
         if folders:
             print(
-                f"  from {len(folders)} folder(s), written as a comment on each feed (a folder can become a"
-                " [[topics]] rule or a feed's include filter: docs/feeds.md):",
+                f"  from {len(folders)} folder(s), each written as a tag of its feeds (tags = [...], which a"
+                " [[digests]] table can select by: docs/feeds.md):",
                 file=out,
             )
             _listed(folders, out, limit)
@@ -488,9 +551,9 @@ def cmd_opml_import(
 
 def _would_add(new: NewFeed) -> str:
     """A feed an import would add: its name, its address, and what it carries."""
-    from bot.opml import FOLDER_SEPARATOR, folders_noted
+    from bot.opml import FOLDER_SEPARATOR
 
-    notes = [f"folder {FOLDER_SEPARATOR.join(found)}" for c in new.comments if (found := folders_noted(c))]
+    notes = [f"folder {FOLDER_SEPARATOR.join(new.tags)}"] if new.tags else []
     if not new.enabled:
         notes.append("disabled")
     extra = f" ({'; '.join(notes)})" if notes else ""
@@ -516,8 +579,8 @@ def _comments(config: Config) -> list[tuple[str, list[str]]]:
 def cmd_opml_export(config: Config, target: str | None, out: TextIO = sys.stdout) -> int:
     from bot.opml import export, folders_noted
 
-    # The folders an import noted in each table's comment go back out as
-    # folders: export then import keeps them (the config has no folder key).
+    # A feed's tags go out as its folder and categories; for a feed without
+    # tags, the folders an older import noted in its table's comment.
     folders = {name: [f for c in comments for f in folders_noted(c)] for name, comments in _comments(config)}
     data = export(config.feeds, folders=folders)
     if target in (None, "-"):

@@ -15,6 +15,20 @@ often a topic).  Linear in the outlines and the feeds: names are numbered
 from a counter per name, not by trying " (2)", " (3)" … each time.
 
 ``export`` writes OPML 2.0 with the standard library's serializer.
+
+Folders are tags.  ``import`` writes each folder an outline sits in as one
+tag of its feed, the whole path with its levels joined by FOLDER_LEVELS
+(``tags = ["News / Tech"]``), not the innermost folder alone: "Tech" under
+"News" and "Tech" under "Blogs" stay apart, and ``export`` rebuilds the
+nesting from the tag.  ``export`` writes a feed in the folder of its first
+tag and gives every tag in the outline's ``category`` attribute as OPML 2.0
+defines it (comma-separated, slash-prefixed paths: "/News/Tech,/ukraine"),
+first tag first, so that an import reads the tags back in their order (a
+reader lists the category paths before the folder).  A tag that a category
+path cannot hold (a "/" or "," within a level) is written as a further
+folder holding the feed instead: it comes back, maybe in another place in
+the order.  A feed without tags goes into the folders an older import
+noted in its table's comment (``folders_noted``), into each of them.
 """
 
 from __future__ import annotations
@@ -85,6 +99,17 @@ def read_opml(data: bytes) -> Opml:
     return Opml(collapse(str(result.meta.get("title") or "")), tuple(outlines), _not_well_formed(data))
 
 
+def _levels(folder: str) -> tuple[str, ...]:
+    """A folder path's levels ("A / B" → ("A", "B"))."""
+    return tuple(p.strip() for p in folder.split(FOLDER_LEVELS) if p.strip())
+
+
+def _in_category(tag: str) -> bool:
+    """Whether a category path can hold the tag: no level holds "/" or ","."""
+    levels = _levels(tag)
+    return bool(levels) and not any("/" in p or "," in p for p in levels)
+
+
 def _disabled_urls(data: bytes) -> set[str]:
     """The addresses of outlines marked feedbot:enabled="false" (listparser
     keeps no attribute of its own), read as leniently as listparser reads."""
@@ -126,9 +151,9 @@ def _not_well_formed(data: bytes) -> str | None:
     return None
 
 
-# An imported table's comment, "from FILE, folder A / B ; C": where its
-# folders are kept (the config has no key for them: a folder changes
-# nothing in a digest), and where ``export`` finds them again.
+# An older import's table comment, "from FILE, folder A / B ; C": where its
+# folders were kept before feeds had tags; ``export`` still finds them there
+# for a feed without tags.  An import now writes them as tags.
 FOLDER_NOTE = ", folder "
 FOLDER_SEPARATOR = " ; "
 FOLDER_LEVELS = " / "
@@ -218,10 +243,10 @@ def plan_import(
         renamed += name != base
         names.add(name)
         urls[key] = name
-        where = f"{FOLDER_NOTE}{FOLDER_SEPARATOR.join(outline.folders)}" if outline.folders else ""
-        comments = (f"from {source}{where}",)
+        comments = (f"from {source}",)
         on = enabled and outline.enabled
-        add.append(NewFeed(name=name, url=outline.url, body=body, enabled=on, comments=comments))
+        tags = tuple(dict.fromkeys(outline.folders))  # each folder path, one tag (see the module's docstring)
+        add.append(NewFeed(name=name, url=outline.url, body=body, enabled=on, comments=comments, tags=tags))
         folders.update(outline.folders or ("(no folder)",))
     return ImportPlan(tuple(add), tuple(duplicates), tuple(rejected), folders, renamed, tuple(outside))
 
@@ -233,9 +258,12 @@ def export(
     folders: Mapping[str, Sequence[str]] | None = None,
 ) -> bytes:
     """OPML 2.0 of ``feeds``: what any reader imports, and ``import`` reads
-    back.  ``folders``: feed name → its folders ("A / B"), each written as
-    nested outlines (a feed in two folders is in both, as readers export
-    it; import merges it back); a disabled feed carries feedbot:enabled="false"."""
+    back.  A feed with tags is in its first tag's folder, its tags in the
+    outline's ``category`` (see the module's docstring).  ``folders``: feed
+    name → the folders ("A / B") an older import noted, for a feed without
+    tags, each written as nested outlines (a feed in two folders is in
+    both, as readers export it; import merges it back); a disabled feed
+    carries feedbot:enabled="false"."""
     ElementTree.register_namespace("feedbot", NAMESPACE)
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
@@ -252,12 +280,21 @@ def export(
         return made[path]
 
     for feed in feeds:
-        noted = (folders or {}).get(feed.name, ())
-        paths = [tuple(p.strip() for p in f.split(FOLDER_LEVELS) if p.strip()) for f in noted]
+        if feed.tags:
+            paths = [_levels(feed.tags[0])]
+            held = [t for t in feed.tags if _in_category(t)]
+            paths += [_levels(t) for t in feed.tags[1:] if not _in_category(t)]
+            category = ",".join("/" + "/".join(_levels(t)) for t in held)
+        else:
+            noted = (folders or {}).get(feed.name, ())
+            paths = [_levels(f) for f in noted]
+            category = ""
         for path in dict.fromkeys(paths or [()]):
             outline = ElementTree.SubElement(
                 folder(path), "outline", type="rss", text=feed.name, title=feed.name, xmlUrl=feed.url
             )
+            if category and len(feed.tags) > 1:
+                outline.set("category", category)
             if not feed.enabled:
                 outline.set(ENABLED, "false")
     ElementTree.indent(root)

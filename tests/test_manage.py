@@ -527,7 +527,10 @@ def test_opml_import_keeps_the_config_and_reports_duplicates_and_folders(tmp_pat
     first = text.index("[[feeds]]\n# from mine.opml")
     last_end = text.index('body = "none"\n', text.index('name = "毎日新聞 (2)"')) + len('body = "none"\n')
     assert text[: first - 1] + text[last_end:] == original
-    assert "# from mine.opml, folder ニュース ; ニュース / 国際\n" in text
+    # The folders are tags now (an older import noted them in the comment).
+    assert '# from mine.opml\nname = "時事"\nurl = "https://www.jiji.com/rss/ranking.rdf"\nbody = "none"\n' in text
+    assert 'tags = ["ニュース", "ニュース / 国際"]\n' in text
+    assert [f.tags for f in config.feeds[-2:]] == [("ニュース", "ニュース / 国際"), ()]
 
 
 def test_opml_export_then_import_gives_the_same_feeds(tmp_path: Path) -> None:
@@ -719,7 +722,7 @@ def test_opml_import_dry_run_lists_every_feed_it_would_add_and_skip(tmp_path: Pa
 def test_opml_export_keeps_folders_and_the_disabled_state_through_an_import(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
-        "[[feeds]]\n# from subs.opml, folder ニュース ; ニュース / 国際\nname = \"時事\"\n"
+        '[[feeds]]\n# from subs.opml, folder ニュース ; ニュース / 国際\nname = "時事"\n'
         'url = "https://www.jiji.com/rss/ranking.rdf"\n\n'
         '[[feeds]]\n# added by feedbot add on 2025-01-21\nname = "top"\nurl = "https://top.example/feed"\n'
         "enabled = false\n\n"
@@ -753,14 +756,28 @@ def test_opml_export_keeps_folders_and_the_disabled_state_through_an_import(tmp_
         return {(f.name, f.url, f.enabled) for f in load_config(config).feeds}
 
     assert feeds(empty) == feeds(path)
-    assert "# from feeds.opml, folder ニュース ; ニュース / 国際\n" in empty.read_text(encoding="utf-8")
+    # The folders an older import noted in comments come back as tags.
+    assert {f.name: f.tags for f in load_config(empty).feeds} == {
+        "時事": ("ニュース", "ニュース / 国際"),
+        "top": (),
+        "off": ("ニュース",),
+    }
     again = tmp_path / "again.opml"
     assert run_cli("--config", str(empty), "opml", "export", str(again)).returncode == 0
+    third = tmp_path / "third" / "config.toml"
+    third.parent.mkdir()
+    third.write_text("[poll]\nallow_private_addresses = true\n", encoding="utf-8")
+    assert run_cli("--config", str(third), "opml", "import", str(again)).returncode == 0
+    assert [(f.name, f.tags, f.enabled) for f in load_config(third).feeds] == [
+        (f.name, f.tags, f.enabled) for f in load_config(empty).feeds
+    ]
+    last = tmp_path / "last.opml"
+    assert run_cli("--config", str(third), "opml", "export", str(last)).returncode == 0
 
     def body(data: bytes) -> bytes:  # the same outlines, in the same folders, the second time
         return data[data.index(b"<body>") :]
 
-    assert body(again.read_bytes()) == body(exported.read_bytes())
+    assert body(last.read_bytes()) == body(again.read_bytes())
 
 
 # -- add: already configured candidates, a typo at the prompt (issue 25) ----------------
