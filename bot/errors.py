@@ -105,3 +105,9 @@ class DeliveryError(FeedbotError):
 class WorkerError(FeedbotError):
     """A task in a worker process was stopped: over its CPU time, wall
     time or memory, or its worker died (``bot.workers``)."""
+
+
+class Declined(FeedbotError):
+    """Raised by a task's in-process variant (``Workers.run(inline=…)``)
+    for an input it leaves to a worker: one that needs a parser or a
+    detector the service's own process has not imported."""

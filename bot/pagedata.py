@@ -34,7 +34,6 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bot.boilerplate import Line, clean_lines
 from bot.text import collapse
 
 MARKER = "detailedArticleBody"  # the key that says a page carries its article as data
@@ -143,6 +142,10 @@ def _article_lines(article: dict[str, Any], full_only: bool) -> list[str]:
                 break
     headline = article.get("headline") or article.get("name")
     titles = [headline] if isinstance(headline, str) else []
+    # Here, not at the top: bot.markup imports this module for MARKER, and
+    # a feed's parse (bot.parse) needs none of the rules' patterns.
+    from bot.boilerplate import Line, clean_lines
+
     return [line.text for line in clean_lines([Line(text) for text in lines], titles)]
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-from bot.errors import ParseError
+from bot.errors import Declined, ParseError
 from bot.health import bounded_int
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
 from bot.markup import (
@@ -50,7 +50,7 @@ _XML_ENCODING = re.compile(rb"""^(\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["
 _SUPERSETS = frozenset({"cp932", "euc_jis_2004"})
 
 
-def transcode(data: bytes, headers: dict[str, str]) -> tuple[bytes, str | None]:
+def transcode(data: bytes, headers: dict[str, str], detect: bool = True) -> tuple[bytes, str | None]:
     """Give feedparser UTF-8 where its own decoding would go wrong.
 
     * A declared Shift_JIS/EUC-JP is decoded with the superset that really
@@ -76,6 +76,8 @@ def transcode(data: bytes, headers: dict[str, str]) -> tuple[bytes, str | None]:
         text = _mostly_utf8(data) if (codec or "utf-8") == "utf-8" else None
         if text is not None:
             warning = "invalid UTF-8 bytes replaced"
+        elif not detect:
+            raise Declined("needs charset detection") from None
         else:
             text = _detect(data)
     else:
@@ -139,15 +141,26 @@ def _detect(data: bytes) -> str | None:
     return None
 
 
-def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, fast: bool = True) -> ParsedFeed:
+def parse_feed_here(data: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """``parse_feed`` in the service's own process (``Workers.run``'s
+    ``inline``): the fast path only.  A document that needs feedparser or
+    charset detection raises ``Declined``, and a worker parses it: their
+    imports (and feedparser's cost, hundreds of times lxml's) stay there."""
+    return parse_feed(data, url, headers, slow=False)
+
+
+def parse_feed(
+    data: bytes, url: str, headers: Mapping[str, str] | None = None, fast: bool = True, slow: bool = True
+) -> ParsedFeed:
     """Parse a feed document fetched from ``url``.
 
     ``fast``: try fastfeedparser first (lxml; some 30 times faster, see
     BENCHMARKS.md); a document it rejects, or one whose form it does not
     read as feedparser does, goes to feedparser, the most forgiving parser.
+    ``slow=False``: never feedparser nor charset detection (``Declined``).
     """
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
-    data, repaired = transcode(data, response_headers)
+    data, repaired = transcode(data, response_headers, detect=slow)
     data, references = _repair_references(data)
     repaired = "; ".join(w for w in (repaired, references) if w) or None
     response_headers.setdefault("content-location", url)
@@ -155,6 +168,8 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str] | None = None, 
     if parsed is None and fast:
         parsed = _fast(data)
     if parsed is None:
+        if not slow:
+            raise Declined("needs feedparser")
         parsed = _slow(data, response_headers, url)
     raw_entries, channel, warning = parsed
     warning = "; ".join(w for w in (repaired, warning) if w) or None

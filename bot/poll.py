@@ -312,9 +312,11 @@ class Poller:
                 self.store.record_not_modified(feed.url, feed.name, now, self._asked_wait(feed, response, None, now))
                 return PollOutcome(feed.name, "not-modified")
             # Imported here: a poll whose feeds all answer 304 parses nothing.
-            from bot.parse import parse_feed
+            from bot.parse import parse_feed, parse_feed_here
 
-            parsed = await self.workers.run(parse_feed, response.content, feed.url, response.headers)
+            parsed = await self.workers.run(
+                parse_feed, response.content, feed.url, response.headers, inline=parse_feed_here
+            )
         except FetchError as exc:
             return self._failed(feed, str(exc), exc.retry_after)
         except (ParseError, WorkerError) as exc:

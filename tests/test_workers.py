@@ -73,3 +73,155 @@ def test_the_event_loop_goes_on_while_the_pool_starts() -> None:
             workers.close()
 
     assert asyncio.run(go()) == (True, 3)
+
+
+# In-process tasks (issue 27): a small input is parsed here, under a CPU
+# timer, unless the workers are up or the budget is spent.
+
+SMALL_FEED = (
+    b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+    + b"".join(
+        b"<item><title>item %d</title><link>http://127.0.0.1/a/%d</link><guid>g%d</guid>"
+        b"<pubDate>Mon, 06 Jan 2025 0%d:00:00 +0900</pubDate></item>" % (n, n, n, n)
+        for n in range(5)
+    )
+    + b"</channel></rss>"
+)
+
+
+def where(*_args: object) -> int:
+    """The process a task ran in."""
+    import os
+
+    return os.getpid()
+
+
+def spin(*_args: object) -> int:
+    """A task that never ends, and swallows every ``Exception`` on the way."""
+    while True:
+        try:
+            sum(range(1000))
+        except Exception:  # what a careless parser does
+            continue
+
+
+def test_a_small_feed_is_parsed_here_without_starting_a_worker() -> None:
+    import asyncio
+    import signal
+
+    from bot.parse import parse_feed, parse_feed_here
+    from bot.workers import Workers
+
+    async def go() -> object:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            parsed = await workers.run(parse_feed, SMALL_FEED, "http://127.0.0.1/f.xml", {}, inline=parse_feed_here)
+            assert workers._pool is None and workers._start is None  # no worker, no fork server
+            return parsed
+        finally:
+            workers.close()
+
+    parsed = asyncio.run(go())
+    assert parsed == parse_feed(SMALL_FEED, "http://127.0.0.1/f.xml", {})
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)  # the timer is off again
+
+
+def test_a_feed_that_needs_feedparser_is_parsed_in_a_worker() -> None:
+    import asyncio
+
+    from bot.parse import parse_feed, parse_feed_here
+    from bot.workers import Workers
+
+    undated = SMALL_FEED.replace(b"<pubDate>Mon, 06 Jan 2025 01:00:00 +0900</pubDate>", b"")  # fast path declines
+    assert undated != SMALL_FEED
+
+    async def go() -> object:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            parsed = await workers.run(parse_feed, undated, "http://127.0.0.1/f.xml", {}, inline=parse_feed_here)
+            assert workers._pool is not None  # parsed by a worker
+            return parsed
+        finally:
+            workers.close()
+
+    assert asyncio.run(go()) == parse_feed(undated, "http://127.0.0.1/f.xml", {})
+
+
+def test_an_in_process_task_past_its_cpu_limit_is_run_again_in_a_worker() -> None:
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from bot import workers as mod
+    from bot.workers import Workers
+
+    async def go() -> tuple[int, float]:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            used = time.thread_time()
+            pid = await workers.run(where, b"x", inline=spin)
+            return pid, time.thread_time() - used
+        finally:
+            workers.close()
+
+    pid, cpu = asyncio.run(go())
+    assert pid != os.getpid()  # stopped here, then run by a worker
+    assert mod.INLINE_CPU_SECONDS <= cpu < mod.INLINE_CPU_SECONDS + 1.0  # the spin was cut near its limit
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+    assert not mod._armed
+
+
+def test_a_busy_cycle_spends_the_budget_then_uses_the_workers(monkeypatch: object) -> None:
+    import asyncio
+    import os
+    import time
+
+    import pytest
+
+    from bot import workers as mod
+    from bot.workers import Workers
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(mod, "INLINE_BURST", 0.02)
+    monkeypatch.setattr(mod, "INLINE_RATE", 0.0)  # no refill: the test's own pace does not matter
+
+    def busy(*_args: object) -> int:
+        end = time.thread_time() + 0.005
+        while time.thread_time() < end:
+            pass
+        return os.getpid()
+
+    async def go() -> list[int]:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            pids = [await workers.run(where, b"x", inline=busy) for _ in range(6)]
+            start = workers._start
+            assert start is not None  # half the budget spent: the pool was started
+            await asyncio.wrap_future(start[1])
+            pids.append(await workers.run(where, b"x", inline=busy))  # the pool is up: a worker takes it
+            return pids
+        finally:
+            workers.close()
+
+    pids = asyncio.run(go())
+    here = [p == os.getpid() for p in pids]
+    assert here[:2] == [True, True]  # within the budget: here
+    assert True not in here[here.index(False) :]  # once one went to a worker, every later one did
+    assert here[-1] is False
+
+
+def test_a_big_input_always_goes_to_a_worker() -> None:
+    import asyncio
+    import os
+
+    from bot.workers import INLINE_BYTES, Workers
+
+    async def go() -> int:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            return await workers.run(where, b"x" * (INLINE_BYTES + 1), inline=where)
+        finally:
+            workers.close()
+
+    assert asyncio.run(go()) != os.getpid()
