@@ -20,6 +20,7 @@ from bot.config import Feed, PollSettings
 from bot.errors import FetchError, WorkerError
 from bot.fetch import PageFetcher
 from bot.models import Entry
+from bot.text import limit_body
 from bot.workers import Workers
 
 PRIVATE_HINT = " (poll.allow_private_addresses = true allows it)"
@@ -55,8 +56,6 @@ class Bodies:
         pages of this feed fetched at a time (so that another feed's pages
         are never queued behind this one's), and at most
         ``poll.max_pages_per_poll`` in all; the rest keep the feed's text."""
-        from bot.extract import limit_body  # here: a poll with nothing new extracts nothing
-
         budget = self.settings.max_pages_per_poll
         fetching = [e for e in entries if self._needs_page(feed, e)]
         over = fetching[budget:]
@@ -74,23 +73,41 @@ class Bodies:
         turn = asyncio.Semaphore(PAGES_AT_ONCE)
 
         async def one(entry: Entry) -> tuple[str, ...]:
-            if id(entry) in skipped:
-                return limit_body(entry.content, feed.max_paragraphs, feed.max_body_chars)
             async with turn:
                 return await self.body(feed, entry)
 
-        return list(await asyncio.gather(*(one(e) for e in entries)))
+        # A task only for a page to fetch: a first poll of 200 feeds of 50
+        # entries made 10,000 tasks for bodies that were the feed's own text.
+        bodies: list[tuple[str, ...]] = []
+        fetch: list[int] = []
+        for n, entry in enumerate(entries):
+            if id(entry) in skipped:
+                bodies.append(limit_body(entry.content, feed.max_paragraphs, feed.max_body_chars))
+            elif self._needs_page(feed, entry):
+                bodies.append(())
+                fetch.append(n)
+            else:
+                bodies.append(self._without_page(feed, entry))
+        if fetch:
+            for n, body in zip(fetch, await asyncio.gather(*(one(entries[n]) for n in fetch)), strict=True):
+                bodies[n] = body
+        return bodies
 
     @staticmethod
     def _needs_page(feed: Feed, entry: Entry) -> bool:
         return not entry.titleless and feed.body not in ("feed", "none") and bool(entry.link)
 
-    async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
-        """The body stored with the item: fetched once, at poll time."""
+    @staticmethod
+    def _without_page(feed: Feed, entry: Entry) -> tuple[str, ...]:
+        """The body of an entry whose page is not fetched (``_needs_page``)."""
         if entry.titleless:
             return entry.content  # a post's text is its body (cut in rendering only)
-        from bot.extract import limit_body
+        return limit_body(entry.content if feed.body == "feed" else (), feed.max_paragraphs, feed.max_body_chars)
 
+    async def body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
+        """The body stored with the item: fetched once, at poll time."""
+        if not self._needs_page(feed, entry):
+            return self._without_page(feed, entry)
         return limit_body(await self._body(feed, entry), feed.max_paragraphs, feed.max_body_chars)
 
     async def _body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:

@@ -484,30 +484,3 @@ def _selected(markup: str, selector: str) -> list[str]:
     for element in soup_of(markup).select(selector):
         out.extend(clean(text) for text in block_texts(element))
     return out
-
-
-def limit_body(
-    paragraphs: Sequence[str], max_paragraphs: int | None, max_chars: int | None, ellipsis: str = "…"
-) -> tuple[str, ...]:
-    """Keep at most ``max_paragraphs`` lines and ``max_chars`` characters.
-
-    A cut body ends its last kept line with "…".
-    """
-    kept: list[str] = []
-    used = 0
-    cut = False
-    for n, line in enumerate(paragraphs):
-        if max_paragraphs is not None and n >= max_paragraphs:
-            cut = True
-            break
-        if max_chars is not None and used + len(line) > max_chars:
-            room = max_chars - used
-            if room > 10 or not kept:
-                kept.append(line[: max(room, 1)].rstrip())
-            cut = True
-            break
-        kept.append(line)
-        used += len(line)
-    if cut and kept:
-        kept[-1] += ellipsis
-    return tuple(kept)

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
+import fastfeedparser  # here, not in _fast: an in-process parse (parse_feed_here) imports nothing under its timer
+
 from bot.errors import Declined, ParseError
 from bot.health import bounded_int
 from bot.keys import Sharing, canonical_url, entry_keys, is_url
@@ -325,8 +327,6 @@ def _fast(data: bytes) -> Parsed | None:
     if not data.rstrip()[-12:].endswith((b"</rss>", b"</rdf:RDF>", b"</feed>")):
         return None  # cut short: lxml's recovery would read it silently; feedparser says what is wrong
     try:
-        import fastfeedparser
-
         result: Any = fastfeedparser.parse(data, include_tags=False, include_media=False, include_enclosures=False)
     except Exception:
         return None  # malformed for lxml: feedparser's loose parser will try

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 # Block-level elements: their boundaries separate paragraphs.
 BLOCK_TAGS = frozenset(
@@ -151,3 +152,30 @@ def shown(text: str, limit: int = 200) -> str:
     cut at ``limit`` characters with "…"."""
     line = escape_controls(text[: limit * 2])
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def limit_body(
+    paragraphs: Sequence[str], max_paragraphs: int | None, max_chars: int | None, ellipsis: str = "…"
+) -> tuple[str, ...]:
+    """Keep at most ``max_paragraphs`` lines and ``max_chars`` characters.
+
+    A cut body ends its last kept line with "…".
+    """
+    kept: list[str] = []
+    used = 0
+    cut = False
+    for n, line in enumerate(paragraphs):
+        if max_paragraphs is not None and n >= max_paragraphs:
+            cut = True
+            break
+        if max_chars is not None and used + len(line) > max_chars:
+            room = max_chars - used
+            if room > 10 or not kept:
+                kept.append(line[: max(room, 1)].rstrip())
+            cut = True
+            break
+        kept.append(line)
+        used += len(line)
+    if cut and kept:
+        kept[-1] += ellipsis
+    return tuple(kept)

@@ -287,7 +287,7 @@ def test_a_feed_on_loopback_gets_no_exception_for_its_origin(
 
 
 def test_body_limits(tmp_path: Path, feeds: DynamicFeeds, clock: Clock) -> None:
-    from bot.extract import limit_body
+    from bot.text import limit_body
 
     assert limit_body(["a" * 50, "b" * 50, "c" * 50], 2, None) == ("a" * 50, "b" * 50 + "…")
     assert limit_body(["a" * 50, "b" * 50], None, 70) == ("a" * 50, "b" * 20 + "…")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -65,6 +66,13 @@ class Config:
     def streams(self) -> tuple[DigestSpec, ...]:
         """The digests this installation makes: the [[digests]] tables, or, with none, one implicit digest
         named "" taking every feed, every webhook, every topic and label rule, with the global [schedule]/[digest]."""
+        return self._streams
+
+    @cached_property
+    def _streams(self) -> tuple[DigestSpec, ...]:
+        # Once per config (a frozen record: ``replace`` makes a new one, without
+        # this): made per poll, the implicit digest's list of every feed made a
+        # first round of 100,000 feeds quadratic.
         if self.digests:
             return self.digests
         return (
@@ -100,4 +108,14 @@ class Config:
 
     def streams_of(self, feed_name: str) -> tuple[str, ...]:
         """The names of the digests that take this feed (("",) for every feed when there is no [[digests]] table)."""
-        return tuple(s.name for s in self.streams() if feed_name in s.feeds)
+        return self._streams_by_feed.get(feed_name, ())
+
+    @cached_property
+    def _streams_by_feed(self) -> dict[str, tuple[str, ...]]:
+        by_feed: dict[str, list[str]] = {}
+        for spec in self.streams():
+            for name in spec.feeds:
+                names = by_feed.setdefault(name, [])
+                if spec.name not in names:
+                    names.append(spec.name)
+        return {name: tuple(names) for name, names in by_feed.items()}
