@@ -195,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     command: str = args.command
+    if command not in ("run", "demo"):
+        from bot import metrics
+
+        metrics.off()  # a one-shot command exports no metrics: prometheus-client is not even imported
     if command == "demo":
         from bot.demo import run_demo
 

@@ -3,8 +3,10 @@ server that imported the parsing stack once, and keep their limits."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -225,3 +227,50 @@ def test_a_big_input_always_goes_to_a_worker() -> None:
             workers.close()
 
     assert asyncio.run(go()) != os.getpid()
+
+
+def imported_by_poll(config: Path) -> set[str]:
+    """The modules a `feedbot poll` process imported (``-X importtime``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBOT_") and k != "STATE_DIRECTORY"}
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot", "--config", str(config), "poll"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=config.parent,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    return {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_a_poll_imports_only_what_its_cycle_uses(tmp_path: Path) -> None:
+    """Issue 27: an unchanged cycle imports no parser, worker pool or metrics
+    library; a cycle where a small feed changed parses it here, without the
+    worker pool (no multiprocessing, no pebble) and without feedparser."""
+    from bot.loopback import Reply, Request, Server
+
+    version = [1]
+
+    def feed(req: Request) -> Reply:
+        etag = f'"v{version[0]}"'
+        if {k.lower(): v for k, v in req.headers.items()}.get("if-none-match") == etag:
+            return Reply(304, {"ETag": etag})
+        body = SMALL_FEED.replace(b"item 0", b"item 0 v%d" % version[0]).replace(b"g0", b"g0v%d" % version[0])
+        return Reply(200, {"Content-Type": "application/rss+xml", "ETag": etag}, body)
+
+    with Server(feed) as server:
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'[poll]\nfirst_poll = "all"\nmax_age = "none"\n[[feeds]]\nname = "f"\nurl = "{server.base}/f.xml"\n',
+            encoding="utf-8",
+        )
+        first = imported_by_poll(config)
+        steady = imported_by_poll(config)
+        version[0] = 2
+        changed = imported_by_poll(config)
+    workers = {"multiprocessing", "pebble"}
+    assert {"bot.parse", "fastfeedparser"} <= first and not workers & first  # 5 entries: parsed here
+    assert not {"bot.parse", "fastfeedparser", "feedparser", "prometheus_client", "bot.extract", *workers} & steady
+    assert {"bot.parse", "fastfeedparser"} <= changed
+    assert not {"feedparser", "prometheus_client", "bot.extract", "trafilatura", *workers} & changed
