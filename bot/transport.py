@@ -51,6 +51,7 @@ log = logging.getLogger("feedbot.http")
 _FORBIDDEN = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few values (user agent, accept, validators) on every poll
 def sendable(value: bytes) -> bool:
     """Whether a request can carry ``value`` as a header value byte for
     byte: no control character but the tab, and UTF-8 (aiohttp encodes

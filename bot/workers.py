@@ -183,7 +183,11 @@ class Workers:
 
         with self._lock:
             pool = self._single if single else self._pool
-            if pool is None or not pool.active:
+            # pebble's ``active`` starts a pool not started yet (forks its
+            # workers, here, on the event loop): not asked of one whose start
+            # is under way in its thread (``_started``).
+            starting = self._start is not None and self._start[0] is pool and not self._start[1].done()
+            if pool is None or not (starting or pool.active):
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(self._preload)  # no effect once the fork server runs
                 pool = ProcessPool(
@@ -297,17 +301,16 @@ class Workers:
             return False  # the CPU timer's signal is handled in the main thread only
         with self._lock:
             start = self._start
-            if start is not None and start[0].active and start[1].done() and start[1].exception() is None:
-                return False  # the workers are up: they parse on another core
+            if start is not None and start[0] is self._pool and start[1].done() and start[1].exception() is None:
+                return False  # the workers are up (``close`` forgets them): they parse on another core
             now = time.monotonic()
             self._tokens = min(INLINE_BURST, self._tokens + (now - self._refilled) * INLINE_RATE)
             self._refilled = now
             low = self._tokens < INLINE_BURST / 2
-            pool = self._pool if self._pool is not None and self._pool.active else None
         if low:
             # A busy cycle: the pool starts now, in its thread, while the
             # budget lasts; the tasks after it go to the workers.
-            self._started(pool or self._get_pool(False))
+            self._started(self._get_pool(False))
         return self._tokens > 0
 
     def _inline(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:

@@ -512,3 +512,29 @@ def test_the_feeds_own_origin_is_exact(tmp_path: Path) -> None:
         with pytest.raises(FetchError, match="refused"):
             run(go(own.base + "/bridge", is_loopback))  # the real classification: loopback
     assert hits == ["/mine"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {b"If-None-Match": b'"v1"', b"If-Modified-Since": b"Mon, 06 Jan 2025 00:00:00 GMT"},
+        {b"accept": b"text/html", b"X-Feed": b"1"},  # a client default replaced, whatever its case
+    ],
+)
+def test_a_request_is_built_as_httpx_builds_it(headers: dict[bytes, bytes]) -> None:
+    """fetch._get_request skips build_request's merges (issue 27): the same
+    request, header for header, in order, with the client's timeouts."""
+    import httpx
+
+    from bot.fetch import _get_request
+
+    async def go() -> tuple[httpx.Request, httpx.Request]:
+        async with make_client(PollSettings()) as client:
+            url = httpx.URL("http://127.0.0.1:8080/feed.xml?x=1")
+            return _get_request(client, url, headers), client.build_request("GET", url, headers=headers)
+
+    ours, theirs = asyncio.run(go())
+    assert (ours.method, ours.url, ours.headers.raw) == (theirs.method, theirs.url, theirs.headers.raw)
+    assert ours.extensions == theirs.extensions
+    assert ours.read() == theirs.read() == b""
