@@ -134,7 +134,8 @@ def dedupe_bench(folder: Path) -> float:
 
     store = SQLiteStore.open(folder / "dedupe")
     rng = random.Random(7)
-    with store.transaction() as db:
+    with store.transaction():
+        db = store.conn
         db.execute("INSERT INTO feeds(url, name) VALUES ('http://f', 'f')")
         for _ in range(100):
             db.executemany("INSERT INTO seen VALUES (?, 0, 1)", [(rng.randbytes(20),) for _ in range(10_000)])

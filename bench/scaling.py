@@ -1,6 +1,6 @@
 """Scaling out: one database, several instances, 10,000 feeds.
 
-    .venv/bin/python -m bench.scaling [--feeds 10000] [--interval 60] [--rounds 2] [--write docs/scaling.md]
+    .venv/bin/python -m bench.scaling [--feeds 10000] [--interval 60] [--rounds 2] [--write docs/scaling.md]…
 
 The local feed farm (bench/farm.py, its own process) serves the feeds; a
 PostgreSQL server of our own (bot/pgserver.py, fsync on) holds the state.
@@ -250,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=5)
     parser.add_argument("--interval", type=int, default=60, help="poll_every, seconds")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--write", type=Path, help="write the figures into this Markdown file's table")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        action="append",
+        default=[],
+        help="write the figures into this Markdown file's table (between <!-- scaling:begin/end -->; repeatable)",
+    )
     parser.add_argument(
         "--setups", default="1s,1p,2p,3p", help="which set-ups: 1s (SQLite), 1p 2p 3p (instances on PostgreSQL)"
     )
@@ -279,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         farm.terminate()
     table = render(results, args)
     print(table)
-    if args.write:
-        write(args.write, table)
+    for path in args.write:
+        write(path, table)
     return 0
 
 

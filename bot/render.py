@@ -137,8 +137,9 @@ def shrink(block: Block, limit: int, measure: Measure = len, escape: Callable[[s
     def done(lines: Sequence[str]) -> tuple[str, ...]:
         return tuple(escape(x) for x in lines)
 
-    if sized(block.all_lines) <= limit:
-        return done(block.all_lines)
+    whole = done(block.all_lines)  # escaped once: most blocks fit, and are sent as measured
+    if measure("\n".join(whole)) <= limit:
+        return whole
     kept = list(block.lines[:2])
     body = block.lines[2:]
     tail = [block.tagline] if block.tagline else []
