@@ -49,7 +49,9 @@ def _capped(seconds: float) -> timedelta:
 
 
 def max_age(headers: Mapping[str, str]) -> int | None:
-    value = next((v for k, v in headers.items() if k.lower() == "cache-control"), "")
+    value = headers.get("cache-control")  # feedbot's responses: names lower-cased already
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == "cache-control"), "")
     m = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value[:1000], re.I)
     return bounded_int(m.group(1)) if m else None
 

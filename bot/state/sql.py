@@ -244,8 +244,20 @@ class Store(ABC):
     def claim_feeds(
         self, feeds: Sequence[tuple[str, str, timedelta]], owner: str, now: datetime, lease: timedelta
     ) -> dict[str, FeedState | Elsewhere]:
-        """``claim_feed`` for several feeds (url, name, min_gap) at once."""
-        return {url: self.claim_feed(url, name, owner, now, gap, lease) for url, name, gap in feeds}
+        """``claim_feed`` for several feeds (url, name, min_gap) at once.
+        Here (SQLite, one instance: a claim is the feed's state), one query
+        for them all; PostgreSQL claims them in one statement of its own."""
+        self.flush_polls()
+        urls = [url for url, _name, _gap in feeds]
+        found: dict[str, FeedState] = {}
+        for start in range(0, len(urls), 500):  # well under SQLite's limit of bound parameters
+            chunk = urls[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                (row[0], feed_state(row))
+                for row in self._x(f"SELECT {FEED_COLUMNS} FROM feeds WHERE url IN ({marks})", chunk)
+            )
+        return {url: found.get(url) or FeedState(url=url) for url in urls}
 
     def release_feed(self, url: str, owner: str) -> None:  # noqa: B027 - a hook: SQLite needs nothing
         """A claimed feed not polled after all (backing off)."""
