@@ -315,10 +315,11 @@ class Workers:
 
     def _inline(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         """``fn(*args)`` here, stopped by ``_Overrun`` past ``INLINE_CPU_SECONDS``."""
-        global _armed
+        global _armed, _armed_since
         used = time.thread_time()
         try:
             try:
+                _armed_since = used
                 _armed = True
                 # Repeated every 50 ms until disarmed: a task that caught the
                 # first raise meets the next.
@@ -375,11 +376,16 @@ class _Overrun(BaseException):
 
 
 _armed = False  # an in-process task is running under the CPU timer
+_armed_since = 0.0  # the main thread's CPU time when it started
 _timer: bool | None = None  # whether SIGPROF is ours (set on first use)
 
 
 def _on_timer(signum: int, frame: Any) -> None:
-    if _armed:
+    # ITIMER_PROF counts the CPU of every thread of the process; the limit
+    # is the task's own (the handler runs in the main thread, which runs
+    # it): another thread's work only makes the check come sooner.  (A raise
+    # there once landed in a finalizer that ran mid-task, ignored by Python.)
+    if _armed and time.thread_time() - _armed_since >= INLINE_CPU_SECONDS:
         raise _Overrun
 
 
