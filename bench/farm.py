@@ -24,6 +24,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from bot.loopback import Listener
+
 WORDS = (
     "ロシア ウクライナ 首脳会談 大統領 外相 停戦 交渉 制裁 エネルギー 中国 米国 国連 安全保障 経済 物価 "
     "円安 株価 日銀 選挙 国会 災害 地震 台風 原発 輸出 半導体 自動車 医療 教育 環境 気候 観光"
@@ -127,15 +129,9 @@ def serve(farm: Farm, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    class Server(ThreadingHTTPServer):
-        # The listen backlog, read when the constructor calls listen(): set on
-        # the instance afterwards it did nothing, and socketserver's default of
-        # 5 dropped the SYNs of a client opening 16 connections at once (each
-        # dropped SYN is a 1 s retransmission: a second added to a 0.5 s cycle).
-        request_queue_size = 1024
-        daemon_threads = True
-
-    httpd = Server(("127.0.0.1", port), Handler)
+    # The tests' listener: a backlog of 1,024 (socketserver's 5 dropped the
+    # SYNs of a client opening 16 connections at once, a second each).
+    httpd = Listener(("127.0.0.1", port), Handler)
     farm.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     return httpd
 

@@ -111,10 +111,7 @@ class Bodies:
         return limit_body(await self._body(feed, entry), feed.max_paragraphs, feed.max_body_chars)
 
     async def _body(self, feed: Feed, entry: Entry) -> tuple[str, ...]:
-        if feed.body == "feed":
-            return entry.content
-        if feed.body == "none" or not entry.link:
-            return ()
+        """The body from the entry's page (``_needs_page``: there is one to fetch)."""
         try:
             page = await self.pages.fetch(entry.link, feed.url, self.deadline)
             metrics.page_fetches.labels("ok").inc()

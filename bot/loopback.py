@@ -77,7 +77,7 @@ def throwaway_certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-class _Listener(ThreadingHTTPServer):
+class Listener(ThreadingHTTPServer):
     # socketserver listens with a backlog of 5: a poll opening 16 connections
     # at once would lose SYNs to it and wait a second for each retransmission.
     request_queue_size = 1024
@@ -134,7 +134,7 @@ class Server:
                 pass  # quiet: the tests and the demo print what matters
 
         self.handler = handler
-        self.httpd = _Listener((host, 0), _H)
+        self.httpd = Listener((host, 0), _H)
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property

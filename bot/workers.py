@@ -80,11 +80,11 @@ INLINE_CPU_SECONDS = 0.2  # the limit of one such task here; past it, it is run 
 INLINE_RATE = 0.05  # share of a core the in-process tasks may use, over time …
 INLINE_BURST = 0.25  # … in bursts of at most this many CPU seconds (then the pool starts)
 # What the fork server imports before it forks any worker: what a parse
-# task imports (bot.parse, and its fast path; feedparser only for the few
-# documents that path does not take), and, if asked, what extraction does.
+# task imports (bot.parse, which imports its fast path, fastfeedparser;
+# feedparser only for the few documents that path does not take), and, if asked, what extraction does.
 # ``__main__`` as multiprocessing has it by default (a script run as the
 # main module is imported there once, not in every worker).
-PARSE_STACK = ("__main__", "bot.parse", "fastfeedparser")
+PARSE_STACK = ("__main__", "bot.parse")
 EXTRACT_STACK = ("bot.extract", "trafilatura")
 
 
@@ -328,7 +328,7 @@ class Workers:
             finally:
                 _armed = False
                 signal.setitimer(signal.ITIMER_PROF, 0, 0)
-        except _Overrun:
+        except _Overrun:  # raised inside the inner ``finally`` before it disarmed: disarm now
             _armed = False
             signal.setitimer(signal.ITIMER_PROF, 0, 0)
             raise
