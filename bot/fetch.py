@@ -517,7 +517,11 @@ class PageFetcher:
                 raise FetchError(f"not an http(s) URL ({short(target.scheme, 20)}:)")
             client = await self._client_for(target, policy, trusted)
             jar.give(request)
-            r = await client.send(request, follow_redirects=False, stream=True)
+            r = (
+                await client.send_hop(request)
+                if isinstance(client, Client)
+                else await client.send(request, follow_redirects=False, stream=True)
+            )
             try:
                 jar.take(r)
                 if r.is_redirect and r.next_request is not None:

@@ -538,3 +538,56 @@ def test_a_request_is_built_as_httpx_builds_it(headers: dict[bytes, bytes]) -> N
     assert (ours.method, ours.url, ours.headers.raw) == (theirs.method, theirs.url, theirs.headers.raw)
     assert ours.extensions == theirs.extensions
     assert ours.read() == theirs.read() == b""
+
+
+def test_one_hop_without_the_clients_layers_is_what_send_gives() -> None:
+    """Client.send_hop skips httpx's auth, redirect and hook layers when they
+    have nothing to do (issue 27): the same status, headers, body and next
+    request as ``send(follow_redirects=False, stream=True)``; with
+    credentials in the URL it is ``send`` itself; a closed client refuses."""
+
+    def handler(req: Request) -> Reply:
+        if req.path == "/moved":
+            return Reply(301, {"Location": "/feed?x=1", "Set-Cookie": "a=1"})
+        if req.headers.get("if-none-match") == '"v1"':
+            return Reply(304, {"ETag": '"v1"'})
+        seen_auth.append(req.headers.get("authorization"))
+        return rss("x")
+
+    seen_auth: list[str | None] = []
+
+    async def both(client: Client, url: str, headers: dict[str, str]) -> list[tuple[object, ...]]:
+        got = []
+        for send in (client.send_hop, lambda r: client.send(r, follow_redirects=False, stream=True)):
+            r = await send(client.build_request("GET", url, headers=headers))
+            try:
+                body = await r.aread()
+                nxt = r.next_request
+                got.append(
+                    (
+                        r.status_code,
+                        [(k, v) for k, v in r.headers.raw if k.lower() != b"date"],
+                        body,
+                        str(r.request.url),
+                        None if nxt is None else (str(nxt.url), nxt.headers.raw),
+                    )
+                )
+            finally:
+                await r.aclose()
+        return got
+
+    async def go(base: str) -> None:
+        async with make_client(SETTINGS) as client:
+            for path, headers in (("/feed", {}), ("/feed", {"If-None-Match": '"v1"'}), ("/moved", {"X-A": "b"})):
+                ours, theirs = await both(client, base + path, headers)
+                assert ours == theirs
+                if path == "/moved":
+                    assert ours[4] is not None and str(ours[4][0]).endswith("/feed?x=1")
+            await both(client, base.replace("http://", "http://u:p@") + "/feed", {})
+        with pytest.raises(RuntimeError, match="closed"):
+            await client.send_hop(client.build_request("GET", base + "/feed"))
+
+    with Server(handler) as server:
+        run(go(server.base))
+    assert seen_auth[:2] == [None, None]
+    assert seen_auth[2:] == ["Basic dTpw"] * 2  # base64 of "u:p"
