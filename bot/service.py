@@ -106,6 +106,7 @@ class Service:
         self._due: dict[str, tuple[Feed, datetime]] = {}  # url -> the feed and when it is next due
         self._polling: set[str] = set()  # urls being polled now
         self._peers: list[str] = []  # the instances alive, where several share the state
+        self._freed: set[str] = set()  # instances known gone whose claims were freed
         self._config_error: str | None = None  # the last rejected edit, while it stands
         self.tick = timedelta(seconds=POLL_TICK_SECONDS)
         self.config_stamp = _stamp(config.path)
@@ -224,9 +225,17 @@ class Service:
             Instance(self.instance_id, _HOST, os.getpid(), __version__, self.config_hash, self.started, now)
         )
         alive = self.store.instances(now)
-        self.store.set_polling(self.instance_id, self._polling, (i.id for i in alive))
         if self.store.shared:
+            # An instance killed a moment ago still beat within INSTANCE_ALIVE:
+            # known gone (its session ended), it is no peer, and its claims
+            # are freed now rather than when they lapse.
+            gone = {i.id for i in alive if i.id != self.instance_id and self.store.instance_gone(i.id)}
+            for peer in gone - self._freed:
+                self.store.free_feeds_of(peer)
+            self._freed = gone
+            alive = [i for i in alive if i.id not in gone]
             self._peers = sorted({i.id for i in alive} | {self.instance_id})
+        self.store.set_polling(self.instance_id, self._polling, (i.id for i in alive))
         self._refresh_metrics(now, len(alive))
 
     def _refresh_metrics(self, now: datetime, alive: int) -> None:

@@ -138,6 +138,55 @@ def test_a_dead_instances_feed_is_taken_over_when_its_claim_runs_out(
     assert b.lease_takeovers() == 1
 
 
+def test_a_killed_instances_claims_are_freed_at_its_peers_next_heartbeat(
+    two: tuple[PostgresStore, PostgresStore], tmp_path: Path
+) -> None:
+    """A killed instance's claims (its polls', and those made ahead for
+    feeds waiting for a slot) held its feeds for a whole lease: feeds due
+    were polled up to a minute late (issue 27).  Its session gone, a peer's
+    heartbeat frees them and stops counting it as a peer; a stopped one
+    (its session kept) keeps them."""
+    from bot.service import Service
+
+    a, b = two
+    dead, gap, lease = "another-host-4242-eeeeee", timedelta(minutes=7), timedelta(seconds=600)
+    urls = [f"https://example.jp/claimed/{n}.xml" for n in range(5)]
+    a.announce(dead)
+    for url in urls:  # known to the state, last polled long ago
+        a.claim_feed(url, "f", dead, NOW - timedelta(hours=1), gap, lease)
+        a.record_not_modified(url, "f", NOW - timedelta(hours=1))
+    a.flush_polls()
+    ahead = a.claim_feeds([(u, "f", gap) for u in urls], dead, NOW, lease)  # as claims made ahead are
+    assert all(isinstance(c, FeedState) for c in ahead.values())
+
+    path = tmp_path / "config.toml"
+    path.write_text('[[feeds]]\nname = "f"\nurl = "https://example.jp/claimed/0.xml"\n', encoding="utf-8")
+    service = Service(load_config(path, {}), clock=lambda: datetime.now(UTC))
+    service.store = b
+    service._refresh_metrics = lambda now, alive: None  # type: ignore[method-assign]
+    # Last beat 30 s ago: still alive by its heartbeat (60 s), and gone by
+    # its session alone even on a server started a moment ago.
+    beat_at = datetime.now(UTC) - timedelta(seconds=30)
+    b.heartbeat(Instance(dead, "another-host", 4242, "0", "x", beat_at, beat_at))
+
+    async def beat() -> None:
+        await service._heartbeat()
+
+    asyncio.run(beat())  # alive (its session holds its lock): its claims stand
+    assert sorted(service._peers) == sorted([dead, service.instance_id])
+    assert all(isinstance(c, Elsewhere) for c in b.claim_feeds([(u, "f", gap) for u in urls], "B", NOW, lease).values())
+
+    assert a._alive is not None
+    a._alive.close()  # what the server sees of a SIGKILL
+    asyncio.run(beat())
+    assert service._peers == [service.instance_id]
+    assert b.lease_takeovers() == len(urls)
+    claims = b.claim_feeds([(u, "f", gap) for u in urls], "B", NOW, lease)
+    assert all(isinstance(c, FeedState) for c in claims.values())
+    asyncio.run(beat())  # freed once, not on every heartbeat
+    assert b.lease_takeovers() == len(urls)
+
+
 def test_two_instances_taking_the_same_entries_take_them_once(two: tuple[PostgresStore, PostgresStore]) -> None:
     """Two instances poll one feed (or two feeds carry one article) at the
     same moment: item-taking is serial, and each entry is taken once."""

@@ -266,6 +266,16 @@ class Store(ABC):
         """Feeds taken from an instance that died while polling them."""
         return 0
 
+    def instance_gone(self, instance: str) -> bool:
+        """Whether ``instance`` is known to be dead (killed, its machine
+        gone), not merely silent: a stopped one is not (``_holder_gone``)."""
+        return self._holder_gone(instance)
+
+    def free_feeds_of(self, instance: str) -> int:
+        """Free the feeds a gone ``instance`` had claimed (``instance_gone``):
+        how many.  SQLite has no other instance, and no claims."""
+        return 0
+
     # -- meta ------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
