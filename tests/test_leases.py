@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from bot.pgserver import PgServer
 from bot.state import DB_NAME, NewItem, SQLiteStore, Store, open_store
 from bot.state.postgres import PostgresStore
 from bot.state.records import instance_id
-from bot.state.sql import SCHEMA_VERSION
+from bot.state.sql import SCHEMA_VERSION, local_process
 from tests.conftest import Clock, write_toml
 
 NOW = datetime(2025, 1, 21, tzinfo=UTC)
@@ -103,6 +104,25 @@ def test_a_released_lease_is_taken_at_once_without_a_takeover(tmp_path: Path, ba
 def _dead_pid() -> int:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     return int(proc.stdout)
+
+
+def test_a_killed_process_not_yet_reaped_is_dead_and_a_stopped_one_alive() -> None:
+    """A SIGKILLed instance whose parent has not waited for it yet (a
+    zombie) held its feeds for a whole lease, taken for alive (issue 27)."""
+    host = instance_id().rsplit("-", 2)[0]
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        ident = f"{host}-{proc.pid}-zzzzzz"
+        assert local_process(ident) is True
+        proc.send_signal(signal.SIGSTOP)
+        assert local_process(ident) is True  # stopped: it may go on
+        proc.kill()
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead, and left a zombie
+        assert local_process(ident) is False
+    finally:
+        proc.kill()
+        proc.wait()
+    assert local_process(ident) is False
 
 
 @pytest.mark.parametrize("alive", [True, False])

@@ -1094,8 +1094,16 @@ def local_process(instance: str) -> bool | None:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's: it exists
+        pass
+    # A zombie is dead: killed, and not yet reaped by its parent (a
+    # supervisor slow to wait for it), only its exit status is left.  Taken
+    # for alive, it held its feeds for a whole lease after a SIGKILL.
+    try:
+        with open(f"/proc/{where[1]}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux), or the process just went
         return True
-    return True
+    return state not in (b"Z", b"X")
 
 
 def _dt(value: int | None) -> datetime:
