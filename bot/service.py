@@ -231,7 +231,12 @@ class Service:
             # are freed now rather than when they lapse.
             gone = {i.id for i in alive if i.id != self.instance_id and self.store.instance_gone(i.id)}
             for peer in gone - self._freed:
-                self.store.free_feeds_of(peer)
+                for url in self.store.free_feeds_of(peer):
+                    # Tried again at the next tick: the try that found its
+                    # claim put the next one up to an interval away.
+                    if url in self._due:
+                        feed, due = self._due[url]
+                        self._due[url] = (feed, min(due, now))
             self._freed = gone
             alive = [i for i in alive if i.id not in gone]
             self._peers = sorted({i.id for i in alive} | {self.instance_id})

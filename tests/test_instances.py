@@ -163,6 +163,9 @@ def test_a_killed_instances_claims_are_freed_at_its_peers_next_heartbeat(
     path.write_text('[[feeds]]\nname = "f"\nurl = "https://example.jp/claimed/0.xml"\n', encoding="utf-8")
     service = Service(load_config(path, {}), clock=lambda: datetime.now(UTC))
     service.store = b
+    feed = service.config.feeds[0]
+    later = datetime.now(UTC) + timedelta(minutes=1)  # when a try that found the claim put the next one
+    service._due = {feed.url: (feed, later)}
     service._refresh_metrics = lambda now, alive: None  # type: ignore[method-assign]
     # Last beat 30 s ago: still alive by its heartbeat (60 s), and gone by
     # its session alone even on a server started a moment ago.
@@ -181,6 +184,7 @@ def test_a_killed_instances_claims_are_freed_at_its_peers_next_heartbeat(
     asyncio.run(beat())
     assert service._peers == [service.instance_id]
     assert b.lease_takeovers() == len(urls)
+    assert service._due[feed.url][1] < later  # tried at the next tick, not a minute later
     claims = b.claim_feeds([(u, "f", gap) for u in urls], "B", NOW, lease)
     assert all(isinstance(c, FeedState) for c in claims.values())
     asyncio.run(beat())  # freed once, not on every heartbeat

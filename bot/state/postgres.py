@@ -486,20 +486,26 @@ class PostgresStore(Store):
     def lease_takeovers(self) -> int:
         return self.takeovers
 
-    def free_feeds_of(self, instance: str) -> int:
+    def free_feeds_of(self, instance: str) -> list[str]:
         """Its claims (a poll's, and those made ahead for feeds waiting for
         a slot) would otherwise hold its feeds for a lease, twice the fetch
         deadline, after it died: a killed instance's feeds were polled up
         to a minute past their due time (issue 27)."""
-        freed = self._x(
-            "UPDATE feeds SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=? AND lease_until IS NOT NULL",
-            (instance,),
-        ).rowcount
-        if freed > 0:
-            self.takeovers += freed
-            metrics.lease_takeovers.inc(freed)
-            log.warning("instance %s is gone: the %d feed(s) it had claimed are free for the others", instance, freed)
-        return max(freed, 0)
+        freed = [
+            str(row[0])
+            for row in self._x(
+                "UPDATE feeds SET lease_owner=NULL, lease_until=NULL WHERE lease_owner=? AND lease_until IS NOT NULL"
+                " RETURNING url",
+                (instance,),
+            ).fetchall()
+        ]
+        if freed:
+            self.takeovers += len(freed)
+            metrics.lease_takeovers.inc(len(freed))
+            log.warning(
+                "instance %s is gone: the %d feed(s) it had claimed are free for the others", instance, len(freed)
+            )
+        return freed
 
     # -- leases, fences and who is alive ------------------------------------------------
 

@@ -271,10 +271,10 @@ class Store(ABC):
         gone), not merely silent: a stopped one is not (``_holder_gone``)."""
         return self._holder_gone(instance)
 
-    def free_feeds_of(self, instance: str) -> int:
+    def free_feeds_of(self, instance: str) -> list[str]:
         """Free the feeds a gone ``instance`` had claimed (``instance_gone``):
-        how many.  SQLite has no other instance, and no claims."""
-        return 0
+        their URLs.  SQLite has no other instance, and no claims."""
+        return []
 
     # -- meta ------------------------------------------------------------
 
