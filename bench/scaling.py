@@ -230,7 +230,7 @@ def takeover(db: State, instances: list[Instance], interval: int) -> str:
         f" ({worst / TICK:.1f} ticks)"
     )
     if late_leased:
-        text += f"; {len(late_leased)} mid-poll at the kill: {max(late_leased):.0f} s (their lease)"
+        text += f"; {len(late_leased)} claimed at the kill: {max(late_leased):.0f} s"
     return text
 
 
