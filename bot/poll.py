@@ -184,6 +184,14 @@ class Poller:
         self._claimed.clear()
         await self.bodies.aclose()
 
+    def forget_elsewhere(self) -> None:
+        """Drop the claims made ahead that found a feed another instance's:
+        when an instance is gone, its feeds are free, and such a claim,
+        kept for up to half a lease, would leave one of them to the dead
+        instance once more (and try it next when its lease would have
+        ended: a minute late)."""
+        self._claimed = {url: c for url, c in self._claimed.items() if not isinstance(c[0], Elsewhere)}
+
     async def poll_all(self, feeds: Sequence[Feed], force: bool = False) -> list[PollOutcome]:
         return list(await asyncio.gather(*(self.poll(f, force) for f in feeds)))
 

@@ -230,6 +230,8 @@ class Service:
             # known gone (its session ended), it is no peer, and its claims
             # are freed now rather than when they lapse.
             gone = {i.id for i in alive if i.id != self.instance_id and self.store.instance_gone(i.id)}
+            if gone - self._freed:
+                self.poller.forget_elsewhere()
             for peer in gone - self._freed:
                 for url in self.store.free_feeds_of(peer):
                     # Tried again at the next tick: the try that found its

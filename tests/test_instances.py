@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,13 @@ def test_a_killed_instances_claims_are_freed_at_its_peers_next_heartbeat(
     path.write_text('[[feeds]]\nname = "f"\nurl = "https://example.jp/claimed/0.xml"\n', encoding="utf-8")
     service = Service(load_config(path, {}), clock=lambda: datetime.now(UTC))
     service.store = b
+    service.poller = Poller(service.config, b, make_client(service.config.poll), service.clock)
+    # What the poller kept of a claim made ahead: a feed of the dead one's
+    # (stale once it is gone), and one of its own.
+    service.poller._claimed = {
+        urls[0]: (Elsewhere(NOW, NOW + lease), time.monotonic()),
+        "https://example.jp/mine.xml": (FeedState(url="https://example.jp/mine.xml"), time.monotonic()),
+    }
     feed = service.config.feeds[0]
     later = datetime.now(UTC) + timedelta(minutes=1)  # when a try that found the claim put the next one
     service._due = {feed.url: (feed, later)}
@@ -176,6 +184,7 @@ def test_a_killed_instances_claims_are_freed_at_its_peers_next_heartbeat(
         await service._heartbeat()
 
     asyncio.run(beat())  # alive (its session holds its lock): its claims stand
+    assert urls[0] in service.poller._claimed
     assert sorted(service._peers) == sorted([dead, service.instance_id])
     assert all(isinstance(c, Elsewhere) for c in b.claim_feeds([(u, "f", gap) for u in urls], "B", NOW, lease).values())
 
@@ -185,6 +194,7 @@ def test_a_killed_instances_claims_are_freed_at_its_peers_next_heartbeat(
     assert service._peers == [service.instance_id]
     assert b.lease_takeovers() == len(urls)
     assert service._due[feed.url][1] < later  # tried at the next tick, not a minute later
+    assert list(service.poller._claimed) == ["https://example.jp/mine.xml"]  # no stale "elsewhere" left
     claims = b.claim_feeds([(u, "f", gap) for u in urls], "B", NOW, lease)
     assert all(isinstance(c, FeedState) for c in claims.values())
     asyncio.run(beat())  # freed once, not on every heartbeat
