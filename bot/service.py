@@ -230,9 +230,10 @@ class Service:
             # known gone (its session ended), it is no peer, and its claims
             # are freed now rather than when they lapse.
             gone = {i.id for i in alive if i.id != self.instance_id and self.store.instance_gone(i.id)}
-            if gone - self._freed:
+            newly = gone - self._freed
+            if newly:
                 self.poller.forget_elsewhere()
-            for peer in gone - self._freed:
+            for peer in newly:
                 for url in self.store.free_feeds_of(peer):
                     # Tried again at the next tick: the try that found its
                     # claim put the next one up to an interval away.
