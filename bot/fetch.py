@@ -256,7 +256,9 @@ class _Jar:
         self.cookies: httpx.Cookies | None = None
 
     def take(self, response: httpx.Response) -> None:
-        if "set-cookie" not in response.headers:
+        # On the raw pairs: httpx's ``in`` first works out the encoding of
+        # every header of the response, on every poll.
+        if all(name.lower() != b"set-cookie" for name, _ in response.headers.raw):
             return
         if self.cookies is None:
             self.cookies = httpx.Cookies()

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 BACKOFF_CAP = timedelta(hours=6)
 HINT_CAP = timedelta(days=1)
@@ -48,11 +49,19 @@ def _capped(seconds: float) -> timedelta:
     return timedelta(seconds=min(max(seconds, 0.0), HINT_CAP.total_seconds()))
 
 
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.I)
+
+
 def max_age(headers: Mapping[str, str]) -> int | None:
     value = headers.get("cache-control")  # feedbot's responses: names lower-cased already
     if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == "cache-control"), "")
-    m = re.search(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", value[:1000], re.I)
+        value = next((v for k, v in headers.items() if k.lower() == "cache-control"), None)
+    return _max_age(value[:1000]) if value else None
+
+
+@lru_cache(maxsize=1024)  # a feed sends the same Cache-Control on every poll
+def _max_age(value: str) -> int | None:
+    m = _MAX_AGE.search(value)
     return bounded_int(m.group(1)) if m else None
 
 

@@ -66,16 +66,31 @@ def sendable(value: bytes) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # as ``sendable``: the same few pairs on every poll
+def _pair(name: bytes, value: bytes) -> tuple[str, str] | None:
+    """A header as aiohttp takes it, or None if its value cannot be sent."""
+    return (name.decode("latin-1"), value.decode("utf-8")) if sendable(value) else None
+
+
 def _headers(request: httpx.Request) -> list[tuple[str, str]]:
     """The request's headers for aiohttp; one it cannot send is left out."""
     headers = []
     for name, value in request.headers.raw:
-        if sendable(value):
-            headers.append((name.decode("latin-1"), value.decode("utf-8")))
+        pair = _pair(name, value)
+        if pair is not None:
+            headers.append(pair)
         else:
             shown = name.decode("latin-1")[:40]  # the name only: a value may be a credential
             log.warning("header %s left out of a request to %s: its value cannot be sent", shown, request.url.host)
     return headers
+
+
+@functools.lru_cache(maxsize=4096)
+def _yarl(url: str) -> URL:
+    """httpx has validated and encoded the URL: yarl must not again.  Each
+    feed's URL is made once per process (yarl's parse of it was a tenth of
+    this transport's own CPU per 304); yarl's URLs are immutable."""
+    return URL(url, encoded=True)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -211,8 +226,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _errors():
             response = await self._session.request(
                 request.method,
-                # httpx has validated and encoded the URL: yarl must not again.
-                URL(str(url), encoded=True),
+                _yarl(str(url)),
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
