@@ -55,8 +55,10 @@ import resource
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, TimeoutError
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.errors import Declined, WorkerError
@@ -378,15 +380,40 @@ class _Overrun(BaseException):
 _armed = False  # an in-process task is running under the CPU timer
 _armed_since = 0.0  # the main thread's CPU time when it started
 _timer: bool | None = None  # whether SIGPROF is ours (set on first use)
+_INLINE_CODE = Workers._inline.__code__  # where a task's frames start
+_FINALIZE_CODE = weakref.finalize.__call__.__code__
 
 
 def _on_timer(signum: int, frame: Any) -> None:
     # ITIMER_PROF counts the CPU of every thread of the process; the limit
     # is the task's own (the handler runs in the main thread, which runs
-    # it): another thread's work only makes the check come sooner.  (A raise
-    # there once landed in a finalizer that ran mid-task, ignored by Python.)
+    # it): another thread's work only makes the check come sooner.
     if _armed and time.thread_time() - _armed_since >= INLINE_CPU_SECONDS:
+        if _in_finalizer(frame):
+            # What a finalizer raises, Python prints and ignores: the task
+            # would go on.  The check comes back soon, outside it.
+            signal.setitimer(signal.ITIMER_PROF, FINALIZER_RETRY_SECONDS, 0.05)
+            return
         raise _Overrun
+
+
+FINALIZER_RETRY_SECONDS = 0.005
+
+
+def _in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a finalizer that ran mid-task: a
+    ``__del__``, a garbage collector's callback (one of the test suite's
+    did), a ``weakref.finalize``.  Seen from the signal's frame up to the
+    in-process task's own."""
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code is _INLINE_CODE:
+            return False
+        if code.co_name == "__del__" or code in callbacks or code is _FINALIZE_CODE:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _timer_ready() -> bool:

@@ -174,6 +174,62 @@ def test_an_in_process_task_past_its_cpu_limit_is_run_again_in_a_worker() -> Non
     assert not mod._armed
 
 
+def _burn(seconds: float) -> None:
+    import time
+
+    started = time.thread_time()
+    while time.thread_time() - started < seconds:
+        pass
+
+
+class _Slow:
+    """An object whose finalizer takes 5 ms of CPU."""
+
+    def __del__(self) -> None:
+        _burn(0.005)
+
+
+def spin_in_finalizers(*_args: object) -> int:
+    """A task that never ends and spends nine tenths of its CPU in
+    finalizers, where Python ignores what is raised (the CPU timer's stop
+    once landed in one, a regex object's ``__del__``, and the task went on)."""
+    while True:
+        _Slow()  # dropped at once: its ``__del__`` runs here
+        _burn(0.0005)
+
+
+def test_a_task_stopped_while_a_finalizer_runs_is_stopped_outside_it() -> None:
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from bot import workers as mod
+    from bot.workers import Workers
+
+    ignored: list[object] = []
+    before = sys.unraisablehook
+    sys.unraisablehook = lambda report: ignored.append(report.exc_type)
+
+    async def go() -> tuple[int, float]:
+        workers = Workers(processes=1, cpu_seconds=5)
+        try:
+            used = time.thread_time()
+            pid = await workers.run(where, b"x", inline=spin_in_finalizers)
+            return pid, time.thread_time() - used
+        finally:
+            workers.close()
+
+    try:
+        pid, cpu = asyncio.run(go())
+    finally:
+        sys.unraisablehook = before
+    assert mod._Overrun not in ignored  # never raised where Python ignores it
+    assert pid != os.getpid()  # stopped here, then run by a worker
+    assert mod.INLINE_CPU_SECONDS <= cpu < mod.INLINE_CPU_SECONDS + 0.5
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
 def test_a_busy_cycle_spends_the_budget_then_uses_the_workers(monkeypatch: object) -> None:
     import asyncio
     import os
