@@ -28,6 +28,7 @@ import argparse
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,12 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Setup] = []
     try:
         every = {
-            "1s": Setup("1 instance, SQLite", "sqlite", 1),
-            "1p": Setup("1 instance, PostgreSQL", "postgres", 1),
-            "2p": Setup("2 instances, PostgreSQL", "postgres", 2),
-            "3p": Setup("3 instances, PostgreSQL", "postgres", 3),
+            "1s": ("1 instance, SQLite", "sqlite", 1),
+            "1p": ("1 instance, PostgreSQL", "postgres", 1),
+            "2p": ("2 instances, PostgreSQL", "postgres", 2),
+            "3p": ("3 instances, PostgreSQL", "postgres", 3),
         }
-        plan = [every[key] for key in args.setups.split(",")]
+        # A set-up may be named again ("1s,1p,1s,1p"): each time a fresh run,
+        # so that the PostgreSQL-to-SQLite ratio comes from pairs run back to
+        # back (set-ups minutes apart met different loads on a shared machine).
+        plan = [Setup(*every[key]) for key in args.setups.split(",")]
         for setup in plan:
             print(f"{setup.label} …", flush=True)
             results.append(
@@ -309,7 +313,24 @@ def render(results: list[Setup], args: argparse.Namespace) -> str:
         " 304 polls per instance in the window | statements per poll | lock waits: first round / 304 rounds |"
         " one instance SIGKILLed |\n|---|---|---|---|---|---|---|\n"
     )
-    return head + "\n".join(row(s) for s in results) + "\n"
+    return head + "\n".join(row(s) for s in results) + "\n" + ratios(results)
+
+
+def ratios(results: list[Setup]) -> str:
+    """One instance's CPU per round on PostgreSQL over SQLite, per pair of
+    the two set-ups run one after the other (issue 27: at most 1.2)."""
+    sqlite = [s for s in results if s.backend == "sqlite"]
+    postgres = [s for s in results if s.backend == "postgres" and s.instances == 1]
+    pairs = [
+        sum(p.cpu_per_round) / sum(q.cpu_per_round)
+        for q, p in zip(sqlite, postgres, strict=False)  # an unpaired run is left out
+        if sum(q.cpu_per_round)
+    ]
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{r:.2f}" for r in pairs)
+    median = statistics.median(pairs)
+    return f"\nOne instance, CPU per all-304 round, PostgreSQL ÷ SQLite: {shown} (median {median:.2f}).\n"
 
 
 def write(path: Path, table: str) -> None:
