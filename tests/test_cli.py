@@ -189,6 +189,28 @@ def test_console_script_and_module_agree() -> None:
     assert json.dumps(out)  # printable
 
 
+def test_the_command_exits_without_collecting_its_heap() -> None:
+    """``python -m bot`` and the console script run ``entry``: ``main``, then
+    the heap frozen, so that the interpreter's exit does not walk every
+    imported object (a tenth of a steady `feedbot poll`, issue 27); the
+    atexit handlers still run."""
+    import subprocess
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="feedbot")
+    assert script.value == "bot.cli:entry"
+    code = (
+        "import atexit, gc, runpy, sys; "
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count())); "
+        "sys.argv = ['feedbot', '--version']; runpy.run_module('bot', run_name='__main__')"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    version, frozen = r.stdout.splitlines()
+    assert version == run_cli("--version").stdout.strip()
+    assert frozen.startswith("frozen ") and int(frozen.split()[1]) > 10_000  # the imported modules' objects
+
+
 def test_every_command_has_help() -> None:
     for command in ("run", "poll", "digest", "check", "status", "demo"):
         r = run_cli(command, "--help")
