@@ -79,6 +79,7 @@ TRIM_AFTER_BYTES = 256 * 1024  # a task on an input this big gives its heap back
 IDLE_SECONDS = 60.0  # workers with nothing to do for this long are stopped (started again when needed)
 INLINE_BYTES = 256 * 1024  # a task's input at most this big may run in this process (``inline``)
 INLINE_CPU_SECONDS = 0.2  # the limit of one such task here; past it, it is run again in a worker
+FINALIZER_RETRY_SECONDS = 0.005  # the limit's stop met a finalizer (where it cannot raise): again this soon
 INLINE_RATE = 0.05  # share of a core the in-process tasks may use, over time …
 INLINE_BURST = 0.25  # … in bursts of at most this many CPU seconds (then the pool starts)
 # What the fork server imports before it forks any worker: what a parse
@@ -395,9 +396,6 @@ def _on_timer(signum: int, frame: Any) -> None:
             signal.setitimer(signal.ITIMER_PROF, FINALIZER_RETRY_SECONDS, 0.05)
             return
         raise _Overrun
-
-
-FINALIZER_RETRY_SECONDS = 0.005
 
 
 def _in_finalizer(frame: FrameType | None) -> bool:
