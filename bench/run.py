@@ -46,6 +46,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.proctree import CpuMeter, process_cpu, rss_kb, tree, tree_rss_kb
+from bot.workers import IDLE_SECONDS as WORKERS_IDLE
 
 ROOT = Path(__file__).resolve().parent.parent
 R2E_VENV = ROOT / "bench" / ".venv-r2e"
@@ -191,13 +192,17 @@ def render_bench(folder: Path) -> float:
 
 def rss_of_run(
     config: Path, seconds: float, cycle: float, between: Callable[[], float] | None = None
-) -> tuple[list[int], list[int], float, list[float]]:
-    """VmRSS samples (KB) of `feedbot run` and its workers, every 2 s; their CPU seconds per
-    poll cycle once the first round is done (every feed answering 304): the
-    service's steady state, without the start-up a `feedbot poll` pays; and
-    what ``between`` returned, called once per cycle while the service is
-    idle between its rounds (rss2email's all-304 run: the two measured
-    side by side in time, so the machine's drift hits both alike)."""
+) -> tuple[list[int], list[int], float, float, list[float]]:
+    """VmRSS samples (KB) of `feedbot run` and its workers, every 2 s; their
+    CPU seconds per poll cycle (every feed answering 304) once the service
+    has settled, over ``seconds``: after its first round (every feed new:
+    the first idle second marks its end) and the minute its workers idle
+    before they stop (``bot.workers.IDLE_SECONDS``), so that neither the
+    first round's tail nor the idle pool is counted as an all-304 round;
+    the CPU per cycle of that minute, shown beside it; and what ``between``
+    returned, called once per cycle while the service is idle between its
+    rounds (rss2email's all-304 run: the two measured side by side in time,
+    so the machine's drift hits both alike)."""
     # As under systemd: a notify socket (drained here), so STATUS= updates are paid for.
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     (config.parent / "notify.sock").unlink(missing_ok=True)
@@ -228,37 +233,44 @@ def rss_of_run(
     others: list[float] = []
     try:
         start = time.monotonic()
-        end = start + seconds
-        steady_from = steady_cpu = None
+        first_end = first_cpu = settled_from = settled_cpu = None
         next_sample = start + 2
         meter = CpuMeter(proc.pid)  # workers stop when idle: their CPU must not vanish with them
         last_cpu, idle_checks, burst_seen = meter.total(), 0, False
-        while time.monotonic() < end:
+        while settled_from is None or time.monotonic() < settled_from + seconds:
+            if time.monotonic() > start + seconds + 600:
+                raise RuntimeError("the service did not settle: its first round never ended")
             time.sleep(0.25)
-            if time.monotonic() >= next_sample:
+            now = time.monotonic()
+            if now >= next_sample:
                 next_sample += 2
                 samples.append(tree_rss_kb(proc.pid))  # the service and its worker processes
                 main_samples.append(rss_kb(proc.pid))
-            if steady_from is None and time.monotonic() - start > cycle:  # the first round is over
-                steady_from, steady_cpu = time.monotonic(), meter.total()
-            # `between` runs once after each round, when the service has been
-            # idle for a second: never beside a round, which would slow both.
             cpu = meter.total()
             busy, last_cpu = cpu - last_cpu > 0.02, cpu
             idle_checks = 0 if busy else idle_checks + 1
             burst_seen = burst_seen or busy
-            if between is not None and steady_from is not None and burst_seen and idle_checks >= 4:
+            if first_end is None:
+                if burst_seen and idle_checks >= 4:  # the first round is over
+                    first_end, first_cpu, burst_seen = now, cpu, False
+                continue
+            if settled_from is None and now >= first_end + WORKERS_IDLE + cycle:
+                settled_from, settled_cpu = now, cpu
+            # `between` runs once after each round, when the service has been
+            # idle for a second: never beside a round, which would slow both.
+            if between is not None and burst_seen and idle_checks >= 4:
                 burst_seen = False
                 others.append(between())
                 last_cpu = meter.total()
-        assert steady_from is not None and steady_cpu is not None
-        per_cycle = (meter.total() - steady_cpu) / ((time.monotonic() - steady_from) / cycle)
+        assert first_cpu is not None and first_end is not None and settled_cpu is not None
+        per_cycle = (meter.total() - settled_cpu) / ((time.monotonic() - settled_from) / cycle)
+        idle_minute = (settled_cpu - first_cpu) / ((settled_from - first_end) / cycle)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
         notify.close()
     assert notified[0] > 0, "the service sent no notification"
-    return samples, main_samples, per_cycle, others
+    return samples, main_samples, per_cycle, idle_minute, others
 
 
 # The profiled cycle: cProfile on CPU time (its default, wall time, would
@@ -401,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 between = r2e_cpu
 
-            samples, main_samples, steady, interleaved = rss_of_run(run_config, 90, 10, between)
+            samples, main_samples, steady, idle_minute, interleaved = rss_of_run(run_config, 80, 10, between)
         finally:
             farm.terminate()
         small, small_base = start_farm(args.body_feeds, 20, 2)
@@ -461,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             f" (the service's own process: peak {max(main_samples) / 1024:.0f}, last {main_samples[-1] / 1024:.0f} MB;"
             " the rest: the workers that parsed the first round, stopped after a minute idle, their fork server"
             " and multiprocessing's resource tracker);"
-            f" {steady:.2f} s CPU per all-304 cycle once running",
+            f" {steady:.2f} s CPU per all-304 cycle once settled ({idle_minute:.2f} s in the minute after the"
+            " first round, while its workers idle before they stop)",
             f"{statistics.median(interleaved):.2f} s CPU per all-304 run (median of {len(interleaved)},"
             " run between the service's rounds)"
             if interleaved
