@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -149,25 +150,33 @@ def test_a_feed_that_needs_feedparser_is_parsed_in_a_worker() -> None:
     assert asyncio.run(go()) == parse_feed(undated, "http://127.0.0.1/f.xml", {})
 
 
-def test_an_in_process_task_past_its_cpu_limit_is_run_again_in_a_worker() -> None:
+def run_inline(task: Callable[..., int]) -> tuple[int, float]:
+    """``task`` offered to run in this process (``where`` if it goes to a
+    worker): the pid it returned, and this thread's CPU time spent on it."""
     import asyncio
-    import os
-    import signal
     import time
 
-    from bot import workers as mod
     from bot.workers import Workers
 
     async def go() -> tuple[int, float]:
         workers = Workers(processes=1, cpu_seconds=5)
         try:
             used = time.thread_time()
-            pid = await workers.run(where, b"x", inline=spin)
+            pid = await workers.run(where, b"x", inline=task)
             return pid, time.thread_time() - used
         finally:
             workers.close()
 
-    pid, cpu = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_an_in_process_task_past_its_cpu_limit_is_run_again_in_a_worker() -> None:
+    import os
+    import signal
+
+    from bot import workers as mod
+
+    pid, cpu = run_inline(spin)
     assert pid != os.getpid()  # stopped here, then run by a worker
     assert mod.INLINE_CPU_SECONDS <= cpu < mod.INLINE_CPU_SECONDS + 1.0  # the spin was cut near its limit
     assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
@@ -199,29 +208,17 @@ def spin_in_finalizers(*_args: object) -> int:
 
 
 def test_a_task_stopped_while_a_finalizer_runs_is_stopped_outside_it() -> None:
-    import asyncio
     import os
     import signal
-    import time
 
     from bot import workers as mod
-    from bot.workers import Workers
 
     ignored: list[object] = []
     before = sys.unraisablehook
     sys.unraisablehook = lambda report: ignored.append(report.exc_type)
 
-    async def go() -> tuple[int, float]:
-        workers = Workers(processes=1, cpu_seconds=5)
-        try:
-            used = time.thread_time()
-            pid = await workers.run(where, b"x", inline=spin_in_finalizers)
-            return pid, time.thread_time() - used
-        finally:
-            workers.close()
-
     try:
-        pid, cpu = asyncio.run(go())
+        pid, cpu = run_inline(spin_in_finalizers)
     finally:
         sys.unraisablehook = before
     assert mod._Overrun not in ignored  # never raised where Python ignores it
